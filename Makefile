@@ -1,0 +1,36 @@
+# The two set-up commands of the README: `make run` and `make test`. Both create .venv and
+# install fastgw into it (editable, compiling the Cython core); `make test` also installs the
+# servers the integration tests start on 127.0.0.1 (nginx, redis-server, wrk, haproxy).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fastgw-installed
+SOURCES := pyproject.toml setup.py $(wildcard src/fastgw/_core/*.pyx src/fastgw/_core/*.pxd src/fastgw/_core/*.pxi)
+
+.PHONY: run test build sysdeps bench annotate clean
+
+$(STAMP): $(SOURCES)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+build: $(STAMP)
+	$(PY) setup.py -q build_ext --inplace
+
+run: build
+	$(VENV)/bin/fastgw run $(ARGS)
+
+sysdeps:
+	bash scripts/sysdeps.sh
+
+test: sysdeps build
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: build
+	$(PY) bench/run.py $(ARGS)
+
+annotate: $(STAMP)
+	FASTGW_ANNOTATE=1 $(PY) setup.py -q build_ext --inplace --force
+
+clean:
+	rm -rf build src/fastgw/_core/*.c src/fastgw/_core/*.so src/fastgw/_core/*.html

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the real servers the tests and benchmarks start on 127.0.0.1, from Debian's packages.
+# Does nothing when they are all there already. Needs root (CI and the dev machines run as root).
+set -euo pipefail
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v wrk >/dev/null || need+=(wrk)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v curl >/dev/null || need+=(curl)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "sysdeps: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${need[@]}" >/dev/null
+# The packages start system services; the tests start their own instances on other ports.
+for svc in nginx redis-server haproxy; do
+  (service "$svc" stop || true) >/dev/null 2>&1
+done

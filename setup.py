@@ -1,0 +1,63 @@
+"""Build the compiled core (src/fastgw/_core/*.pyx).
+
+Rules:
+- Cython is a build requirement pinned in pyproject.toml; this file checks the version again so a
+  stray global Cython cannot produce a subtly different core.
+- Cython warnings are errors. Generated .c files are build outputs: never committed, never shipped.
+- FASTGW_BUILD_ONLY=router,balancer restricts the build to those modules (for parallel work on one
+  tree); FASTGW_DEBUG=1 builds with -O0 -g and Cython's bounds checks for sanitizer runs.
+"""
+import os
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+CYTHON_RANGE = ((3, 0, 11), (3, 4, 0))  # keep in sync with pyproject.toml [build-system]
+
+
+def _check_cython():
+    import Cython
+
+    ver = tuple(int(p) for p in Cython.__version__.split(".")[:3] if p.isdigit())
+    lo, hi = CYTHON_RANGE
+    if not (lo <= ver < hi):
+        raise SystemExit(f"fastgw needs Cython >={lo} and <{hi}, found {Cython.__version__}")
+
+
+def extensions():
+    _check_cython()
+    from Cython.Build import cythonize
+    from Cython.Compiler import Options
+
+    Options.warning_errors = True  # "Warnings are errors" (STYLE.md)
+    debug = os.environ.get("FASTGW_DEBUG") == "1"
+    only = {m for m in os.environ.get("FASTGW_BUILD_ONLY", "").split(",") if m}
+    core = Path("src/fastgw/_core")
+    exts = []
+    for pyx in sorted(core.glob("*.pyx")):
+        if only and pyx.stem not in only:
+            continue
+        exts.append(
+            Extension(
+                f"fastgw._core.{pyx.stem}",
+                [str(pyx)],
+                extra_compile_args=(["-O0", "-g"] if debug else ["-O2"])
+                + ["-Wall", "-Werror", "-Wno-unused-function", "-Wno-unreachable-code"],
+            )
+        )
+    return cythonize(
+        exts,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": debug,
+            "wraparound": False,
+            "cdivision": True,
+            "embedsignature": True,
+            "freethreading_compatible": False,
+        },
+        annotate=os.environ.get("FASTGW_ANNOTATE") == "1",
+        nthreads=int(os.environ.get("FASTGW_BUILD_JOBS", "0")) or 0,
+    )
+
+
+setup(ext_modules=extensions())

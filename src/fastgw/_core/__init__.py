@@ -1,0 +1,1 @@
+"""fastgw's compiled core: parser, router, balancers, buckets, protocols (see DESIGN.md)."""
