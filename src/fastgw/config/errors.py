@@ -1,0 +1,136 @@
+"""Configuration errors.
+
+Rule: validation never stops at the first problem. Every check appends (path, message) to a
+list and the caller raises one ConfigError carrying all of them, so an operator fixing a
+file sees every mistake at once. Paths look like `services[0].routes[1].paths[0]`.
+
+The subclasses carry the extra data the Admin API needs to answer with Kong's error codes
+(kong/db/errors.lua: 2 schema violation, 4 foreign key violation, 5 unique constraint
+violation, 14 invalid declarative configuration).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+ErrorList = list[tuple[str, str]]
+
+
+class ConfigError(Exception):
+    """Invalid configuration: every (path, message) found, not just the first."""
+
+    def __init__(self, errors: ErrorList | str, source: str | None = None) -> None:
+        if isinstance(errors, str):
+            errors = [("", errors)]
+        self.errors: ErrorList = list(errors)
+        self.source = source
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        head = f"{self.source}: " if self.source else ""
+        lines = [f"{p}: {m}" if p else m for p, m in self.errors]
+        if len(lines) == 1:
+            return head + lines[0]
+        return head + f"{len(lines)} errors:\n" + "\n".join(lines)
+
+    def fields(self) -> dict[str, Any]:
+        """Kong's nested `fields` object: {"config": {"minute": "..."}}; several messages on
+        one path become a list."""
+        return errors_to_fields(self.errors)
+
+
+class UniqueViolation(ConfigError):
+    """An endpoint key (name, username, key...) is already taken (HTTP 409, Kong code 5)."""
+
+    def __init__(self, entity: str, values: dict[str, Any]) -> None:
+        self.entity = entity
+        self.values = values
+        shown = ", ".join(f'{k}="{v}"' for k, v in values.items())
+        self.kong_message = "UNIQUE violation detected on '{" + shown + "}'"
+        super().__init__([(k, f"already exists with value '{v}'") for k, v in values.items()])
+
+    def __str__(self) -> str:
+        return self.kong_message
+
+
+class ForeignKeyViolation(ConfigError):
+    """A reference to a missing parent, or a delete that would orphan children
+    (HTTP 400, Kong code 4)."""
+
+    def __init__(self, field: str, key: dict[str, Any] | None, parent: str,
+                 referenced_by: str | None = None) -> None:
+        self.field = field
+        self.key = key
+        self.parent = parent
+        self.referenced_by = referenced_by
+        if referenced_by:
+            self.kong_message = (f"an existing '{referenced_by}' entity references this "
+                                 f"'{parent}' entity")
+        else:
+            shown = ", ".join(f'{k}="{v}"' for k, v in (key or {}).items())
+            self.kong_message = (f"the foreign key '{{{shown}}}' does not reference an "
+                                 f"existing '{parent}' entity.")
+        super().__init__([(field, self.kong_message)])
+
+    def __str__(self) -> str:
+        return self.kong_message
+
+
+class EntityNotFound(LookupError):
+    """No entity with that id or endpoint key (HTTP 404)."""
+
+    def __init__(self, entity: str, key: str) -> None:
+        self.entity = entity
+        self.key = key
+        super().__init__(f"{entity} '{key}' not found")
+
+
+def _split_path(path: str) -> list[str]:
+    """`services[0].routes[1].paths` -> ['services', '0', 'routes', '1', 'paths']"""
+    out: list[str] = []
+    for part in path.split("."):
+        while "[" in part:
+            head, _, rest = part.partition("[")
+            if head:
+                out.append(head)
+            idx, _, part = rest.partition("]")
+            out.append(idx)
+        if part:
+            out.append(part)
+    return out
+
+
+def errors_to_fields(errors: ErrorList) -> dict[str, Any]:
+    """Nest flat (path, message) pairs the way Kong nests its `fields` object. Array indexes
+    become string keys ("0") because JSON objects need string keys; Kong does the same for
+    nested arrays in declarative errors."""
+    root: dict[str, Any] = {}
+    for path, msg in errors:
+        parts = _split_path(path) if path else ["@entity"]
+        node = root
+        for p in parts[:-1]:
+            nxt = node.get(p)
+            if not isinstance(nxt, dict):
+                nxt = {} if nxt is None else {"@entity": nxt}
+                node[p] = nxt
+            node = nxt
+        last = parts[-1]
+        cur = node.get(last)
+        if cur is None:
+            node[last] = msg
+        elif isinstance(cur, list):
+            cur.append(msg)
+        elif isinstance(cur, dict):
+            ent = cur.get("@entity")
+            cur["@entity"] = [*ent, msg] if isinstance(ent, list) else ([ent, msg] if ent else msg)
+        else:
+            node[last] = [cur, msg]
+    return root
+
+
+def schema_violation_message(errors: ErrorList) -> str:
+    """Kong's summary line: 'schema violation (name: expected a string)' or
+    '2 schema violations (a: ...; b: ...)'."""
+    parts = [f"{p}: {m}" if p else m for p, m in errors]
+    if len(parts) == 1:
+        return f"schema violation ({parts[0]})"
+    return f"{len(parts)} schema violations ({'; '.join(parts)})"
