@@ -1,0 +1,104 @@
+# Compiled request router (Kong 3.x "traditional_compatible" rules). See router.pyx for the rules.
+#
+# Layout: the routes are compiled once into a flat C array of candidates (one per route path),
+# ranked by Kong's priority, plus three entry lists that point into it:
+#   exact-host buckets (dict lowercase host -> _Bucket), wildcard-host entries, host-agnostic
+#   entries. Each list is sorted by candidate rank, so a scan stops at the first match and never
+#   looks past the best rank already found in an earlier list.
+from libc.stdint cimport uint64_t
+
+cdef enum:
+    ROUTER_MAX_METHODS = 64     # distinct method names across a config (one bit each in a uint64)
+    ROUTER_MAX_HEADER_COUNT = 255  # Kong caps the header count used for sorting at 255
+
+cdef enum PathKind:
+    PK_NONE = 0                 # route has no paths: any path matches
+    PK_PREFIX = 1               # plain prefix (byte compare, not segment-aware, like Kong)
+    PK_REGEX = 2                # "~" regex, anchored at the start of the path
+
+cdef enum HostKind:
+    HK_ANY = 0                  # host-agnostic entry, or exact host already selected by bucket
+    HK_SUFFIX = 1               # "*.example.com": host ends with ".example.com"
+    HK_PREFIX = 2               # "example.*": host starts with "example."
+
+ctypedef struct Cand:
+    int rank                    # position in the global priority order (0 = tried first)
+    int route                   # index into Router._routes
+    uint64_t methods            # bit set of allowed methods; 0 = any method
+    int path_kind               # PathKind
+    const char* path            # PK_PREFIX: the normalized prefix; PK_REGEX: its literal lead
+    Py_ssize_t path_len
+    uint64_t head               # first <= 8 bytes of `path` (little-endian load), prefilter
+    uint64_t head_mask          # mask of the bytes of `head` that are part of `path`
+    int regex                   # index into Router._regexes (PK_REGEX), else -1
+    int headers                 # index into Router._headers, -1 = no header conditions
+
+ctypedef struct Entry:
+    Cand* cand
+    int port                    # required Host port, -1 = any
+    int host_kind               # HostKind
+    const char* host            # wildcard remainder (".example.com" / "example.")
+    Py_ssize_t host_len
+
+
+cdef class RouteSpec:
+    cdef readonly object key
+    cdef readonly list hosts
+    cdef readonly list paths
+    cdef readonly list methods
+    cdef readonly dict headers
+    cdef readonly int regex_priority
+    cdef readonly bint strip_path
+    cdef readonly bint preserve_host
+    cdef readonly str path_handling
+    cdef readonly object service_path
+    cdef readonly int order
+
+
+cdef class RouteMatch:
+    cdef readonly object key
+    cdef readonly bytes upstream_path   # on-the-wire path for the upstream request (no query)
+    cdef readonly bytes path            # the normalized request path that was matched
+    cdef readonly bint preserve_host
+    cdef readonly tuple captures        # positional regex captures, () for prefix matches
+    cdef readonly dict named_captures   # named regex captures, {} for prefix matches
+
+
+cdef class _Route:
+    # per-route data needed after a match (one per RouteSpec)
+    cdef object key
+    cdef bint strip_path
+    cdef bint preserve_host
+    cdef bint v1                        # path_handling == "v1"
+    cdef bytes base                     # service path ("/" when None)
+
+
+cdef class _Bucket:
+    # the entries of one exact host: a slice of Router._entries
+    cdef Entry* items
+    cdef Py_ssize_t n
+
+
+cdef class Router:
+    cdef Cand* _cands
+    cdef Py_ssize_t _ncands
+    cdef Entry* _entries                # arena for all entry lists
+    cdef Py_ssize_t _nentries
+    cdef Entry* _wild
+    cdef Py_ssize_t _nwild
+    cdef Entry* _any
+    cdef Py_ssize_t _nany
+    cdef dict _exact                    # bytes (lowercase host, no port) -> _Bucket
+    cdef bint _need_host                # some route has hosts
+    cdef list _routes                   # _Route per RouteSpec, in input order
+    cdef list _regexes                  # compiled re.Pattern per PK_REGEX candidate
+    cdef list _headers                  # per header-bearing route: tuple of (name, values, regexes)
+    cdef list _keep                     # bytes objects the C arrays point into
+    cdef list _order                    # (key, path) per candidate in rank order (introspection)
+    cdef int _nmeth
+    cdef const char* _meth_name[ROUTER_MAX_METHODS]
+    cdef Py_ssize_t _meth_len[ROUTER_MAX_METHODS]
+
+    cpdef RouteMatch match(self, bytes method, bytes host, bytes path, object headers)
+    cdef bint _headers_match(self, int idx, object headers) except -1
+    cdef RouteMatch _build(self, Cand* c, bytes npath, object m)
