@@ -104,6 +104,16 @@ cdef class HttpParser:
     cdef int _cstate
     cdef Py_ssize_t _cline
     cdef Py_ssize_t _trailer_bytes
+    # added by the parser implementation (fastgw/_core/http_parser.pyx)
+    cdef uint32_t start_off     # bytes of leading empty lines (CRLF) skipped before the start
+                                # line (RFC 9112 2.2); the method/status line starts here
+    cdef int _phase             # PH_* in the pyx: start line, fields, body, failed
+    cdef Py_ssize_t _lscan      # how far the current (incomplete) line was searched for LF
+    cdef bint _is_response
+    # Python feed() API state (unused by the C API)
+    cdef bytearray _pybuf
+    cdef object _pyerror
+    cdef bint _pystopped
 
     cdef void reset(self) noexcept
     cdef Py_ssize_t parse_head(self, const char* buf, Py_ssize_t n) noexcept
@@ -113,6 +123,14 @@ cdef class HttpParser:
     # lazy access for plugins and logs: Python objects only when asked
     cdef list header_list(self, const char* buf)
     cdef object find_header(self, const char* buf, bytes name_lower)
+    # per-kind hooks (overridden by RequestParser / ResponseParser)
+    cdef int _start_line(self, const char* buf, Py_ssize_t s, Py_ssize_t e) noexcept
+    cdef int _finish_head(self, const char* buf) noexcept
+    cdef int _common_fields(self, const char* buf) noexcept
+    cdef int _header_line(self, const char* buf, Py_ssize_t s, Py_ssize_t e) noexcept
+    cdef Py_ssize_t _feed_chunked(self, char* buf, Py_ssize_t n, Py_ssize_t* out_len) noexcept
+    cdef object _head_event(self, const char* buf)
+    cdef bint _stops_connection(self) noexcept
 
 
 cdef class RequestParser(HttpParser):
@@ -123,6 +141,10 @@ cdef class RequestParser(HttpParser):
     cdef uint32_t target_len
     cdef uint32_t path_len       # bytes of target before '?' (origin-form), else target_len
     cdef bint expect_continue    # Expect: 100-continue (any other Expect value -> 417 by proxy)
+    # added: authority of an absolute-form target (RFC 9112 3.2.2: it replaces Host) or of the
+    # authority-form target of CONNECT; authority_len 0 for origin/asterisk form
+    cdef uint32_t authority_off
+    cdef uint32_t authority_len
 
 
 cdef class ResponseParser(HttpParser):
