@@ -1,0 +1,306 @@
+"""The Gateway: one proxy listener on the running event loop, configured from Python or Kong's
+declarative format, hot-reloadable. Used by the CLI (one per worker) and embeddable in any
+asyncio application.
+
+Rules:
+- The library never installs an event loop policy or signal handlers; the CLI does.
+- Every configuration change goes through ``update()``: compile a new Snapshot off the request
+  path, then swap it in with one assignment. A change that fails leaves the running one in place.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from fastgw import __version__
+from fastgw._core.proxy import ProxyCore
+from fastgw.config.errors import ConfigError
+from fastgw.config.model import Config
+from fastgw.config.snapshot import Compiler, Snapshot
+
+log = logging.getLogger("fastgw")
+
+#: the sweeper period: deadlines (timeouts) are checked this often (seconds)
+TICK = 0.05
+#: how long a graceful stop waits for in-flight requests (nginx worker_shutdown_timeout: none;
+#: Kong: 10 s for `kong quit`)
+DEFAULT_DRAIN_TIMEOUT = 10.0
+
+
+def parse_listen(value: str | tuple[str, int]) -> tuple[str, int]:
+    """'127.0.0.1:8000', ':8000', '[::1]:8000' or ('host', port) -> (host, port)."""
+    if isinstance(value, tuple):
+        return value[0], int(value[1])
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        return host, int(rest.lstrip(":"))
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        raise ValueError(f"listen address needs host:port, got {value!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def load_config(source: Any) -> Config:
+    """A Config from a Config, a declarative dict, a path to a kong.yml/json, or None."""
+    from fastgw.config.declarative import load_dict, load_file
+
+    if source is None:
+        return Config()
+    if isinstance(source, Config):
+        return source
+    if isinstance(source, Mapping):
+        return load_dict(dict(source))
+    if isinstance(source, (str, os.PathLike)):
+        return load_file(str(source))
+    raise TypeError(f"cannot load a configuration from {type(source).__name__}")
+
+
+class PluginRegistry:
+    """``gw.plugins.register(MyPlugin)``: the process-wide registry, reachable from a Gateway."""
+
+    def register(self, cls: type) -> type:
+        from fastgw.plugins.registry import register
+
+        return register(cls)
+
+    def get(self, name: str) -> Any:
+        from fastgw.plugins.registry import get
+
+        return get(name)
+
+
+class Gateway:
+    """An API gateway on the running loop.
+
+    ``Gateway(config)`` where config is a declarative dict, a path, a ``Config`` or None.
+    ``await gw.start(listen="127.0.0.1:8000")``, ``gw.update(config)``, ``await gw.stop()``,
+    or ``async with Gateway(config, listen=...) as gw``.
+    """
+
+    def __init__(self, config: Any = None, *, listen: str | tuple[str, int] | None = None,
+                 admin_listen: str | tuple[str, int] | None = None,
+                 handlers: Mapping[str, Any] | None = None, trusted_ips: tuple[str, ...] = (),
+                 limits: Mapping[str, int] | None = None, node_id: str | None = None,
+                 active_health: bool = True, clock: Callable[[], float] | None = None) -> None:
+        self.config: Config = load_config(config)
+        self.listen = listen
+        self.admin_listen = admin_listen
+        self.handlers: dict[str, Any] = dict(handlers or {})
+        self.trusted_ips = tuple(trusted_ips)
+        self.limits = dict(limits or {})
+        self.node_id = node_id or str(uuid.uuid4())
+        self.active_health = active_health
+        self.clock = clock
+        self.plugins = PluginRegistry()
+        self.core: ProxyCore | None = None
+        self.compiler: Compiler | None = None
+        self.server: asyncio.AbstractServer | None = None
+        self.admin: Any = None
+        self.store: Any = None
+        self.started_at = 0.0
+        self.address: tuple[str, int] | None = None
+        self._tick: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # validate early so `Gateway(bad)` fails at construction, not at start
+        self._extra_status: Callable[[], dict] | None = None
+
+    # -- in-process targets ----------------------------------------------------------------
+    def register_handler(self, name: str, handler: Any) -> None:
+        """Register an in-process target: ``"asgi:billing"`` (an ASGI app) or
+        ``"python:name"`` (an async handler). Takes effect with the next update()."""
+        scheme, sep, _ = name.partition(":")
+        if not sep or scheme not in ("asgi", "python"):
+            raise ValueError("in-process target names are 'asgi:<name>' or 'python:<name>'")
+        self.handlers[name] = handler
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self, listen: str | tuple[str, int] | None = None,
+                    admin_listen: str | tuple[str, int] | None = None, *,
+                    sock: socket.socket | None = None, reuse_port: bool = False,
+                    admin_token: str | None = None, persist_path: str | None = None,
+                    config_source: str | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        listen = listen or self.listen or "127.0.0.1:8000"
+        admin_listen = admin_listen if admin_listen is not None else self.admin_listen
+        host, port = parse_listen(listen) if sock is None else sock.getsockname()[:2]
+        self.core = core = ProxyCore(loop, listen_port=port, limits=self.limits)
+        core.context_factory = self._make_context
+        self.compiler = Compiler(core, handlers=self.handlers, trusted_ips=self.trusted_ips,
+                                 settings={"node_id": self.node_id},
+                                 health_clock=self.clock, active_health=self.active_health)
+        self.compiler.activate(self.compiler.compile(self.config))
+        if sock is not None:
+            self.server = await loop.create_server(core.protocol, sock=sock, backlog=1024)
+        else:
+            self.server = await loop.create_server(core.protocol, host, port, backlog=1024,
+                                                   reuse_port=reuse_port or None)
+        self.address = self.server.sockets[0].getsockname()[:2]
+        core.listen_port = self.address[1]
+        self.started_at = time.time()
+        self._schedule_tick()
+        if admin_listen is not None:
+            await self.start_admin(admin_listen, token=admin_token, persist_path=persist_path,
+                                   config_source=config_source)
+        log.info("fastgw %s proxy listening on %s:%d", __version__, *self.address)
+
+    async def start_admin(self, admin_listen: str | tuple[str, int], *,
+                          token: str | None = None, persist_path: str | None = None,
+                          config_source: str | None = None,
+                          apply: Callable[[Config], None] | None = None) -> None:
+        from fastgw.admin.app import AdminAPI
+        from fastgw.admin.server import start_admin_server
+        from fastgw.config.store import ConfigStore
+
+        self.store = ConfigStore(self.config, apply or self.update, persist_path,
+                                 **({"source": config_source} if config_source else {}))
+        host, port = parse_listen(admin_listen)
+        self.admin = await start_admin_server(AdminAPI(self.store, self), host, port,
+                                              token=token)
+
+    def _schedule_tick(self) -> None:
+        assert self._loop is not None
+        self._tick = self._loop.call_later(TICK, self._on_tick)
+
+    def _on_tick(self) -> None:
+        if self.core is None:
+            return
+        try:
+            self.core.tick()
+        except Exception:
+            log.exception("tick failed")
+        self._schedule_tick()
+
+    async def stop(self, timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:
+        """Graceful: stop accepting, finish in-flight requests (up to `timeout`), close."""
+        if self.core is None:
+            return
+        core = self.core
+        if self.server is not None:
+            self.server.close()
+        if self.admin is not None:
+            await _maybe_await(self.admin.close())
+            self.admin = None
+        drained = core.start_draining()
+        try:
+            await asyncio.wait_for(asyncio.shield(drained), timeout)
+        except asyncio.TimeoutError:
+            log.warning("stop: %d connections still busy after %.1fs; closing them",
+                        len(core.conns), timeout)
+            for conn in list(core.conns):
+                conn.transport.abort() if conn.transport is not None else None
+        if self._tick is not None:
+            self._tick.cancel()
+        if self.compiler is not None and self.compiler.current is not None:
+            for checker in self.compiler.current.health.values():
+                checker.stop()
+            if self.compiler.current.chains is not None:
+                self.compiler.current.chains.close()
+        core.close_pools()
+        if self.server is not None:
+            await self.server.wait_closed()
+        self.core = None
+
+    async def __aenter__(self) -> "Gateway":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    # -- configuration ---------------------------------------------------------------------
+    def update(self, config: Any) -> Snapshot:
+        """Compile and swap in a new configuration atomically (raises ConfigError)."""
+        new = load_config(config)
+        if self.compiler is None:
+            # not started: validate by compiling against a throwaway core
+            self.config = new
+            return None  # type: ignore[return-value]
+        snap = self.compiler.compile(new)
+        self.compiler.activate(snap)
+        self.config = new
+        log.info("configuration %s applied (version %d)", snap.config_hash[:12], snap.version)
+        return snap
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self.compiler.current if self.compiler is not None else None
+
+    # -- plugin contexts -------------------------------------------------------------------
+    def _make_context(self, route: Any, method: bytes, target: bytes, headers: Any,
+                      client_ip: str) -> Any:
+        from fastgw.plugins.context import Context
+
+        snap = self.snapshot
+        env = getattr(snap.chains, "env", None) if snap is not None else None
+        return Context(method, target, headers, client_ip, "http", route.entity,
+                       route.service.entity, time.time(), env)
+
+    # -- what the Admin API reads ------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        core = self.core
+        stats = core.stats() if core is not None else {}
+        snap = self.snapshot
+        out = {
+            "server": {
+                "connections_active": stats.get("connections_active", 0),
+                "connections_accepted": stats.get("connections_total", 0),
+                "connections_handled": stats.get("connections_total", 0),
+                "total_requests": stats.get("requests_total", 0),
+                "requests_active": stats.get("requests_active", 0),
+            },
+            "configuration_hash": snap.config_hash if snap is not None else None,
+            "config_version": snap.version if snap is not None else 0,
+        }
+        if self._extra_status is not None:
+            out.update(self._extra_status())
+        return out
+
+    def upstream_health(self, name: str) -> list[dict]:
+        snap = self.snapshot
+        if snap is None or name not in snap.health:
+            raise KeyError(name)
+        return snap.health[name].health_report()
+
+    def set_target_health(self, upstream: str, target: str, healthy: bool) -> None:
+        snap = self.snapshot
+        if snap is None or upstream not in snap.health:
+            raise KeyError(upstream)
+        snap.health[upstream].set_target_health(target, healthy)
+
+    def metrics(self) -> tuple[bytes, str] | None:
+        try:
+            from fastgw.plugins.prometheus import metrics_text
+        except ImportError:
+            return None
+        return metrics_text(self)
+
+    def node_info(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "tagline": "Welcome to fastgw",
+            "node_id": self.node_id,
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "lua_version": None,
+            "configuration": {
+                "proxy_listen": [f"{self.address[0]}:{self.address[1]}"] if self.address else [],
+                "admin_listen": [str(self.admin_listen)] if self.admin_listen else [],
+            },
+        }
+
+
+async def _maybe_await(x: Any) -> Any:
+    if asyncio.iscoroutine(x) or isinstance(x, asyncio.Future):
+        return await x
+    return x
+
+
+__all__ = ["Gateway", "load_config", "parse_listen", "ConfigError", "Path"]
