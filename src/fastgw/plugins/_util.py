@@ -1,0 +1,100 @@
+"""Helpers shared by the built-in plugins (not a plugin; not registered).
+
+- request/response body codecs for the JSON and form bodies Kong's plugins understand;
+- "name:value" list parsing for the transformer plugins (Kong splits at the first colon);
+- the anonymous-consumer fallback every auth plugin shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+
+from .base import Response
+
+JSON = "json"
+FORM = "form"
+
+
+def body_kind(content_type: str | None) -> str | None:
+    """"json" for application/json (and +json), "form" for urlencoded forms, else None."""
+    if not content_type:
+        return None
+    ct = content_type.split(";", 1)[0].strip().lower()
+    if ct == "application/json" or (ct.startswith("application/") and ct.endswith("+json")):
+        return JSON
+    if ct == "application/x-www-form-urlencoded":
+        return FORM
+    return None
+
+
+def decode_body(kind: str | None, raw: bytes | None) -> Any:
+    """The body as a dict (JSON objects / forms), or None when it is not one."""
+    if not raw or kind is None:
+        return None
+    if kind == JSON:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        return obj if isinstance(obj, dict) else None
+    out: dict[str, Any] = {}
+    for k, v in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        cur = out.get(k)
+        if cur is None:
+            out[k] = v
+        elif isinstance(cur, list):
+            cur.append(v)
+        else:
+            out[k] = [cur, v]
+    return out
+
+
+def encode_body(kind: str, obj: dict[str, Any]) -> bytes:
+    if kind == JSON:
+        return orjson.dumps(obj)
+    return urlencode(list(_pairs(obj))).encode("latin-1")
+
+
+def _pairs(obj: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    for k, v in obj.items():
+        if isinstance(v, list):
+            for x in v:
+                yield k, str(x)
+        else:
+            yield k, str(v)
+
+
+def split_colon_pairs(items: Iterable[str], field: str) -> tuple[tuple[str, str], ...]:
+    """Kong's "name:value" config entries -> pairs (split at the first colon)."""
+    out = []
+    for i, item in enumerate(items):
+        name, sep, value = item.partition(":")
+        if not sep or not name:
+            raise ValueError(f"invalid value '{item}': expected 'name:value' - at `$.{field}[{i}]`")
+        out.append((name, value))
+    return tuple(out)
+
+
+def unauthorized(message: str, www_authenticate: str | None) -> Response:
+    headers = {"WWW-Authenticate": www_authenticate} if www_authenticate else None
+    return Response.message(401, message, headers)
+
+
+def use_anonymous(ctx: Any, env: Any, anonymous: str | None, failure: Response) -> Response | None:
+    """Kong's auth-plugin epilogue: on failure, authenticate as the configured anonymous
+    consumer, or answer ``failure``. A configured anonymous consumer that does not exist is a
+    500, as Kong (``anonymous consumer "<id>" not found``)."""
+    if not anonymous:
+        return failure
+    consumer = env.find_consumer(anonymous)
+    if consumer is None:
+        import logging
+
+        logging.getLogger("fastgw.plugins").error('anonymous consumer "%s" not found', anonymous)
+        return Response.message(500, "An unexpected error occurred")
+    ctx.authenticate(consumer, None)
+    return None
