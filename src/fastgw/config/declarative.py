@@ -26,7 +26,7 @@ import yaml
 
 from fastgw.config import model
 from fastgw.config.errors import ConfigError, ErrorList
-from fastgw.config.model import (ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, is_uuid, join,
+from fastgw.config.model import (ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, config_hash, is_uuid, join,
                                  stable_id)
 
 FORMAT_VERSIONS = ("3.0", "2.1")

@@ -330,7 +330,7 @@ def plugin_class(name: str) -> Any | None:
         return None
     try:
         return registry.get(name)
-    except (LookupError, ValueError):
+    except (LookupError, ValueError, ImportError):  # unknown, or a built-in not written yet
         return None
 
 
@@ -422,6 +422,15 @@ def _literal_values(tp: Any) -> list[Any]:
     return []
 
 
+def _is_list_type(tp: Any) -> bool:
+    o = get_origin(tp)
+    if o in (list, set, tuple):
+        return True
+    if o in (Union, Annotated):
+        return any(_is_list_type(a) for a in get_args(tp) if a is not type(None))
+    return False
+
+
 def _suffix_to_path(path: str, suffix: str) -> str:
     # msgspec's `$.a[0].b` -> `.a[0].b` appended to our path
     return path + suffix if suffix else path
@@ -454,6 +463,8 @@ def build_struct(cls: type, data: Any, path: str, errors: ErrorList, *,
                 errors.append((fpath, "required field missing"))
             continue
         value = data[f.encode_name]
+        if not strict and isinstance(value, str) and _is_list_type(f.type):
+            value = [value]  # form input `methods=GET` means a one-element array, as in Kong
         try:
             values[f.name] = msgspec.convert(value, f.type, strict=strict)
         except msgspec.ValidationError as exc:
@@ -871,10 +882,23 @@ _MSGPACK_ENCODER = msgspec.msgpack.Encoder()
 CONFIG_MSGPACK_DECODER = msgspec.msgpack.Decoder(Config)
 
 
+def _canonical(v: Any) -> Any:
+    # 0 and 0.0 are the same setting (a float field's int default vs a loaded value);
+    # without this the hash would change on a round trip
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, dict):
+        return {k: _canonical(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_canonical(x) for x in v]
+    return v
+
+
 def config_hash(config: Config) -> str:
     """md5 hex of a canonical (sorted-key JSON) encoding, as Kong's configuration_hash."""
     import hashlib
-    return hashlib.md5(_JSON_ENCODER.encode(config)).hexdigest()
+    return hashlib.md5(_JSON_ENCODER.encode(_canonical(msgspec.to_builtins(config)))
+                       ).hexdigest()
 
 
 def encode_config(config: Config) -> bytes:
