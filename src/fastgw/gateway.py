@@ -159,7 +159,7 @@ class Gateway:
         from fastgw.config.store import ConfigStore
 
         self.store = ConfigStore(self.config, apply or self.update, persist_path,
-                                 **({"source": config_source} if config_source else {}))
+                                 source_path=config_source)
         host, port = parse_listen(admin_listen)
         self.admin = await start_admin_server(AdminAPI(self.store, self), host, port,
                                               token=token)

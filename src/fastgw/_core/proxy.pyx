@@ -571,6 +571,7 @@ cdef class Downstream:
             self.send_error(404, MSG_NO_ROUTE, False)
             return
         self.route = <RouteRT>m.key
+        self._plugin_match = m
         chain = self.route.chain
         if chain is None:
             self.req_head = self.build_head(head, m, None)
@@ -580,7 +581,6 @@ cdef class Downstream:
         # plugin path: keep a copy of the head for the plugins, then run rewrite + access
         head_copy = PyBytes_FromStringAndSize(head, head_len)
         self.rpos += head_len
-        self._plugin_match = m
         self._head_copy = head_copy
         try:
             self.ctx = core.context_factory(
@@ -771,10 +771,10 @@ cdef class Downstream:
 
     cdef void compute_hash(self):
         from fastgw._core.hashing import xxh64
-        from fastgw.balancing import hash_input
-        view = self.ctx if self.ctx is not None else _HashView(self)
+        from fastgw.balancing import cookie_header, hash_input
+        spec = self.route.service.hash_spec
         try:
-            data, cookie = hash_input(self.route.service.hash_spec, view)
+            data, cookie = hash_input(spec, _HashView(self))
         except Exception:
             log.exception("hash input failed")
             data, cookie = None, None
@@ -782,7 +782,7 @@ cdef class Downstream:
             self.hash_value = xxh64(data)
             self.has_hash = True
         if cookie is not None:
-            self.set_cookie = _to_bytes(cookie)
+            self.set_cookie = _to_bytes(cookie_header(spec, cookie))
 
     cdef object current_balancer(self):
         if self._upstream_override is not None:
@@ -1174,7 +1174,7 @@ cdef inline Py_ssize_t _host_len(const char* v, Py_ssize_t n):
 
 
 cdef class _HashView:
-    """Minimal request view for hash_on without plugins."""
+    """The request as hash_input() reads it (fastgw.balancing.HashRequest)."""
     cdef Downstream d
 
     def __init__(self, Downstream d):
@@ -1186,14 +1186,19 @@ cdef class _HashView:
 
     @property
     def consumer_id(self):
-        return None
+        ctx = self.d.ctx
+        consumer = getattr(ctx, "consumer", None) if ctx is not None else None
+        return getattr(consumer, "id", None)
 
-    def _head(self):
-        return self.d._head_copy
+    cdef const char* head(self):
+        # the head stays in the client buffer on the plugin-free path (hashing runs before
+        # anything else is read); plugins work on a copy
+        if self.d._head_copy is not None:
+            return PyBytes_AS_STRING(self.d._head_copy)
+        return self.d.bufp + self.d.rpos - self.d.parser.head_len
 
     def get_header(self, str name):
-        v = self.d.parser.find_header(self.d.bufp + self.d.rpos - self.d.parser.head_len,
-                                      name.lower().encode())
+        v = self.d.parser.find_header(self.head(), name.lower().encode())
         return v.decode("latin-1") if v is not None else None
 
     def get_cookie(self, str name):
@@ -1208,21 +1213,25 @@ cdef class _HashView:
 
     @property
     def path(self):
-        p = self.d.parser
-        return PyBytes_FromStringAndSize(
-            self.d.bufp + self.d.rpos - p.head_len + p.target_off, p.path_len).decode("latin-1")
+        return PyBytes_FromStringAndSize(self.head() + self.d.path_off,
+                                         self.d.path_n).decode("latin-1")
 
     def get_query_arg(self, str name):
         from urllib.parse import parse_qs
-        p = self.d.parser
-        t = PyBytes_FromStringAndSize(
-            self.d.bufp + self.d.rpos - p.head_len + p.target_off, p.target_len)
-        q = t.partition(b"?")[2].decode("latin-1")
-        v = parse_qs(q).get(name)
+        if self.d.query_n < 2:
+            return None
+        q = PyBytes_FromStringAndSize(self.head() + self.d.query_off + 1, self.d.query_n - 1)
+        v = parse_qs(q.decode("latin-1")).get(name)
         return v[0] if v else None
 
     def get_uri_capture(self, str name):
-        return None
+        m = self.d._plugin_match
+        if m is None:
+            return None
+        v = m.named_captures.get(name)
+        if v is None and name.isdigit() and 0 < int(name) <= len(m.captures):
+            v = m.captures[int(name) - 1]
+        return v
 
 
 cdef class Upstream:

@@ -102,7 +102,8 @@ class Compiler:
                 targets.append(self._target(host, port, t.weight, t.id, errors,
                                             f"targets[{i}].target"))
             try:
-                bal = make_balancer(up.algorithm, targets, up.slots)
+                bal = make_balancer(up.algorithm, targets, up.slots,
+                                    threshold=float(_hc_threshold(up.healthchecks)))
             except (ValueError, TypeError) as e:
                 errors.append((f"upstreams[{ui}]", str(e)))
                 continue
@@ -122,7 +123,8 @@ class Compiler:
         from fastgw.health import HealthChecker, carry_over
 
         old = prev.health.get(up.name) if prev is not None else None
-        checker = HealthChecker(up.name, bal, up.healthchecks, clock=self.health_clock)
+        kw = {"clock": self.health_clock} if self.health_clock is not None else {}
+        checker = HealthChecker(up.name, bal, up.healthchecks, **kw)
         if old is not None:
             carry_over(old, checker)
         return checker
@@ -144,7 +146,10 @@ class Compiler:
                 if up.algorithm == "consistent-hashing" and up.hash_on != "none":
                     hash_spec = up
                 host_header = up.host_header.encode() if up.host_header else None
-                health_rt = health.get(s.host)
+                checker = health.get(s.host)
+                # passive reports cost a call per request: only when passive checks are on
+                health_rt = checker if checker is not None and checker.passive_enabled \
+                    else None
                 upstream_name = s.host
             else:
                 t = self._target(s.host, s.port, 100, None, errors, f"services[{si}].host")
@@ -229,3 +234,11 @@ class Compiler:
         if self.active_health:
             for checker in snap.health.values():
                 checker.start()
+
+
+def _hc_threshold(hc: Any) -> float:
+    if hc is None:
+        return 0.0
+    if isinstance(hc, dict):
+        return hc.get("threshold", 0.0) or 0.0
+    return getattr(hc, "threshold", 0.0) or 0.0

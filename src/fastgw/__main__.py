@@ -1,0 +1,5 @@
+import sys
+
+from fastgw.cli import main
+
+sys.exit(main())
