@@ -72,10 +72,10 @@ API (everything else in this file is private):
       HEAD gets the head only (Content-Length as for GET); 204, 304 and 1xx never get a body.
 
     FastgwProcess(config: dict | str | PathLike, workers=1, extra_args=(), start_timeout=20.0,
-                  wait_admin=False, env=None)
+                  wait_admin=False, env=None, command=None)
         runs `sys.executable -m fastgw run -c FILE --listen 127.0.0.1:P --admin-listen
-        127.0.0.1:A --workers N *extra_args`; a dict is written as YAML, a str as the file's text,
-        a path is used as is. .port / .admin_port / .url(path) / .admin_url(path) / .pid /
+        127.0.0.1:A --workers N *extra_args` (`command` replaces `sys.executable -m fastgw`);
+        a dict is written as YAML, a str as the file's text, a path is used as is. .port / .admin_port / .url(path) / .admin_url(path) / .pid /
         .send_signal(sig) / .returncode / stop(timeout=10.0) -> returncode / log_text()
 
     EchoRequest fields: method, target, version, headers (list of (name, value) as received),
@@ -321,7 +321,11 @@ class ManagedProcess(_Stoppable):
 
     def __enter__(self: T) -> T:
         if getattr(self, "proc", None) is None:
-            self.start()  # type: ignore[attr-defined]
+            try:
+                self.start()  # type: ignore[attr-defined]
+            except BaseException:
+                self.cleanup()  # type: ignore[attr-defined]  # the error carries the log tail
+                raise
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -568,8 +572,10 @@ class FastgwProcess(ManagedProcess):
 
     def __init__(self, config: dict | str | os.PathLike, workers: int = 1,
                  extra_args: Sequence[str] = (), start_timeout: float = 20.0,
-                 wait_admin: bool = False, env: dict[str, str] | None = None) -> None:
+                 wait_admin: bool = False, env: dict[str, str] | None = None,
+                 command: Sequence[str] | None = None) -> None:
         super().__init__()
+        self.command = list(command) if command else [sys.executable, "-m", "fastgw"]
         self.workers = workers
         self.extra_args = list(extra_args)
         self.start_timeout = start_timeout
@@ -590,7 +596,7 @@ class FastgwProcess(ManagedProcess):
             self.config_path.write_text(text)
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "fastgw", "run", "-c", str(self.config_path),
+        return [*self.command, "run", "-c", str(self.config_path),
                 "--listen", f"{HOST}:{self.port}", "--admin-listen", f"{HOST}:{self.admin_port}",
                 "--workers", str(self.workers), *self.extra_args]
 
