@@ -43,6 +43,7 @@ class Response:
     keep_alive: bool
     body_kind: int
     content_length: int
+    upgrade: bool
     def __init__(
         self,
         status: int,
@@ -52,6 +53,7 @@ class Response:
         keep_alive: bool,
         body_kind: int,
         content_length: int,
+        upgrade: bool = False,
     ) -> None: ...
 
 class Data:

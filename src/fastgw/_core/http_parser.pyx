@@ -363,9 +363,11 @@ class Request(_Event):
 
 class Response(_Event):
     __slots__ = ("status", "reason", "version", "headers", "keep_alive", "body_kind",
-                 "content_length")
+                 "content_length", "upgrade")
 
-    def __init__(self, status, reason, version, headers, keep_alive, body_kind, content_length):
+    def __init__(self, status, reason, version, headers, keep_alive, body_kind, content_length,
+                 upgrade=False):
+        self.upgrade = upgrade
         self.status = status
         self.reason = reason
         self.version = version
@@ -743,10 +745,11 @@ cdef class HttpParser:
                 st = CS_DATA if rem else CS_TR_START
             elif st <= CS_EXT_QEND:
                 # chunk extensions: ; name [ = token / quoted-string ] (no BWS)
-                cline += 1
-                if cline > self.max_chunk_ext:
-                    reason = E_CHUNK_EXT_LONG
-                    break
+                if c != C_CR:
+                    cline += 1
+                    if cline > self.max_chunk_ext:
+                        reason = E_CHUNK_EXT_LONG
+                        break
                 if st == CS_EXT_NAME0:
                     if not T_TOKEN[c]:
                         reason = E_CHUNK_EXT
@@ -1177,6 +1180,7 @@ cdef class ResponseParser(HttpParser):
             bool(self.keep_alive),
             self.body_kind,
             self.content_length,
+            bool(self.upgrade),
         )
 
     cdef bint _stops_connection(self) noexcept:
