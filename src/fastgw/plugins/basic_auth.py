@@ -1,8 +1,9 @@
 """basic-auth: HTTP Basic authentication against basic-auth credentials (Kong).
 
 Credentials are indexed once per snapshot by username. Passwords are compared in constant time
-(``hmac.compare_digest``). A credential whose ``password`` is Kong's stored form (SHA-1 of
-``password .. consumer_id``, 40 hex chars, as exported by ``deck``/Kong) is accepted too.
+(``hmac.compare_digest``). A ``password`` of 40 lowercase hex chars is Kong's stored form
+(SHA-1 of ``password .. consumer_id``; what the config model stores) and is compared as such;
+anything else is a plain password (embedding API).
 """
 
 from __future__ import annotations
@@ -94,10 +95,10 @@ class BasicAuth(Plugin):
 
 def _password_ok(consumer: Any, cred: Any, given: str) -> bool:
     stored = str(getattr(cred, "password", "") or "")
-    if hmac.compare_digest(stored.encode("utf-8"), given.encode("utf-8")):
-        return True
     if _SHA1_HEX.match(stored):
-        # Kong's hashed form: sha1(password .. consumer_id)
+        # Kong's stored form, sha1(password .. consumer_id) (basic-auth/crypto.lua). Only the
+        # hash is compared: accepting the digest itself as a password would let a leaked
+        # config log in.
         digest = hashlib.sha1((given + str(getattr(consumer, "id", ""))).encode("utf-8")).hexdigest()
         return hmac.compare_digest(stored, digest)
-    return False
+    return hmac.compare_digest(stored.encode("utf-8"), given.encode("utf-8"))

@@ -40,7 +40,7 @@ from typing import Any
 
 from .base import KONG_SERVER_ERROR, Plugin, PluginEnv, Response
 from .context import Context, ListHeaders
-from .registry import PluginConfigError, get, validate_config
+from .registry import PluginConfigError, _error_path, get, validate_config
 
 __all__ = ["build_chains", "ChainIndex", "Chain", "PluginInstanceError", "apply_header_ops"]
 
@@ -502,7 +502,8 @@ def build_chains(plugins: Iterable[Any], env: PluginEnv) -> ChainIndex:
         try:
             plugin = cls(config, env)
         except (ValueError, TypeError) as e:
-            errors.append((f"{prefix}.config", str(e)))
+            path, msg = _error_path(str(e))
+            errors.append((f"{prefix}.{path}", msg))
             continue
         protocols = _field(ent, "protocols")
         instances.append(_Instance(plugin, frozenset(protocols) if protocols else None, scope))
