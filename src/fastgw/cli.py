@@ -152,8 +152,7 @@ def _worker_main(args: argparse.Namespace, config_json: bytes, rfd: int, wfd: in
 
         def report() -> None:
             st = gw.status()
-            _send(wfd, orjson.dumps({"worker": index, "pid": os.getpid(),
-                                     "hash": st["configuration_hash"], **st["server"]}))
+            _send(wfd, orjson.dumps({"worker": index, "pid": os.getpid(), **st}))
 
         def on_pipe() -> None:
             try:
@@ -353,10 +352,11 @@ class Master:
 
     def worker_status(self) -> dict[str, Any]:
         ws = [w["status"] for _, w in sorted(self.workers.items())]
-        total = {k: sum(s.get(k, 0) for s in ws) for k in (
+        total: dict[str, Any] = {k: sum(s.get(k, 0) for s in ws) for k in (
             "connections_active", "connections_accepted", "connections_handled",
             "total_requests", "requests_active")}
-        return {"server": total, "workers": ws}
+        total["workers"] = ws
+        return total
 
 
 def _split(listen: str) -> tuple[str, int]:

@@ -244,17 +244,17 @@ class Gateway:
 
     # -- what the Admin API reads ------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        """Kong's /status "server" object (counters), plus this node's config hash and, under
+        the CLI's master, one entry per worker with the hash it runs."""
         core = self.core
         stats = core.stats() if core is not None else {}
         snap = self.snapshot
-        out = {
-            "server": {
-                "connections_active": stats.get("connections_active", 0),
-                "connections_accepted": stats.get("connections_total", 0),
-                "connections_handled": stats.get("connections_total", 0),
-                "total_requests": stats.get("requests_total", 0),
-                "requests_active": stats.get("requests_active", 0),
-            },
+        out: dict[str, Any] = {
+            "connections_active": stats.get("connections_active", 0),
+            "connections_accepted": stats.get("connections_total", 0),
+            "connections_handled": stats.get("connections_total", 0),
+            "total_requests": stats.get("requests_total", 0),
+            "requests_active": stats.get("requests_active", 0),
             "configuration_hash": snap.config_hash if snap is not None else None,
             "config_version": snap.version if snap is not None else 0,
         }
