@@ -86,7 +86,7 @@ def interpolate(value: Any, path: str, errors: ErrorList,
                 if default is not None:
                     return default
                 errors.append((path, f"environment variable '{name}' is not set"))
-                return ""
+                return m.group(0)
             return v
 
         return _ENV_RE.sub(sub, value)
@@ -207,7 +207,6 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
     # 2. ids and references, parents first; 3. build each entity
     index: dict[str, dict[str, _Rec]] = {t: {} for t in ENTITY_TYPES}
     built: dict[str, list[Any]] = {t: [] for t in ENTITY_TYPES}
-    paths: dict[tuple[str, int], str] = {}
     v2 = fmt == "2.1"
     for etype in _BUILD_ORDER:
         for rec in records[etype]:
@@ -225,7 +224,6 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
             ent = model.build_entity(etype, data, rec.path, errors)
             if ent is not None:
                 rec.built = ent
-                paths[(etype, len(built[etype]))] = rec.path
                 built[etype].append(ent)
         for rec in records[etype]:
             if rec.id is None:
@@ -238,11 +236,47 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
                     index[etype].setdefault(v, rec)
 
     config = Config(**built)
-    errors.extend(e for e in model.check_integrity(config, paths)
-                  if "invalid reference" not in e[1])
+    _check_unique_records(records, errors)
     if errors:
         raise ConfigError(_dedupe(errors))
     return config
+
+
+def _check_unique_records(records: dict[str, list[_Rec]], errors: ErrorList) -> None:
+    """Ids and unique keys, on the raw records: a duplicate is reported even when the first
+    entity with that key had errors of its own."""
+    for etype in ENTITY_TYPES:
+        seen_ids: set[str] = set()
+        seen: set[tuple[tuple[str, ...], tuple[Any, ...]]] = set()
+        for rec in records[etype]:
+            if rec.id is not None:
+                if rec.id in seen_ids:
+                    errors.append((join(rec.path, "id"),
+                                   f"uniqueness violation: '{etype}' entity with primary key "
+                                   f"set to '{rec.id}' already declared"))
+                seen_ids.add(rec.id)
+            for fields in model.UNIQUE[etype]:
+                vals = []
+                for f in fields:
+                    v = rec.resolved[f] if f in FOREIGN[etype] and f in rec.resolved else \
+                        rec.data.get(f)
+                    if f == "target" and isinstance(v, str):
+                        v = model.normalize_target(v) or v
+                    vals.append(v)
+                if len(fields) == 1 and not isinstance(vals[0], str):
+                    continue
+                if any(isinstance(v, (dict, list)) for v in vals):
+                    continue
+                key = (fields, tuple(vals))
+                if key in seen:
+                    field = model.UNIQUE_ERROR_FIELD.get(etype, fields[0])
+                    shown = " and ".join(f"{f} set to '{v if v is not None else 'null'}'"
+                                         for f, v in zip(fields, vals)
+                                         if f not in FOREIGN[etype])
+                    errors.append((join(rec.path, field),
+                                   f"uniqueness violation: '{etype}' entity with {shown} "
+                                   "already declared"))
+                seen.add(key)
 
 
 def _dedupe(errors: ErrorList) -> ErrorList:

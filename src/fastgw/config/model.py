@@ -271,6 +271,9 @@ UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
     "keyauth_credentials": (("key",),), "basicauth_credentials": (("username",),),
     "jwt_secrets": (("key",),), "acls": (("consumer", "group"),)}
 
+# where a composite uniqueness error is reported
+UNIQUE_ERROR_FIELD: dict[str, str] = {"targets": "target", "acls": "group", "plugins": "name"}
+
 # on delete of a parent: children of these types go too (Kong's on_delete = "cascade");
 # any other child reference makes the delete a foreign key violation.
 CASCADE: dict[tuple[str, str], bool] = {
@@ -385,7 +388,7 @@ def _translate(exc: msgspec.ValidationError, tp: Any) -> tuple[str, str]:
     if m:
         msg = msg[: m.start()]
         suffix = m.group(1)
-    m = re.match(r"Expected `(\w+)`, got `(\w+)`$", msg)
+    m = re.match(r"Expected `(\w+)(?: \| null)?`, got `(\w+)`$", msg)
     if m:
         want = m.group(1)
         return suffix, "expected " + _KONG_TYPE.get(want, want)
@@ -846,8 +849,8 @@ def check_integrity(config: Config, paths: dict[tuple[str, int], str] | None = N
                 if key in seen_unique:
                     shown = " and ".join(f"{f} set to '{_show(etype, f, v, config)}'"
                                          for f, v in zip(fields, vals))
-                    errors.append((join(where(etype, i), fields[-1] if len(fields) == 1
-                                        else fields[0]),
+                    errors.append((join(where(etype, i), fields[0] if len(fields) == 1
+                                        else UNIQUE_ERROR_FIELD.get(etype, fields[0])),
                                    f"uniqueness violation: '{etype}' entity with {shown} "
                                    "already declared"))
                 seen_unique[key] = i
