@@ -807,12 +807,16 @@ cdef class Downstream:
             return
         self.target = t
         pool = <Pool>t.pool
-        if pool.handler is not None:
-            self.state = ST_PENDING
-            self.core.loop.create_task(self.run_inprocess(pool))
-            return
         up = pool.take(self.core.now)
         if up is not None:
+            self.attach(up)
+            return
+        if pool.handler is not None:
+            # in-process target: the same Upstream protocol over a memory transport
+            # (fastgw.inprocess), so timeouts, retries, health and plugins apply unchanged
+            from fastgw.inprocess import open_inprocess
+            up = <Upstream>pool()
+            open_inprocess(pool.handler, up, self.core.loop)
             self.attach(up)
             return
         self.state = ST_PENDING
@@ -1154,11 +1158,6 @@ cdef class Downstream:
         elif self.state == ST_BODY and self.up is not None:
             if now > self.up_deadline:
                 self.upstream_failed(self.up, FAIL_READ_TIMEOUT)
-
-    # -- in-process targets (fastgw.inprocess) ----------------------------------------------
-    async def run_inprocess(self, Pool pool):
-        from fastgw.inprocess import serve_inprocess
-        await serve_inprocess(self, pool)
 
 
 cdef inline Py_ssize_t _host_len(const char* v, Py_ssize_t n):
