@@ -250,7 +250,8 @@ def _check_unique_records(records: dict[str, list[_Rec]], errors: ErrorList) -> 
         seen: set[tuple[tuple[str, ...], tuple[Any, ...]]] = set()
         for rec in records[etype]:
             if rec.id is not None:
-                if rec.id in seen_ids:
+                # a derived id repeats only when the endpoint key does: reported below
+                if rec.id in seen_ids and rec.data.get("id") is not None:
                     errors.append((join(rec.path, "id"),
                                    f"uniqueness violation: '{etype}' entity with primary key "
                                    f"set to '{rec.id}' already declared"))
