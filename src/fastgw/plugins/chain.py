@@ -197,8 +197,9 @@ class Chain:
         try:
             while True:
                 n = len(fns)
-                while i < n:
+                while True:
                     if phase == 1 and ctx.consumer is not seen:
+                        # checked after every access call (and on resume after an await)
                         seen = ctx.consumer
                         new = chain._switch(seen)
                         if new is not chain:
@@ -207,22 +208,23 @@ class Chain:
                             chain = ctx._chain = new
                             fns = chain._access
                             n = len(fns)
-                            continue
-                    r = fns[i](ctx)
-                    i += 1
+                    if i >= n:
+                        break
+                    r = fns[i](ctx)  # on an exception, i still indexes the failing plugin
                     if r is not None:
                         if isinstance(r, Response):
                             return r
                         if inspect.isawaitable(r):
-                            return chain._resume(ctx, phase, i, r, seen)
+                            return chain._resume(ctx, phase, i + 1, r, seen)
                         raise TypeError(f"phase returned {type(r).__name__}, expected None or Response")
+                    i += 1
                 if phase == 1:
                     return None
                 phase, i = 1, 0
                 fns = chain._access
         except Exception:
             plist = chain._rewrite_p if phase == 0 else chain._access_p
-            return _failed(plist[i - 1] if 0 < i <= len(plist) else None, "rewrite" if phase == 0 else "access")
+            return _failed(plist[i] if i < len(plist) else None, "rewrite" if phase == 0 else "access")
 
     async def _resume(self, ctx: Context, phase: int, i: int, aw: Awaitable[Any], seen: Any) -> None | Response:
         try:
@@ -251,15 +253,15 @@ class Chain:
         n = len(fns)
         try:
             while i < n:
-                r = fns[i](ctx)
-                i += 1
+                r = fns[i](ctx)  # on an exception, i still indexes the failing plugin
                 if r is not None:
                     if isinstance(r, Response):
                         return r
                     if inspect.isawaitable(r):
-                        return self._resume_hf(ctx, i, r)
+                        return self._resume_hf(ctx, i + 1, r)
+                i += 1
         except Exception:
-            return _failed(self._header_filter_p[i - 1], "header_filter")
+            return _failed(self._header_filter_p[i], "header_filter")
         return None
 
     async def _resume_hf(self, ctx: Context, i: int, aw: Awaitable[Any]) -> None | Response:

@@ -124,6 +124,7 @@ def names() -> list[str]:
 
 _AT_RE = re.compile(r"^(.*?) - at `\$(.*)`$", re.S)
 _UNKNOWN_RE = re.compile(r"^Object contains unknown field `([^`]*)`$")
+_MISSING_RE = re.compile(r"^Object missing required field `([^`]*)`$")
 
 
 def _error_path(msg: str) -> tuple[str, str]:
@@ -136,6 +137,10 @@ def _error_path(msg: str) -> tuple[str, str]:
     if u:  # name the unknown field itself, as Kong's "unknown field" error does
         path = f"{path}.{u.group(1)}"
         msg = "unknown field"
+    r = _MISSING_RE.match(msg)
+    if r:  # Kong: "required field missing" at the field's own path
+        path = f"{path}.{r.group(1)}"
+        msg = "required field missing"
     return "config" + path, msg
 
 
