@@ -562,16 +562,20 @@ def report_timeout(target: Target, now: float) -> None:
 
 
 def carry_over(old: HealthChecker | Balancer | Mapping[str, TargetState] | None,
-               new_balancer: Balancer) -> int:
+               new_balancer: Balancer | HealthChecker) -> int:
     """Copy health state of targets present (by "host:port") in both `old` and `new_balancer`.
 
-    `old` is the previous HealthChecker, the previous Balancer, or HealthChecker.snapshot().
+    `old` is the previous HealthChecker, the previous Balancer, or HealthChecker.snapshot();
+    the destination is the new Balancer or the new HealthChecker (its balancer).
     Works before or after the new HealthChecker is built: targets that already have a
     TargetHealth restore into it; others keep a TargetState in Target.health that the new
-    HealthChecker adopts. Returns the number of targets carried.
+    HealthChecker adopts. Returns the number of targets carried. The caller stops the old
+    checker's tasks (old.stop()).
     """
     if old is None:
         return 0
+    if isinstance(new_balancer, HealthChecker):
+        new_balancer = new_balancer.balancer
     if isinstance(old, HealthChecker):
         states = old.snapshot()
     elif isinstance(old, Balancer):
