@@ -27,7 +27,7 @@
 # 6. Requests: method = token (case-sensitive); target has no SP, CTL, '#', non-ASCII;
 #    origin-form, absolute-form (http/https only, no userinfo, non-empty host; its authority
 #    is recorded and replaces Host, RFC 9112 3.2.2), authority-form only and always for
-#    CONNECT, asterisk-form only for OPTIONS. Version is exactly `HTTP/D.D`: 1.0 and 1.1 are
+#    CONNECT (which never has a body: RFC 9110 9.3.6), asterisk-form only for OPTIONS. Version is exactly `HTTP/D.D`: 1.0 and 1.1 are
 #    accepted, other digits are 505, anything else (no version = HTTP/0.9 included) 400.
 #    With require_host: HTTP/1.1 needs a Host, and any request with two Host fields or an
 #    invalid one (uri-host [":" port], reg-name / IPv4 / [IPv6]) is 400.
@@ -1074,6 +1074,10 @@ cdef class RequestParser(HttpParser):
             elif h.kind == H_EXPECT and self.version_minor == 1 and not self.expect_continue:
                 # RFC 9110 10.1.1: a server ignores 100-continue from HTTP/1.0
                 self.expect_continue = h.value_len == 12 and _ieq(buf + h.value_off, b"100-continue", 12)
+        if self.method == M_CONNECT:
+            # RFC 9110 9.3.6: a CONNECT request has no content; what follows the head is the
+            # tunnel (framing fields were still validated above)
+            self.body_kind = BODY_NONE
         if self.require_host:
             # RFC 9112 3.2: 400 for HTTP/1.1 without Host, any request with several Host
             # fields or an invalid one
