@@ -24,7 +24,10 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, s
     return status, headers, body
 
 
-def run(coro):
+def run(coro, use_uvloop=False):
+    if use_uvloop:
+        import uvloop
+        return uvloop.run(asyncio.wait_for(coro, 20))
     return asyncio.run(asyncio.wait_for(coro, 20))
 
 
@@ -38,7 +41,8 @@ async def _with_server(fn, token=None, host="127.0.0.1"):
         await srv.wait_closed()
 
 
-def test_keep_alive_chunked_and_pipelining():
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_keep_alive_chunked_and_pipelining(use_uvloop):
     async def body(srv, c):
         r, w = await asyncio.open_connection("127.0.0.1", srv.port)
         payload = b'{"name":"a","host":"a.example.com"}'
@@ -67,7 +71,7 @@ def test_keep_alive_chunked_and_pipelining():
         w.close()
         assert [s.name for s in c.store.config.services] == ["b"]
 
-    run(_with_server(body))
+    run(_with_server(body), use_uvloop)
 
 
 def test_parse_error_answers_400_and_closes():

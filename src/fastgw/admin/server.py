@@ -67,7 +67,7 @@ class _Conn(asyncio.Protocol):
         self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop transports are not asyncio.Transport subclasses: no isinstance check here
         self.transport = transport
         self.server._conns.add(self)
         self.worker = asyncio.get_running_loop().create_task(self._work())
