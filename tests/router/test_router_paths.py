@@ -117,6 +117,8 @@ def test_docs_path_handling_table(service, rpath, strip, handling, req, expected
         ("/s", "/", True, "/x/", "/s/x/"),
         # a postfix starting with ./ or ../ is cleaned (Kong sanitize_uri_postfix)
         ("/s", "/p", True, "/p..", "/s"),
+        ("/s", "/p", True, "/p.", "/s"),
+        ("/s/", "/p", True, "/p.", "/s"),
         ("/s", "/p", True, "/p../x", "/s/x"),
         ("/s", "/p", True, "/p./x", "/s/x"),
         # encoded characters go upstream as normalized
