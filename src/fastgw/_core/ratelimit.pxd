@@ -247,22 +247,27 @@ cdef extern from *:
         return RL_FAIL_OPEN;
     }
 
-    /* Take back `cost` counted by rl_hit in the same window (multi-window requests that were
-       denied by a later window). Never below 0; nothing when the window already rolled. */
-    static void rl_unhit(rl_header *h, uint64_t key, int64_t now, int64_t window_start, int64_t cost) {
+    /* Take back `cost` counted in bucket `bi` for window `tag` (multi-window requests that
+       were denied by a later window). Never below 0; nothing when the window already rolled. */
+    static void rl_unhit_bucket(rl_header *h, uint64_t key, int64_t now, int bi, uint64_t tag,
+                                int64_t cost) {
         if (key == 0) key = 1;
-        uint64_t tag = rl_tag(window_start), m;
+        uint64_t m;
         rl_slot *s = rl_find(h, key, now, 0, &m);
         if (s == NULL) return;
         uint64_t g = rl_gen_of_meta(m);
-        uint64_t old = __atomic_load_n(&s->b[0], __ATOMIC_ACQUIRE);
+        uint64_t old = __atomic_load_n(&s->b[bi], __ATOMIC_ACQUIRE);
         for (;;) {
             if (rl_w_gen(old) != g || rl_w_tag(old) != tag) return;
             uint64_t c = rl_w_count(old);
             uint64_t n = c > (uint64_t)cost ? c - (uint64_t)cost : 0;
-            if (__atomic_compare_exchange_n(&s->b[0], &old, rl_word(g, tag, n), 1,
+            if (__atomic_compare_exchange_n(&s->b[bi], &old, rl_word(g, tag, n), 1,
                                             __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
         }
+    }
+
+    static inline void rl_unhit(rl_header *h, uint64_t key, int64_t now, int64_t window_start, int64_t cost) {
+        rl_unhit_bucket(h, key, now, 0, rl_tag(window_start), cost);
     }
 
     static int64_t rl_peek_bucket(rl_header *h, uint64_t key, int64_t now, int bi, uint64_t tag) {
@@ -319,6 +324,11 @@ cdef extern from *:
         }
         __atomic_fetch_add(&h->contended, 1, __ATOMIC_RELAXED);
         return RL_FAIL_OPEN;
+    }
+
+    static void rl_unhit_sliding(rl_header *h, uint64_t key, int64_t now, int64_t window, int64_t cost) {
+        int64_t idx = rl_floor_div(now, window);
+        rl_unhit_bucket(h, key, now, (int)(idx & 1), rl_tag(idx * window), cost);
     }
 
     /* ---- GCRA token bucket (Envoy TokenBucketImpl semantics, one 64-bit word of state) ----
@@ -409,6 +419,7 @@ cdef extern from *:
     int64_t rl_hit(rl_header *h, uint64_t key, int64_t now, int64_t window_start,
                    int64_t window_end, int64_t limit, int64_t cost) nogil
     void rl_unhit(rl_header *h, uint64_t key, int64_t now, int64_t window_start, int64_t cost) nogil
+    void rl_unhit_sliding(rl_header *h, uint64_t key, int64_t now, int64_t window, int64_t cost) nogil
     int64_t rl_peek_bucket(rl_header *h, uint64_t key, int64_t now, int bi, uint64_t tag) nogil
     uint64_t rl_tag(int64_t window_start) nogil
     int64_t rl_hit_sliding(rl_header *h, uint64_t key, int64_t now, int64_t window,
@@ -435,6 +446,7 @@ cdef class SharedCounters:
     cpdef int64_t hit_sliding(self, uint64_t key, int64_t now, int64_t window, int64_t limit,
                               int64_t cost=*) noexcept
     cpdef int64_t peek_sliding(self, uint64_t key, int64_t now, int64_t window) noexcept
+    cpdef void unhit_sliding(self, uint64_t key, int64_t now, int64_t window, int64_t cost=*) noexcept
 
 
 cdef class TokenBucket:

@@ -76,6 +76,11 @@ cdef class SharedCounters:
             return 0
         return rl_hit_sliding(self._h, key, now, window, 0, 0, 0)
 
+    cpdef void unhit_sliding(self, uint64_t key, int64_t now, int64_t window, int64_t cost=1) noexcept:
+        """Take back ``cost`` counted by :meth:`hit_sliding` in the current window."""
+        if cost > 0 and window > 0:
+            rl_unhit_sliding(self._h, key, now, window, cost)
+
     @property
     def overflows(self) -> int:
         """Hits that found no slot (table full) and failed open."""
