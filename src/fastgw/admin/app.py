@@ -253,7 +253,7 @@ def _type_schema(tp: Any) -> dict[str, Any]:
 
 def struct_fields_schema(cls: type, etype: str | None = None) -> list[dict[str, Any]]:
     out = []
-    for f in msgspec.structs.fields(cls):
+    for f in model.struct_fields(cls):
         if etype and f.name in FOREIGN.get(etype, {}):
             d: dict[str, Any] = {"type": "foreign", "reference": FOREIGN[etype][f.name]}
         elif etype and f.name == "id":

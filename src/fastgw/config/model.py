@@ -12,6 +12,7 @@ Rules:
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import secrets
@@ -439,6 +440,12 @@ def _suffix_to_path(path: str, suffix: str) -> str:
     return path + suffix if suffix else path
 
 
+@functools.lru_cache(maxsize=256)
+def struct_fields(cls: type) -> tuple[Any, ...]:
+    """msgspec.structs.fields(cls), cached: it re-evaluates annotations on every call."""
+    return msgspec.structs.fields(cls)
+
+
 def build_struct(cls: type, data: Any, path: str, errors: ErrorList, *,
                  strict: bool = True) -> Any | None:
     """Convert `data` into `cls` field by field, appending every error to `errors`.
@@ -447,7 +454,7 @@ def build_struct(cls: type, data: Any, path: str, errors: ErrorList, *,
         errors.append((path, "expected a record"))
         return None
     n0 = len(errors)
-    fields = msgspec.structs.fields(cls)
+    fields = struct_fields(cls)
     known = {f.encode_name for f in fields}
     for key in data:
         if key not in known:

@@ -277,7 +277,7 @@ class ConfigStore:
         if data.get("id") is None:
             data["id"] = model.new_id()
         now = int(self._clock())
-        fields = {f.name for f in msgspec.structs.fields(model.ENTITY_CLASSES[etype])}
+        fields = {f.name for f in model.struct_fields(model.ENTITY_CLASSES[etype])}
         data["created_at"] = existing.created_at if existing is not None and \
             existing.created_at is not None else now
         if "updated_at" in fields:
