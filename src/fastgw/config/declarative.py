@@ -26,8 +26,9 @@ import yaml
 
 from fastgw.config import model
 from fastgw.config.errors import ConfigError, ErrorList
-from fastgw.config.model import (ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, config_hash, is_uuid, join,
+from fastgw.config.model import (ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, is_uuid, join,
                                  stable_id)
+from fastgw.config.model import config_hash  # noqa: F401 - re-exported (snapshot uses it)
 
 FORMAT_VERSIONS = ("3.0", "2.1")
 CURRENT_FORMAT = "3.0"

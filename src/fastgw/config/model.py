@@ -24,14 +24,7 @@ import msgspec
 
 from fastgw.config.errors import ErrorList
 
-try:  # the balancer engineer's healthchecks schema; until it lands, a plain record
-    from fastgw.config.healthchecks import Healthchecks as _Healthchecks  # type: ignore
-
-    HealthchecksT: Any = _Healthchecks
-    _HC_FIELD: Any = msgspec.field(default_factory=_Healthchecks)
-except ImportError:  # pragma: no cover - depends on merge order
-    HealthchecksT = Union[dict[str, Any], None]
-    _HC_FIELD = None
+from fastgw.config.healthchecks import Healthchecks  # the balancer engineer's Structs
 
 # Kong's limits (kong/db/schema/typedefs.lua)
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -138,7 +131,7 @@ class Upstream(Entity, kw_only=True):
     hash_on_uri_capture: Union[str, None] = None
     hash_fallback_uri_capture: Union[str, None] = None
     slots: Slots = 10000
-    healthchecks: HealthchecksT = _HC_FIELD
+    healthchecks: Healthchecks = msgspec.field(default_factory=Healthchecks)
     host_header: Union[str, None] = None
     client_certificate: Union[str, None] = None
     use_srv_name: bool = False
