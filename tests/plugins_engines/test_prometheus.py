@@ -74,7 +74,7 @@ def test_requests_latency_bandwidth_with_kong_names_and_labels() -> None:
     assert sample(text, "kong_bandwidth_bytes_total", **base, direction="egress", consumer="alice") == 4000
     # Kong's exact family and sample name (the parser above reads counters as "<name>_total")
     assert b"# TYPE kong_bandwidth_bytes counter" in text
-    assert b'\nkong_bandwidth_bytes{service="service-one",route="route-one",direction="egress",consumer="alice"} 4000.0' in text
+    assert b'\nkong_bandwidth_bytes{consumer="alice",direction="egress",route="route-one",service="service-one"} 4000.0' in text
     # histograms: Kong's buckets, cumulative, counts and sums
     assert sample(text, "kong_request_latency_ms_count", **base) == 3
     assert sample(text, "kong_request_latency_ms_sum", **base) == pytest.approx(324.0)
