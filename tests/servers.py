@@ -38,7 +38,7 @@ API (everything else in this file is private):
 
     EchoUpstream(port=0, idle_timeout=None)    # asyncio HTTP/1.1 server in a background thread
         .port / .url(path) / .requests -> list[EchoRequest] / .clear()
-        .connections_total / .connections_open
+        .connections_total / .connections_open / .errors (unexpected server-side exceptions)
         .set_default(Behaviour) / .on(path_prefix, Behaviour) / .queue(*Behaviour)
         .wait_requests(n, timeout=5.0) -> list[EchoRequest]
         stop() then start() serves again on the same port (a target that goes down and comes back).
@@ -732,6 +732,7 @@ class EchoUpstream(_Stoppable):
         self._queue: list[Behaviour] = []
         self.connections_total = 0
         self.connections_open = 0
+        self.errors: list[str] = []  # unexpected exceptions while serving (normally empty)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -870,6 +871,9 @@ class EchoUpstream(_Stoppable):
             pass
         except asyncio.CancelledError:
             pass
+        except Exception as e:  # a bug here or an unexpected input: keep it for the test to see
+            self.errors.append(f"conn {conn_id}: {type(e).__name__}: {e}")
+            writer.transport.abort()
         finally:
             self.connections_open -= 1
             self._writers.discard(writer)

@@ -178,6 +178,7 @@ def test_echo_records_and_echoes_a_request(echo_upstream):
     assert first.conn_id == second.conn_id and second.index_on_conn == 1
     assert resp.getheader("X-Echo-Conn") == resp2.getheader("X-Echo-Conn")
     assert echo_upstream.connections_total == 1
+    assert echo_upstream.errors == []
 
 
 def test_echo_chunked_request_body_and_pipelining(echo_upstream):
