@@ -157,3 +157,17 @@ def test_huge_weights_are_capped() -> None:
     assert r.npoints <= 1048576
     counts = r.point_counts()
     assert len(set(counts.values())) == 1  # scaled evenly
+
+
+@pytest.mark.parametrize("count,slots", [(1, 10), (2, 10), (3, 10000), (7, 3000), (12, 20000)])
+def test_lookup_index_edges_match_reference(count: int, slots: int) -> None:
+    # exact point values, their neighbours, and the ends of the key space: the bucketed lookup
+    # must agree with a plain binary search over all points
+    spec = [(f"h{i}", 80, 1 + 37 * i) for i in range(count)]
+    r = ring(spec, slots=slots)
+    ref = RefRing([RefTarget(f"{h}:{p}", w) for h, p, w in spec], slots=slots)
+    probes = [0, 1, 2**63, 2**64 - 2, 2**64 - 1]
+    for h in ref.hashes[:: max(1, len(ref.hashes) // 3000)]:
+        probes += [h, max(h - 1, 0), min(h + 1, 2**64 - 1)]
+    for h in probes:
+        assert r.owner_of(h).name == ref.owner_of(h).name, h

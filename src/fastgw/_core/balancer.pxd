@@ -31,6 +31,8 @@ cdef enum:
     # same factor (the minimal-disruption property then holds only between rings built at the
     # same scale). Envoy caps its ring at 8M entries (maximum_ring_size), Kong at slots=65536.
     RING_MAX_POINTS = 1048576
+    # Lookup index of 2**bits buckets, bits = floor(log2(points)) (1 to 20 bits: <= 4 MiB).
+    RING_MAX_INDEX_BITS = 20
     # Kong's limits on target weights (targets.weight: 0-65535) and upstream slots (10-65536).
     MAX_TARGET_WEIGHT = 65535
     MIN_RING_SLOTS = 10
@@ -98,6 +100,11 @@ cdef class HashRing(Balancer):
     cdef readonly Py_ssize_t npoints
     cdef uint64_t* points           # sorted point hashes
     cdef uint32_t* owners           # owners[i] = target index of points[i]
+    # lookup index: the points whose top `index_bits` bits equal b are
+    # points[index[b]:index[b + 1]], so a lookup binary-searches ~1 point instead of all
+    cdef uint32_t* index
+    cdef int index_shift            # 64 - index_bits
+    cdef void _build_index(self) except *
     cdef inline Py_ssize_t _lower_bound(self, uint64_t h) noexcept
 
 

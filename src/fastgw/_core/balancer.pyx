@@ -296,7 +296,9 @@ cdef class HashRing(Balancer):
     def __cinit__(self, *args, **kwargs):
         self.points = NULL
         self.owners = NULL
+        self.index = NULL
         self.npoints = 0
+        self.index_shift = 63
 
     def __init__(self, targets, int slots=10000, *, double threshold=0.0):
         cdef Py_ssize_t i, j, k, total, pos
@@ -377,10 +379,29 @@ cdef class HashRing(Balancer):
             self.npoints = total
         finally:
             free(pts)
+        self._build_index()
+
+    cdef void _build_index(self) except *:
+        cdef int bits = 1
+        cdef Py_ssize_t b, pos, nb
+        while bits < RING_MAX_INDEX_BITS and (<Py_ssize_t>1 << (bits + 1)) <= self.npoints:
+            bits += 1
+        nb = <Py_ssize_t>1 << bits
+        self.index = <uint32_t*>malloc((nb + 1) * sizeof(uint32_t))
+        if self.index == NULL:
+            raise MemoryError()
+        self.index_shift = 64 - bits
+        pos = 0
+        for b in range(nb):
+            while pos < self.npoints and <Py_ssize_t>(self.points[pos] >> self.index_shift) < b:
+                pos += 1
+            self.index[b] = <uint32_t>pos
+        self.index[nb] = <uint32_t>self.npoints
 
     def __dealloc__(self):
         free(self.points)
         free(self.owners)
+        free(self.index)
 
     def owner_of(self, uint64_t hash_value):
         """The target owning hash_value on the full ring, ignoring health (for tests/tools)."""
@@ -398,9 +419,11 @@ cdef class HashRing(Balancer):
         return counts
 
     cdef inline Py_ssize_t _lower_bound(self, uint64_t h) noexcept:
-        # first point >= h, wrapping to 0 past the last one
-        cdef Py_ssize_t lo = 0
-        cdef Py_ssize_t hi = self.npoints
+        # first point >= h, wrapping to 0 past the last one. Only h's bucket can hold it, or
+        # else it is the first point of a later bucket, which index[b + 1] is.
+        cdef Py_ssize_t b = <Py_ssize_t>(h >> self.index_shift)
+        cdef Py_ssize_t lo = self.index[b]
+        cdef Py_ssize_t hi = self.index[b + 1]
         cdef Py_ssize_t mid
         while lo < hi:
             mid = (lo + hi) >> 1
