@@ -139,12 +139,12 @@ def _worker_main(args: argparse.Namespace, config_json: bytes, rfd: int, wfd: in
     import orjson
     import uvloop
 
-    from fastgw.config.declarative import load_dict
+    from fastgw.config.model import decode_config
     from fastgw.gateway import Gateway
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        gw = Gateway(load_dict(orjson.loads(config_json)), limits=_limits(args),
+        gw = Gateway(decode_config(config_json), limits=_limits(args),
                      node_id=f"worker-{index}")
         await gw.start(args.listen, None, reuse_port=True)
         stop = asyncio.Event()
@@ -164,7 +164,7 @@ def _worker_main(args: argparse.Namespace, config_json: bytes, rfd: int, wfd: in
                 return
             for frame in reader.feed(data):
                 try:
-                    gw.update(load_dict(orjson.loads(frame)))
+                    gw.update(decode_config(frame))
                 except Exception as e:  # noqa: BLE001 - master validated it; report, keep going
                     log.error("worker %d: config update failed: %s", index, e)
                 report()
@@ -201,11 +201,9 @@ class Master:
         self.stopping = False
 
     def _config_bytes(self, config: Any) -> bytes:
-        import orjson
+        from fastgw.config.model import encode_config
 
-        from fastgw.config.declarative import dump
-
-        return orjson.dumps(dump(config))
+        return encode_config(config)
 
     def spawn(self, index: int) -> None:
         to_w_r, to_w_w = os.pipe()
@@ -309,11 +307,18 @@ class Master:
                 if self.stopping and not self.workers:
                     stop.set()
 
-        loop.add_signal_handler(signal.SIGCHLD, on_child)
+        async def reap() -> None:
+            # uvloop keeps SIGCHLD for itself: poll for dead workers instead
+            while True:
+                on_child()
+                await asyncio.sleep(0.2)
+
+        reaper = loop.create_task(reap())
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, reload_file)
         await stop.wait()
+        reaper.cancel()
         self.stopping = True
         for w in list(self.workers.values()):
             try:
