@@ -41,7 +41,7 @@
 #    chunk extensions > max_chunk_ext -> 400.
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint32_t
+from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
@@ -126,6 +126,54 @@ cdef void _init_tables() noexcept:
 
 
 _init_tables()
+
+
+# SWAR (8 bytes per step) pre-checks for the two long byte runs of a head: field values and the
+# request target. "Any byte < n" and "any byte == 0" tests are exact for existence
+# (Bit Twiddling Hacks, hasless / haszero); a flagged word is re-checked byte by byte.
+cdef inline uint64_t _load8(const char* p) noexcept:
+    cdef uint64_t w
+    memcpy(&w, p, 8)    # one unaligned load
+    return w
+
+
+cdef inline bint _value_word_ok(uint64_t x) noexcept:
+    # no byte < 0x20 and none == 0x7F (obs-text >= 0x80 is fine); HTAB is re-checked by the caller
+    cdef uint64_t y = x ^ 0x7F7F7F7F7F7F7F7FULL
+    return (((x - 0x2020202020202020ULL) & ~x) | ((y - 0x0101010101010101ULL) & ~y)) \
+        & 0x8080808080808080ULL == 0
+
+
+cdef inline bint _target_word_ok(uint64_t x) noexcept:
+    # every byte in 0x21..0x7E and none == '#'
+    cdef uint64_t y = x ^ 0x7F7F7F7F7F7F7F7FULL
+    cdef uint64_t z = x ^ 0x2323232323232323ULL
+    return ((((x - 0x2121212121212121ULL) & ~x) | ((y - 0x0101010101010101ULL) & ~y)
+             | ((z - 0x0101010101010101ULL) & ~z)) & 0x8080808080808080ULL) | (x & 0x8080808080808080ULL) == 0
+
+
+cdef inline Py_ssize_t _scan_value(const char* buf, Py_ssize_t p, Py_ssize_t e) noexcept:
+    # index of the first byte in [p, e) that is not a field-value byte, or e
+    cdef Py_ssize_t stop
+    while True:
+        while p + 8 <= e and _value_word_ok(_load8(buf + p)):
+            p += 8
+        stop = p + 8 if p + 8 < e else e
+        while p < stop:
+            if not T_VALUE[<uint8_t>buf[p]]:
+                return p
+            p += 1
+        if p >= e:
+            return e
+
+
+cdef inline Py_ssize_t _scan_target(const char* buf, Py_ssize_t p, Py_ssize_t e) noexcept:
+    # index of the first byte in [p, e) that is not a request-target byte, or e
+    while p + 8 <= e and _target_word_ok(_load8(buf + p)):
+        p += 8
+    while p < e and T_TARGET[<uint8_t>buf[p]]:
+        p += 1
+    return p
 
 
 cdef inline bint _ieq(const char* p, const char* lower_lit, Py_ssize_t n) noexcept:
@@ -536,8 +584,7 @@ cdef class HttpParser:
         while p < e and (buf[p] == b' ' or buf[p] == b'\t'):
             p += 1
         vs = p
-        while p < e and T_VALUE[<uint8_t>buf[p]]:
-            p += 1
+        p = _scan_value(buf, p, e)
         if p != e:
             return self.set_error(400, E_VALUE)
         ve = e
@@ -1005,8 +1052,7 @@ cdef class RequestParser(HttpParser):
         self.method = _method_id(buf + s, p - s)
         p += 1
         ts = p
-        while p < e and T_TARGET[<uint8_t>buf[p]]:
-            p += 1
+        p = _scan_target(buf, p, e)
         if p == ts:
             return self.set_error(400, E_TARGET)
         if p == e:
