@@ -269,3 +269,64 @@ def test_half_open_loop_runs_on_the_event_loop() -> None:
             hc.stop()
             await hc.wait_closed()
     run(main)
+
+
+def _self_signed(tmp_path):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "probe.test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("probe.test")]), False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_https_probe_verifies_certificates_unless_told_not_to(tmp_path) -> None:
+    import ssl
+
+    cert_path, key_path = _self_signed(tmp_path)
+
+    async def main() -> None:
+        sctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        sctx.load_cert_chain(cert_path, key_path)
+        s = ProbeServer("ok")
+        s.server = await asyncio.start_server(s._handle, "127.0.0.1", 0, ssl=sctx)
+        s.port = s.server.sockets[0].getsockname()[1]
+        try:
+            base = {"type": "https", "timeout": 2, "https_sni": "probe.test",
+                    "unhealthy": {"tcp_failures": 1}}
+            t1 = Target("127.0.0.1", s.port)
+            hc1 = HealthChecker("u", RoundRobin([t1]), parse_healthchecks({"active": base}))
+            await hc1.probe(t1)
+            assert not t1.healthy  # self-signed: verification fails -> tcp failure
+            t2 = Target("127.0.0.1", s.port)
+            cfg = {"active": dict(base, https_verify_certificate=False)}
+            hc2 = HealthChecker("u", RoundRobin([t2]), parse_healthchecks(cfg))
+            await hc2.probe(t2)
+            assert t2.healthy and s.requests and s.requests[-1].startswith(b"GET / HTTP/1.1")
+            # trusting the certificate works with verification on
+            t3 = Target("127.0.0.1", s.port)
+            cctx = ssl.create_default_context(cafile=str(cert_path))
+            hc3 = HealthChecker("u", RoundRobin([t3]), parse_healthchecks({"active": base}),
+                                ssl_context=cctx)
+            n = len(s.requests)
+            await hc3.probe(t3)
+            assert t3.healthy and len(s.requests) == n + 1
+        finally:
+            await s.stop()
+    run(main)

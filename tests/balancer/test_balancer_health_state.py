@@ -356,6 +356,7 @@ def test_kong_defaults() -> None:
     assert PASSIVE_HEALTHY_STATUSES == [200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
                                         300, 301, 302, 303, 304, 305, 306, 307, 308]
     assert parse_healthchecks(None) == h
+    assert parse_healthchecks({"passive": {"type": "grpcs"}}).passive.type == "grpcs"
 
 
 @pytest.mark.parametrize("data,where", [
@@ -371,6 +372,7 @@ def test_kong_defaults() -> None:
     ({"active": {"http_path": "status"}}, "$.active"),
     ({"active": {"headers": {"bad name": ["x"]}}}, "$.active"),
     ({"active": {"headers": {"X-A": ["a\r\nInjected: 1"]}}}, "$.active"),
+    ({"active": {"type": "grpc"}}, "$.active"),
 ])
 def test_validation_errors_name_the_path(data, where) -> None:
     with pytest.raises(msgspec.ValidationError) as ei:

@@ -92,10 +92,18 @@ def test_targets_belong_to_one_balancer() -> None:
     with pytest.raises(ValueError, match="already belongs"):
         RoundRobin(ts)
     other = Target("z", 80)
-    RoundRobin([other])
-    with pytest.raises(ValueError, match="does not belong"):
-        b.on_start(other)
+    ob = RoundRobin([other])
+    # a request picked from the previous balancer (config reload) finishes on its own one
+    b.on_start(other)
+    assert other.inflight == 1 and ts[0].inflight == 0
+    b.on_finish(other, 1.0, 0.0)
+    assert other.inflight == 0
+    b.set_healthy(other, False)
+    assert not other.healthy and ts[0].healthy and not ob.is_up() and b.is_up()
     assert b.pick(avoid=other) is ts[0]  # a foreign `avoid` is ignored, not an error
+    with pytest.raises(ValueError, match="does not belong"):
+        b.on_start(Target("loose", 80))
+    assert other.owner is ob and ts[0].owner is b
 
 
 def test_target_validation_and_names() -> None:

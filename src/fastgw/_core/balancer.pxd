@@ -49,6 +49,9 @@ cdef struct TargetState:
     uint8_t eligible    # state != TS_DOWN and weight > 0 (kept in sync by _set_state)
 
 
+cdef class Balancer
+
+
 cdef class Target:
     cdef readonly str host
     cdef readonly int port
@@ -61,6 +64,7 @@ cdef class Target:
     cdef readonly bint trial        # mirrors state == TS_TRIAL
     cdef readonly int inflight      # mirrors TargetState.inflight
     cdef readonly Py_ssize_t index  # position in its balancer, -1 until a balancer owns it
+    cdef readonly Balancer owner    # the balancer it belongs to (None until built)
 
 
 cdef class Balancer:
@@ -86,7 +90,7 @@ cdef class Balancer:
     # algorithm hooks (inline methods are final; these two are virtual on purpose)
     cdef Py_ssize_t _select(self, uint64_t hash_value, Py_ssize_t avoid) noexcept
     cdef void _sample(self, Py_ssize_t i, double latency_ms, double now) noexcept
-    cdef Py_ssize_t _index(self, Target t) except -1
+    cdef Balancer _home(self, Target t)
     cdef void _set_state(self, Py_ssize_t i, uint8_t state) noexcept
     cdef inline Py_ssize_t _fallback(self, Py_ssize_t avoid) noexcept
 

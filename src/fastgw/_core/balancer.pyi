@@ -18,6 +18,7 @@ class Target:
     trial: bool  # readonly: half-open, one trial request available
     inflight: int  # readonly
     index: int  # readonly: position in its balancer, -1 before one owns it
+    owner: Balancer | None  # readonly: the balancer it belongs to
     def __init__(self, host: str, port: int, weight: int = 100, id: str | None = None) -> None: ...
 
 class Balancer:

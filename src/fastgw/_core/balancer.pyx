@@ -117,6 +117,7 @@ cdef class Balancer:
         for i in range(self.n):
             t = <Target>self._owned[i]
             t.index = i
+            t.owner = self  # a cycle (balancer -> targets -> balancer) the GC collects
             t.healthy = True
             t.trial = False
             t.inflight = 0
@@ -141,11 +142,14 @@ cdef class Balancer:
         """Configured weight of the targets pick() may return."""
         return self.avail_weight
 
-    cdef Py_ssize_t _index(self, Target t) except -1:
-        cdef Py_ssize_t i = t.index
-        if i < 0 or i >= self.n or self.objs[i] != <PyObject*>t:
-            raise ValueError(f"target {t.name} does not belong to this balancer")
-        return i
+    cdef Balancer _home(self, Target t):
+        # The balancer whose arrays hold t. Normally self; after a config reload the proxy may
+        # finish a request picked from the previous balancer: its counters are updated there.
+        if t.owner is self:
+            return self
+        if t.owner is None:
+            raise ValueError(f"target {t.name} does not belong to a balancer")
+        return t.owner
 
     cdef void _set_state(self, Py_ssize_t i, uint8_t state) noexcept:
         cdef TargetState* s = &self.st[i]
@@ -187,10 +191,8 @@ cdef class Balancer:
         cdef Py_ssize_t i
         if not self.up:
             return None
-        if avoid is not None:
-            a = avoid.index
-            if a < 0 or a >= self.n or self.objs[a] != <PyObject*>avoid:
-                a = -1  # not ours (e.g. picked from the previous snapshot): nothing to avoid
+        if avoid is not None and avoid.owner is self:
+            a = avoid.index  # a foreign `avoid` (picked from the previous snapshot) is ignored
         i = self._select(hash_value, a)
         if i < 0:
             return None
@@ -200,9 +202,10 @@ cdef class Balancer:
 
     cpdef void on_start(self, Target t) except *:
         """A request was sent to t (in-flight + 1)."""
-        cdef Py_ssize_t i = self._index(t)
-        self.st[i].inflight += 1
-        t.inflight = <int>self.st[i].inflight
+        cdef Balancer b = self._home(t)
+        cdef Py_ssize_t i = t.index
+        b.st[i].inflight += 1
+        t.inflight = <int>b.st[i].inflight
 
     cpdef void on_finish(self, Target t, double latency_ms, double now) except *:
         """The request to t finished after latency_ms; `now` in seconds (the proxy's clock).
@@ -210,21 +213,22 @@ cdef class Balancer:
         `now` feeds the latency balancer's EWMA decay (the core reads no clock); the other
         algorithms ignore both numbers.
         """
-        cdef Py_ssize_t i = self._index(t)
-        if self.st[i].inflight > 0:
-            self.st[i].inflight -= 1
-        t.inflight = <int>self.st[i].inflight
-        self._sample(i, latency_ms, now)
+        cdef Balancer b = self._home(t)
+        cdef Py_ssize_t i = t.index
+        if b.st[i].inflight > 0:
+            b.st[i].inflight -= 1
+        t.inflight = <int>b.st[i].inflight
+        b._sample(i, latency_ms, now)
 
     cpdef void set_healthy(self, Target t, bint healthy) except *:
         """Health checks' verdict (clears a pending half-open trial)."""
-        self._set_state(self._index(t), TS_UP if healthy else TS_DOWN)
+        self._home(t)._set_state(t.index, TS_UP if healthy else TS_DOWN)
 
     cpdef void allow_trial(self, Target t) except *:
         """Half-open: let exactly one request go to unhealthy t. No-op if t is healthy."""
-        cdef Py_ssize_t i = self._index(t)
-        if self.st[i].state == TS_DOWN:
-            self._set_state(i, TS_TRIAL)
+        cdef Balancer b = self._home(t)
+        if b.st[t.index].state == TS_DOWN:
+            b._set_state(t.index, TS_TRIAL)
 
     cpdef bint is_up(self) noexcept:
         """Eligible weight percentage > threshold (Kong: at or below it the upstream is down)."""
@@ -488,7 +492,9 @@ cdef class Latency(Balancer):
 
     def ewma(self, Target t):
         """The target's current latency EWMA in ms (0.0 before its first sample)."""
-        return self.st[self._index(t)].ewma
+        if t.owner is not self:
+            raise ValueError(f"target {t.name} does not belong to this balancer")
+        return self.st[t.index].ewma
 
     cdef void _sample(self, Py_ssize_t i, double latency_ms, double now) noexcept:
         cdef TargetState* s

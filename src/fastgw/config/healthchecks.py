@@ -30,7 +30,9 @@ Counter = Annotated[int, msgspec.Meta(ge=0, le=255)]
 Concurrency = Annotated[int, msgspec.Meta(ge=1, le=2**31)]
 # healthchecks.threshold: a percentage of the upstream's total target weight.
 Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
-CheckType = Literal["tcp", "http", "https"]
+# Kong accepts grpc/grpcs too: passive checks treat them like http (statuses are classified);
+# active gRPC probes (grpc.health.v1) are not implemented by fastgw and rejected with a clear error.
+CheckType = Literal["tcp", "http", "https", "grpc", "grpcs"]
 
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
 _BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 field-value: no CTLs but HTAB
@@ -81,6 +83,9 @@ class Active(msgspec.Struct, **_STRUCT):
     unhealthy: ActiveUnhealthy = msgspec.field(default_factory=ActiveUnhealthy)
 
     def __post_init__(self) -> None:
+        if self.type in ("grpc", "grpcs"):
+            raise ValueError(f"active.type: {self.type!r} probes are not supported by fastgw; "
+                             "use 'http', 'https' or 'tcp'")
         if not self.http_path.startswith("/"):
             raise ValueError(f"active.http_path: should start with: / (got {self.http_path!r})")
         if any(c in self.http_path for c in " \r\n\t\x00"):
