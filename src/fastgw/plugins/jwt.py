@@ -105,6 +105,10 @@ class Jwt(Plugin):
             self._secrets[str(key)] = _Secret(consumer, cred, alg, self._prepare(cred, alg))
         self._cache: dict[str, _Verified] = {}
         self._headers = [h.lower().encode("latin-1") for h in config.header_names]
+        # raw substrings that must appear in the query for a parameter to be there
+        self._params = [n.encode("latin-1") + b"=" for n in config.uri_param_names] + [
+            _quote(n).encode("latin-1") + b"=" for n in config.uri_param_names if _quote(n) != n
+        ]
         self._challenge = f'Bearer realm="{config.realm}"' if config.realm else None
 
     def _prepare(self, cred: Any, alg: str) -> Any:
@@ -130,7 +134,9 @@ class Jwt(Plugin):
     def _tokens(self, ctx: Any) -> list[str]:
         req = ctx.request
         found: dict[str, None] = {}
-        if self.config.uri_param_names and req.raw_query:
+        raw_query = req.raw_query
+        if self._params and raw_query and any(p in raw_query for p in self._params):
+            # parse the query only when one of our parameter names appears in it
             q = req.query
             for name in self.config.uri_param_names:
                 v = q.get(name)
@@ -267,6 +273,12 @@ class Jwt(Plugin):
             # FIFO eviction (dicts keep insertion order): O(1), no per-hit bookkeeping.
             del cache[next(iter(cache))]
         cache[token] = v
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
 
 
 def _cookies(lines: list[bytes]) -> dict[str, str]:

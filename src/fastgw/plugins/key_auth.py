@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -53,7 +54,15 @@ class KeyAuth(Plugin):
             key = getattr(cred, "key", None)
             if key and consumer is not None:
                 self._keys[str(key)] = (consumer, cred)
-        self._names = [(n, n.lower().encode("latin-1")) for n in config.key_names]
+        self._names = [
+            (
+                n,
+                n.lower().encode("latin-1"),
+                n.encode("latin-1"),
+                quote(n, safe="").encode("latin-1") if quote(n, safe="") != n else None,
+            )
+            for n in config.key_names
+        ]
         self._challenge = f'Key realm="{config.realm}"' if config.realm else "Key"
         self.needs_request_body = config.key_in_body
 
@@ -75,7 +84,7 @@ class KeyAuth(Plugin):
         key: str | None = None
         body: Any = None
         kind: str | None = None
-        for name, lname in self._names:
+        for name, lname, qname, qname_enc in self._names:
             v: Any = None
             if conf.key_in_header:
                 vals = req.get_header_all_bytes(lname)
@@ -83,8 +92,11 @@ class KeyAuth(Plugin):
                     return unauthorized("Duplicate API key found", self._challenge)
                 if vals:
                     v = vals[0].decode("latin-1")
-            if v is None and conf.key_in_query and req.raw_query:
-                v = req.query.get(name)
+            if v is None and conf.key_in_query:
+                raw_query = req.raw_query
+                # parse the query only when the name can be in it (percent-encoded or not)
+                if raw_query and (qname in raw_query or (qname_enc is not None and qname_enc in raw_query)):
+                    v = req.query.get(name)
             if v is None and conf.key_in_body:
                 if body is None:
                     kind = body_kind(req.get_header("content-type"))
