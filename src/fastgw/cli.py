@@ -43,14 +43,10 @@ def _load(path: str) -> Any:
 
 def _prefork() -> None:
     """Create the tables workers must share, before any fork."""
-    for mod in ("fastgw.plugins.rate_limiting", "fastgw.plugins.prometheus"):
-        try:
-            m = __import__(mod, fromlist=["prefork"])
-        except ImportError:
-            continue
-        hook = getattr(m, "prefork", None)
-        if hook is not None:
-            hook()
+    from fastgw.plugins import prometheus, rate_limiting
+
+    rate_limiting.init_shared()
+    prometheus.init_shared()
 
 
 # ------------------------------------------------------------------------------------------

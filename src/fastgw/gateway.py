@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -173,9 +174,35 @@ class Gateway:
             return
         try:
             self.core.tick()
+            if "fastgw.plugins.prometheus" in sys.modules:
+                self._publish_gauges()
         except Exception:
             log.exception("tick failed")
         self._schedule_tick()
+
+    _published: dict[str, int] = {}
+
+    def _publish_gauges(self) -> None:
+        """Connection and request gauges into the node-wide metric table, as deltas, so the
+        table sums every worker (kong_nginx_connections_total / kong_nginx_requests_total)."""
+        from fastgw._core.metrics import GAUGES
+        from fastgw.plugins.prometheus import shared_metrics
+
+        assert self.core is not None
+        st = self.core.stats()
+        now = {
+            "accepted": st["connections_total"], "handled": st["connections_total"],
+            "total": st["requests_total"], "active": st["connections_active"],
+            "writing": st["requests_active"],
+            "waiting": st["connections_active"] - st["requests_active"],
+        }
+        m = shared_metrics()
+        last = self._published
+        for k, v in now.items():
+            d = v - last.get(k, 0)
+            if d:
+                m.gauge_add(GAUGES[k], d)
+        self._published = now
 
     async def stop(self, timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:
         """Graceful: stop accepting, finish in-flight requests (up to `timeout`), close."""
@@ -275,11 +302,24 @@ class Gateway:
         snap.health[upstream].set_target_health(target, healthy)
 
     def metrics(self) -> tuple[bytes, str] | None:
-        try:
-            from fastgw.plugins.prometheus import metrics_text
-        except ImportError:
-            return None
-        return metrics_text(self)
+        """Prometheus text for GET /metrics (Kong's metric names, all workers of the node)."""
+        from fastgw.plugins import prometheus
+
+        prometheus.set_upstream_health_provider(self._health_rows)
+        if self.core is not None:
+            self._publish_gauges()
+        return prometheus.metrics_text(), prometheus.CONTENT_TYPE
+
+    def _health_rows(self) -> list[tuple[str, str, str, str]]:
+        snap = self.snapshot
+        rows = []
+        if snap is None:
+            return rows
+        for name, checker in snap.health.items():
+            for t in checker.health_report():
+                rows.append((name, t["target"], t.get("address", t["target"]),
+                             str(t.get("health", "HEALTHCHECKS_OFF")).lower()))
+        return rows
 
     def node_info(self) -> dict[str, Any]:
         return {
