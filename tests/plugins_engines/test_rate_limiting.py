@@ -393,3 +393,18 @@ def test_redis_down_not_fault_tolerant_is_kongs_500() -> None:
     resp = g.request()[1]
     assert resp.status == 500
     assert orjson.loads(resp.body) == {"message": "An unexpected error occurred"}
+
+
+def test_sliding_multi_window_denial_counts_nowhere() -> None:
+    g = gw(second=3, minute=4, limit_by="ip", window_type="sliding")
+    base = 1_700_000_000.0
+    assert [g.request(now=base)[1] is None for _ in range(4)] == [True, True, True, False]
+    # the 4th was stopped by the second-limit and taken back from the minute window:
+    # 999 ms into the next second the previous 3 weigh floor(3 * 0.001) = 0
+    ctx, resp = g.request(now=base + 1.999)
+    assert resp is None  # minute: 3 -> 4
+    assert g.respond(ctx)["x-ratelimit-remaining-second"] == "2"
+    resp = g.request(now=base + 1.999)[1]
+    assert resp.status == 429  # the minute stops it; the second window takes it back
+    h = hdrs(resp)
+    assert (h["x-ratelimit-remaining-minute"], h["x-ratelimit-remaining-second"]) == ("0", "2")

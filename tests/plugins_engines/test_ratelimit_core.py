@@ -310,3 +310,14 @@ def test_token_bucket_exact_across_processes(nproc: int) -> None:
     counts = _run_forked(nproc, _drain, b, 2000)
     assert sum(counts) == 3000  # at a fixed `now`, exactly the bucket's tokens
     assert b.available(50.0) == pytest.approx(0, abs=1e-6)
+
+
+def test_unhit_sliding_takes_back_from_the_current_window_only() -> None:
+    t = SharedCounters(64)
+    w = 10 * SEC
+    assert t.hit_sliding(4, 1000, w, 10, cost=3) == 3
+    t.unhit_sliding(4, 1000, w)
+    assert t.peek_sliding(4, 1000, w) == 2
+    # next window: the previous one is weighed, never decremented
+    t.unhit_sliding(4, w + 1, w, cost=5)
+    assert t.peek_sliding(4, w, w) == 2

@@ -42,3 +42,15 @@ class TokenBucket:
     def available(self, now: float) -> float: ...
     def next_token_available(self, now: float) -> float: ...
     def reset(self, now: float, tokens: float) -> None: ...
+
+def hit_loop(
+    table: SharedCounters,
+    key: int,
+    n: int,
+    now: int,
+    window_start: int,
+    window_end: int,
+    limit: int,
+    distinct_keys: bool = False,
+) -> int:
+    """``n`` hits from C; returns how many were allowed (for benchmarks)."""

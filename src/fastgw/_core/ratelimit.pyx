@@ -149,3 +149,18 @@ DEFAULT_SLOTS = RL_DEFAULT_SLOTS
 MAX_PROBE = RL_MAX_PROBE
 DENIED = RL_DENIED
 FAIL_OPEN = RL_FAIL_OPEN
+
+
+def hit_loop(SharedCounters table, uint64_t key, int64_t n, int64_t now, int64_t window_start,
+             int64_t window_end, int64_t limit, bint distinct_keys=False) -> int:
+    """Call ``table.hit`` ``n`` times from C (the cost a Cython caller such as the proxy pays;
+    bench/bench_ratelimit.py times it). ``distinct_keys`` uses key, key+1, ... Returns the
+    number of hits allowed."""
+    cdef int64_t i, allowed = 0
+    cdef uint64_t k = key
+    for i in range(n):
+        if distinct_keys:
+            k = key + <uint64_t>i
+        if table.hit(k, now, window_start, window_end, limit, 1) >= 0:
+            allowed += 1
+    return allowed

@@ -173,10 +173,12 @@ class _Window:
     """One configured limit, with what is precomputed for it."""
 
     __slots__ = ("period", "limit", "count_limit", "seconds", "ms", "limit_header", "remaining_header",
-                 "limit_str")
+                 "limit_str", "suffix", "calendar", "_lh", "_rh", "_limit_b")
 
-    def __init__(self, period: str, limit: float) -> None:
+    def __init__(self, period: str, limit: float, sliding: bool = False) -> None:
         self.period = period
+        self.suffix = (period + (":s" if sliding else "")).encode()
+        self.calendar = period in ("month", "year")
         self.limit = limit
         self.count_limit = int(limit)  # allowed while count <= floor(limit)
         self.seconds = EXPIRATION[period]
@@ -185,6 +187,23 @@ class _Window:
         self.limit_header = f"X-RateLimit-Limit-{cap}"
         self.remaining_header = f"X-RateLimit-Remaining-{cap}"
         self.limit_str = _num(limit)
+        self._lh = self.limit_header.lower().encode()
+        self._rh = self.remaining_header.lower().encode()
+        self._limit_b = self.limit_str.encode()
+
+    def allowed_headers(self, remaining: str, reset: str) -> list[tuple[bytes, bytes]]:
+        """Headers of an allowed request limited by this window alone (header_filter form)."""
+        rem = remaining.encode()
+        return [(self._lh, self._limit_b), (self._rh, rem), (b"ratelimit-limit", self._limit_b),
+                (b"ratelimit-remaining", rem), (b"ratelimit-reset", reset.encode())]
+
+
+# Kong's EMPTY_UUID for a missing scope
+_EMPTY_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def _scope_str(route_id: Any, service_id: Any) -> str:
+    return f"{route_id or _EMPTY_UUID}:{service_id or _EMPTY_UUID}"
 
 
 def _calendar_bounds(period: str, now_s: int) -> tuple[int, int]:
@@ -212,11 +231,18 @@ class RateLimiting(Plugin):
 
     def __init__(self, config: RateLimitingConfig, env: PluginEnv) -> None:
         super().__init__(config, env)
-        self._windows = [_Window(p, getattr(config, p)) for p in PERIODS if getattr(config, p) is not None]
+        self._windows = [_Window(p, getattr(config, p), config.window_type == "sliding")
+                         for p in PERIODS if getattr(config, p) is not None]
         self._sliding = config.window_type == "sliding"
+        w0 = self._windows[0]
+        self._one: _Window | None = (w0 if len(self._windows) == 1 and not self._sliding and not w0.calendar
+                                     and config.policy == "local" else None)
         self._header_lower = (config.header_name or "").lower().encode("latin-1")
         self._calendar_cache: dict[tuple[str, int], tuple[int, int]] = {}
         self._last_overflow_log = 0.0
+        self._scope_str: str | None = None
+        self._scope_cache: dict[tuple[int, int], str] = {}
+        self._seed_cache: dict[str, tuple[int, ...]] = {}
         self._table: SharedCounters | None = None
         self._redis: Any = None
         if config.policy == "redis":
@@ -252,17 +278,33 @@ class RateLimiting(Plugin):
     def _scope_prefix(self, ctx: Any) -> str:
         scope = self.scope
         if scope is not None:
-            route_id, service_id = scope[0], scope[1]
-        else:
-            route_id = getattr(ctx.route, "id", None) if ctx.route is not None else None
-            service_id = getattr(ctx.service, "id", None) if ctx.service is not None else None
-        # Kong's EMPTY_UUID for a missing scope
-        empty = "00000000-0000-0000-0000-000000000000"
-        return f"{route_id or empty}:{service_id or empty}"
+            p = self._scope_str
+            if p is None:
+                p = self._scope_str = _scope_str(scope[0], scope[1])
+            return p
+        route, service = ctx.route, ctx.service
+        # entities live as long as the snapshot that holds this instance: ids are stable keys
+        ck = (id(route), id(service))
+        p = self._scope_cache.get(ck)
+        if p is None:
+            if len(self._scope_cache) > 4096:
+                self._scope_cache.clear()
+            p = self._scope_cache[ck] = _scope_str(getattr(route, "id", None) if route is not None else None,
+                                                   getattr(service, "id", None) if service is not None else None)
+        return p
+
+    def _seeds_for(self, scope: str) -> tuple[int, ...]:
+        seeds = self._seed_cache.get(scope)
+        if seeds is None:
+            if len(self._seed_cache) > 4096:
+                self._seed_cache.clear()
+            seeds = self._seed_cache[scope] = tuple(
+                xxhash.xxh3_64_intdigest(scope.encode() + b":" + w.suffix) for w in self._windows)
+        return seeds
 
     def _bounds(self, w: _Window, now_s: int) -> tuple[int, int]:
         """[start, end) in seconds of the fixed window containing now_s."""
-        if w.period in ("month", "year"):
+        if w.calendar:
             ck = (w.period, now_s // 86400)
             b = self._calendar_cache.get(ck)
             if b is None:
@@ -281,15 +323,36 @@ class RateLimiting(Plugin):
             return self._access_redis(ctx)
         now_ms = int(ctx.now * 1000)
         now_s = now_ms // 1000
-        prefix = f"{self._scope_prefix(ctx)}:{self._identifier(ctx)}:"
+        # key = xxh3(identifier, seed = xxh3("route:service:period")): one small hash per window
+        seeds = self._seeds_for(self._scope_prefix(ctx))
+        ident = self._identifier(ctx).encode()
+        h64 = xxhash.xxh3_64_intdigest
+        one = self._one
+        if one is not None:
+            # The common shape (one fixed second/minute/hour/day limit): no lists, no tuples
+            # beyond the headers. Denials and every other shape take the general path below.
+            seconds = one.seconds
+            start = now_s - now_s % seconds
+            r = self._table.hit(h64(ident, seeds[0]), now_ms, start * 1000,  # type: ignore[union-attr]
+                                (start + seconds) * 1000, one.count_limit)
+            if r >= 0:
+                if not self.config.hide_client_headers:
+                    rem = one.count_limit - r
+                    reset = start + seconds - now_s
+                    ctx.vars["rate-limiting.headers"] = one.allowed_headers(str(rem if rem > 0 else 0),
+                                                                           str(reset if reset > 1 else 1))
+                return None
+            if r == FAIL_OPEN:
+                self._log_overflow(self._table)  # type: ignore[arg-type]
+                return None
         table = self._table
         assert table is not None
         counted: list[tuple[int, int, int]] = []  # (usage index, key, window start ms)
         usage: list[tuple[_Window, int, int]] = []  # (window, count, reset seconds)
         stop: _Window | None = None
         sliding = self._sliding
-        for w in self._windows:
-            key = xxhash.xxh3_64_intdigest((prefix + w.period + (":s" if sliding else "")).encode())
+        for wi, w in enumerate(self._windows):
+            key = h64(ident, seeds[wi])
             if sliding:
                 start = 0
                 reset = w.seconds - (now_ms % w.ms) // 1000
@@ -300,7 +363,7 @@ class RateLimiting(Plugin):
             if stop is not None:
                 # after a denial: show the other windows' usage without counting (Kong shows all)
                 cur = table.peek_sliding(key, now_ms, w.ms) if sliding else table.peek(key, now_ms, start)
-                usage.append((w, cur, max(1, reset)))
+                usage.append((w, cur, reset if reset > 1 else 1))
                 continue
             if sliding:
                 r = table.hit_sliding(key, now_ms, w.ms, w.count_limit)
@@ -315,7 +378,7 @@ class RateLimiting(Plugin):
                 usage.append((w, cur, max(1, reset)))
                 continue
             counted.append((len(usage), key, w.ms if sliding else start))
-            usage.append((w, r, max(1, reset)))
+            usage.append((w, r, reset if reset > 1 else 1))
         if stop is not None:
             # exactness: a denied request counts in no window; those windows then show their
             # usage without this request, as Kong's do
@@ -371,25 +434,29 @@ class RateLimiting(Plugin):
     def _finish(self, ctx: Any, usage: list[tuple[_Window, int, int]], stop: _Window | None) -> Response | None:
         conf = self.config
         headers: list[tuple[str, str]] | None = None
-        reset = None
+        reset = 0
         if not conf.hide_client_headers and usage:
             headers = []
-            best: tuple[int, int, _Window] | None = None  # (remaining, -seconds, window)
+            best: _Window | None = None
+            best_remaining = 0
             for w, count, w_reset in usage:
                 # allowed: count includes this request (Kong's remaining - 1); the stopping
                 # window shows 0; other windows of a denied request show what is left.
-                remaining = max(0, w.count_limit - count) if w is not stop else 0
+                remaining = w.count_limit - count if w is not stop else 0
+                if remaining < 0:
+                    remaining = 0
                 headers.append((w.limit_header, w.limit_str))
                 headers.append((w.remaining_header, str(remaining)))
-                if best is None or remaining < best[0] or (remaining == best[0] and w.seconds > best[2].seconds):
-                    best = (remaining, -w.seconds, w)
-                    reset = w_reset
+                # Kong: the least remaining wins; on a tie the longer window
+                if best is None or remaining < best_remaining or (remaining == best_remaining
+                                                                  and w.seconds > best.seconds):
+                    best, best_remaining, reset = w, remaining, w_reset
             assert best is not None
-            headers.append(("RateLimit-Limit", best[2].limit_str))
-            headers.append(("RateLimit-Remaining", str(best[0])))
+            headers.append(("RateLimit-Limit", best.limit_str))
+            headers.append(("RateLimit-Remaining", str(best_remaining)))
             headers.append(("RateLimit-Reset", str(reset)))
         if stop is not None:
-            if headers is not None and reset is not None:
+            if headers is not None:
                 headers.append(("Retry-After", str(reset)))
             return Response.message(conf.error_code, conf.error_message, headers)
         if headers:
