@@ -565,8 +565,16 @@ def is_valid_host(host: str) -> bool:
         return _HOSTNAME_RE.match(host) is not None
 
 
+#: in-process targets (fastgw.inprocess): "asgi:<name>" / "python:<name>", resolved against the
+#: Gateway's registered handlers when the snapshot is compiled (a name never starts with a digit,
+#: so "asgi:8000" stays a host:port)
+_INPROCESS_TARGET_RE = re.compile(r"^(?:asgi|python):[A-Za-z_][\w.\-~]*$")
+
+
 def _prepare_target(data: dict[str, Any], path: str, errors: ErrorList) -> dict[str, Any]:
     t = data.get("target")
+    if isinstance(t, str) and _INPROCESS_TARGET_RE.match(t):
+        return data
     if isinstance(t, str):
         norm = normalize_target(t)
         if norm is None:

@@ -74,12 +74,15 @@ class Compiler:
                 path: str) -> Any:
         from fastgw._core.balancer import Target
 
-        t = Target(host, port, weight, tid)
+        # in-process targets: balancer.Target wants an int port; "asgi.billing:1" until Target
+        # takes a name of its own (see the embedding report)
+        t = Target(host, port, weight, tid) if isinstance(port, int) else \
+            Target(f"{host}.{port}", 1, weight, tid)
         if host in INPROCESS_SCHEMES:
             handler = self.handlers.get(f"{host}:{port}") if isinstance(port, str) else None
             if handler is None:
                 errors.append((path, f"no in-process handler registered as '{host}:{port}'"))
-            t.pool = self.core.pool(f"{host}:{port}", 0)
+            t.pool = self.core.pool(f"{host}.{port}", 0)  # Host: asgi.billing:0 (valid syntax)
             t.pool.handler = handler
         else:
             t.pool = self.core.pool(host, port)
