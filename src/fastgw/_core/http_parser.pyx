@@ -1271,3 +1271,27 @@ def _bench_parse(bytes data, Py_ssize_t n, bint response=False):
     finally:
         free(scratch)
     return messages
+
+
+def _probe_request(bytes data, bytes find=b"host", bint require_host=False):
+    """Test hook: parse one request head from `data` with the C API and return the C-level
+    results the proxy reads (spans, kinds, flags), so tests can check them without cimport."""
+    cdef RequestParser p = RequestParser(require_host=require_host)
+    cdef const char* buf = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t r = p.parse_head(buf, PyBytes_GET_SIZE(data))
+    cdef int i
+    if r <= 0:
+        return r, p.error_status, p.error_reason
+    return {
+        "head_len": r,
+        "start_off": p.start_off,
+        "method_id": p.method,
+        "method": data[p.start_off:p.start_off + p.method_len],
+        "path": data[p.target_off:p.target_off + p.path_len],
+        "authority": data[p.authority_off:p.authority_off + p.authority_len],
+        "kinds": [p.headers[i].kind for i in range(p.n_headers)],
+        "hop": [bool(p.headers[i].flags & HF_HOP) for i in range(p.n_headers)],
+        "host_index": p.host_index,
+        "find": p.find_header(buf, find),
+        "headers": p.header_list(buf),
+    }
