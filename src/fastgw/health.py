@@ -88,7 +88,8 @@ class _Limits:
         self.http_failures = side.unhealthy.http_failures
         self.tcp_failures = side.unhealthy.tcp_failures
         self.timeouts = side.unhealthy.timeouts
-        self.healthy_statuses = frozenset(side.healthy.http_statuses) if classify_http else frozenset()
+        self.healthy_statuses = (frozenset(side.healthy.http_statuses) if classify_http
+                                 else frozenset())
         self.unhealthy_statuses = (frozenset(side.unhealthy.http_statuses) if classify_http
                                    else frozenset())
         self.limit = (self.successes, self.http_failures, self.tcp_failures, self.timeouts)
@@ -236,7 +237,8 @@ class TargetHealth:
         self.trial_armed = False
         if not self.checker.config.enabled and s.cause != "manual":
             # checks were switched off: nothing could ever bring the target back
-            self.internal, self.counters, self.cause, self.opened_at = HEALTHY, [0, 0, 0, 0], None, None
+            self.internal, self.counters = HEALTHY, [0, 0, 0, 0]
+            self.cause = self.opened_at = None
         self.checker.balancer.set_healthy(self.target, self.internal in _UP_STATES)
         if self.cause == "passive" and self.internal not in _UP_STATES:
             self.checker._wake()
@@ -335,7 +337,8 @@ class HealthChecker:
         if status in lim.healthy_statuses:
             self.report_probe(target, SUCCESS, now)
         elif status in lim.unhealthy_statuses or status == 0:
-            self.report_probe(target, HTTP, now, f"status {status}" if status else "bad status line")
+            self.report_probe(target, HTTP, now,
+                              f"status {status}" if status else "bad status line")
         # any other status is ignored (lua-resty-healthcheck)
 
     # -- half-open ------------------------------------------------------------------------

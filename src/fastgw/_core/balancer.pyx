@@ -75,13 +75,15 @@ cdef class Balancer:
         cdef Target t
         cdef list lst = list(targets)
         if type(self) is Balancer:
-            raise TypeError("Balancer is abstract: use RoundRobin, HashRing, LeastConnections or Latency")
+            raise TypeError("Balancer is abstract: use RoundRobin, HashRing, LeastConnections "
+                            "or Latency")
         if not 0.0 <= threshold <= 100.0:
             raise ValueError(f"threshold must be 0-100 (percent), got {threshold}")
         by_name = {}
         for t in lst:  # typed loop variable: rejects anything that is not a Target
             if t.index != -1:
-                raise ValueError(f"target {t.name} already belongs to a balancer; build new Targets")
+                raise ValueError(f"target {t.name} already belongs to a balancer; "
+                                 "build new Targets")
             if t.name in by_name:
                 raise ValueError(f"duplicate target {t.name}")
             by_name[t.name] = t
@@ -468,7 +470,8 @@ cdef class LeastConnections(Balancer):
         for k in range(n):
             if st[i].eligible and i != avoid:
                 # (a+1)/wa < (b+1)/wb without division: (a+1)*wb < (b+1)*wa
-                if best < 0 or (st[i].inflight + 1) * st[best].weight < (st[best].inflight + 1) * st[i].weight:
+                if best < 0 or ((st[i].inflight + 1) * st[best].weight
+                                < (st[best].inflight + 1) * st[i].weight):
                     best = i
             i += 1
             if i == n:

@@ -153,5 +153,6 @@ class Healthchecks(msgspec.Struct, **_STRUCT):
 
 def parse_healthchecks(data: object) -> Healthchecks:
     """Build a Healthchecks from plain data (dict from YAML/JSON); raises msgspec.ValidationError
-    whose message names the path, e.g. "Expected `int` <= 255 - at `$.passive.unhealthy.timeouts`"."""
+    whose message names the path, e.g.
+    "Expected `int` <= 255 - at `$.passive.unhealthy.timeouts`"."""
     return msgspec.convert(data if data is not None else {}, Healthchecks)
