@@ -171,3 +171,11 @@ def test_lookup_index_edges_match_reference(count: int, slots: int) -> None:
         probes += [h, max(h - 1, 0), min(h + 1, 2**64 - 1)]
     for h in probes:
         assert r.owner_of(h).name == ref.owner_of(h).name, h
+
+
+def test_longest_hostname_and_no_reinit() -> None:
+    host = ".".join(["a" * 63] * 3 + ["b" * 61])  # 253 bytes, the DNS maximum
+    r = ring([(host, 65535, 100), ("x", 80, 100)])
+    assert r.point_counts()[f"{host}:65535"] == 400
+    with pytest.raises(RuntimeError, match="immutable"):
+        r.__init__([Target("y", 80)])

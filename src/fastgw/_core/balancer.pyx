@@ -74,6 +74,8 @@ cdef class Balancer:
         cdef Py_ssize_t i
         cdef Target t
         cdef list lst = list(targets)
+        if self.st != NULL:
+            raise RuntimeError("a balancer is immutable: build a new one")
         if type(self) is Balancer:
             raise TypeError("Balancer is abstract: use RoundRobin, HashRing, LeastConnections "
                             "or Latency")
@@ -357,7 +359,7 @@ cdef class HashRing(Balancer):
             for i in range(self.n):
                 label = (<Target>self.objs[i]).name.encode("utf-8")
                 ln = len(label)
-                if ln > 255:
+                if ln > 290:  # a hostname is at most 253 bytes, plus ":65535"
                     raise ValueError(f"target name too long for the ring: {label[:64]!r}...")
                 src = label
                 memcpy(buf, src, ln)
