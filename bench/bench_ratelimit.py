@@ -7,7 +7,9 @@ Rows (median of --repeat runs, ns per hit):
   cython  distinct keys every hit a new key (probe + claim of a fresh slot)
   fork x2 same key      2 processes hammering ONE key concurrently (CAS contention on one
                         cache line), wall time / total hits; exactness checked
-  plugin  access()      the rate-limiting plugin's access phase for one minute limit
+  baseline Context()    creating the per-request Context (subtract it from the next row)
+  plugin  access()      Context + chain.run_access with the rate-limiting plugin (one minute
+                        limit by IP, headers computed)
 
 Usage: .venv/bin/python bench/bench_ratelimit.py [--n 1000000] [--repeat 5]
 """
@@ -86,6 +88,17 @@ def fork2(n: int) -> None:
     assert total == limit, f"exactness broken: {total} allowed for limit {limit}"
 
 
+def context_only(n: int) -> None:
+    """Baseline for the row below: creating the per-request Context alone."""
+    from fastgw.plugins import Context, ListHeaders, PluginEnv
+
+    env = PluginEnv()
+    route, service = SimpleNamespace(id="r"), SimpleNamespace(id="s")
+    headers = ListHeaders([])
+    for _ in range(n):
+        Context(b"GET", b"/", headers, "10.0.0.1", "http", route, service, 1_700_000_000.0, env)
+
+
 def plugin_access(n: int) -> None:
     from fastgw.plugins import Context, ListHeaders, PluginEnv, build_chains
     from fastgw.plugins import rate_limiting as rl
@@ -112,6 +125,7 @@ def main() -> None:
         ("cython  same key", cy_same, a.n),
         ("cython  distinct keys", cy_distinct, min(a.n, 200_000)),
         ("fork x2 same key (wall/total)", lambda n: fork2(n), a.n),
+        ("baseline Context() only", context_only, min(a.n, 100_000)),
         ("plugin  access() incl. Context", plugin_access, min(a.n, 100_000)),
     ]
     print(f"{'case':34s} {'ns/hit':>8s}")
