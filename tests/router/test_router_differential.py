@@ -69,7 +69,7 @@ def requests(draw):
     )
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(route_sets(), st.lists(requests(), min_size=1, max_size=12))
 def test_compiled_router_agrees_with_reference(routes, reqs):
     compiled = Router([RouteSpec(**r) for r in routes])
@@ -98,3 +98,47 @@ def test_normalization_agrees_with_reference(parts):
 
     raw = "".join(parts)
     assert normalize_path(raw.encode()) == normalize(raw).encode()
+
+
+# Many plain-prefix routes: these form "runs" (router.pxd) that the compiled router resolves by
+# binary search instead of a scan; a few routes with other conditions split the runs.
+RUN_PATHS = ["/", "/a", "/b", "/a/b", "/a/c", "/ab", "/abc", "/b/a", "/c", "/a/b/c", "/bb",
+             "/abcdefghij", "/abcdefghik", "/abcdefgh", "/c/", "/a/"]
+
+
+@st.composite
+def prefix_heavy_specs(draw, idx):
+    spec = dict(key=idx, paths=draw(st.lists(st.sampled_from(RUN_PATHS), min_size=1, max_size=3,
+                                             unique=True)),
+                order=draw(st.integers(0, 1)),
+                strip_path=draw(st.booleans()))
+    extra = draw(st.sampled_from(["none"] * 6 + ["methods", "hosts", "regex", "headers"]))
+    if extra == "methods":
+        spec["methods"] = ["GET"]
+    elif extra == "hosts":
+        spec["hosts"] = [draw(st.sampled_from(["a.com", "*.a.com"]))]
+    elif extra == "regex":
+        spec["paths"] = spec["paths"] + [draw(st.sampled_from(REGEXES))]
+    elif extra == "headers":
+        spec["headers"] = {"x-v": ["1"]}
+    return spec
+
+
+@st.composite
+def prefix_heavy_sets(draw):
+    n = draw(st.integers(8, 40))
+    return [draw(prefix_heavy_specs(i)) for i in range(n)]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prefix_heavy_sets(), st.lists(requests(), min_size=1, max_size=15))
+def test_prefix_runs_agree_with_reference(routes, reqs):
+    compiled = Router([RouteSpec(**r) for r in routes])
+    ref = RefRouter([Spec(**r) for r in routes])
+    for method, host, path, headers in reqs:
+        got = compiled.match(method.encode(), host, path.encode(),
+                             {k.encode(): v.encode() for k, v in headers.items()})
+        want = ref.match(method, None if host is None else host.decode(), path, headers)
+        assert (got is None) == (want is None), (method, host, path, headers)
+        if want is not None:
+            assert (got.key, got.upstream_path) == (want.key, want.upstream_path.encode())

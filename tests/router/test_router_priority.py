@@ -176,3 +176,29 @@ def test_exact_wildcard_and_hostless_lists_are_merged_by_rank():
     assert pick(routes, host=b"a.example.com", headers={b"x": b"1"}) == "exact-heavy"
     assert pick(routes, host=b"b.example.com", headers={b"x": b"1"}) == "wild"
     assert pick(routes, host=b"other.com", headers={b"x": b"1"}) == "hostless-heavy"
+
+
+def test_long_runs_of_prefix_routes_pick_longest_then_declared_first():
+    routes = [RouteSpec(f"p{i}", paths=[f"/svc{i}"]) for i in range(30)]
+    routes += [RouteSpec("dup", paths=["/svc7"]), RouteSpec("root", paths=["/"])]
+    r = Router(routes)
+    assert r.runs() == [(32, 3)]  # one run: 32 entries, 3 distinct lengths
+    assert r.match(b"GET", None, b"/svc17/x", None).key == "p17"
+    assert r.match(b"GET", None, b"/svc1/x", None).key == "p1"
+    assert r.match(b"GET", None, b"/svc7", None).key == "p7"  # duplicate: declared first wins
+    assert r.match(b"GET", None, b"/svc", None).key == "root"
+    assert r.match(b"GET", None, b"", None) is None
+
+
+def test_prefix_run_split_by_an_entry_with_a_port():
+    # in the "a.com" bucket a host:port entry sits between the short and the long prefixes
+    routes = [RouteSpec(f"p{i}", hosts=["a.com"], paths=[f"/svc{i:02d}"]) for i in range(10)]
+    routes += [RouteSpec(f"l{i}", hosts=["a.com"], paths=[f"/svc{i:02d}/long"]) for i in range(10)]
+    routes.append(RouteSpec("port", hosts=["a.com:8080"], paths=["/svc05/x"]))
+    r = Router(routes)
+    assert sorted(r.runs()) == [(10, 1), (10, 1)]
+    assert r.match(b"GET", b"a.com:8080", b"/svc05/long", None).key == "l5"
+    assert r.match(b"GET", b"a.com:8080", b"/svc05/xy", None).key == "port"
+    assert r.match(b"GET", b"a.com", b"/svc05/xy", None).key == "p5"
+    assert r.match(b"GET", b"a.com:8080", b"/svc06/xy", None).key == "p6"
+    assert r.match(b"GET", b"b.com", b"/svc06/xy", None) is None

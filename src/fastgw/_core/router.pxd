@@ -10,6 +10,7 @@ from libc.stdint cimport uint64_t
 cdef enum:
     ROUTER_MAX_METHODS = 64     # distinct method names across a config (one bit each in a uint64)
     ROUTER_MAX_HEADER_COUNT = 255  # Kong caps the header count used for sorting at 255
+    ROUTER_MIN_RUN = 8          # shorter runs of plain prefixes are scanned (cheaper than search)
 
 cdef enum PathKind:
     PK_NONE = 0                 # route has no paths: any path matches
@@ -31,6 +32,8 @@ ctypedef struct Cand:
     uint64_t head               # first <= 8 bytes of `path` (little-endian load), prefilter
     uint64_t head_mask          # mask of the bytes of `head` that are part of `path`
     int regex                   # index into Router._regexes (PK_REGEX), else -1
+    int ngroups                 # PK_REGEX: number of groups; named: it has named groups
+    bint named
     int headers                 # index into Router._headers, -1 = no header conditions
 
 ctypedef struct Entry:
@@ -39,6 +42,27 @@ ctypedef struct Entry:
     int host_kind               # HostKind
     const char* host            # wildcard remainder (".example.com" / "example.")
     Py_ssize_t host_len
+    int run                     # index into Router._runs when a Run starts here, else -1
+
+# A run: consecutive entries of one list (so consecutive ranks there) that are all plain
+# prefixes with no other condition and the same weight/plain-host/header-count class. Inside a
+# run the winner is the longest matching prefix (ties: lowest rank), so it is found by a binary
+# search per distinct prefix length instead of a scan.
+ctypedef struct RunItem:
+    const char* path
+    Py_ssize_t len
+    Py_ssize_t entry            # offset of the entry in its list
+
+ctypedef struct RunGroup:
+    Py_ssize_t len              # prefix length of this group (groups: longest first)
+    Py_ssize_t begin            # items[begin:end], sorted by (bytes, rank)
+    Py_ssize_t end
+
+ctypedef struct Run:
+    Py_ssize_t end              # offset one past the run's last entry in its list
+    RunItem* items
+    RunGroup* groups
+    Py_ssize_t ngroups
 
 
 cdef class RouteSpec:
@@ -91,7 +115,11 @@ cdef class Router:
     cdef dict _exact                    # bytes (lowercase host, no port) -> _Bucket
     cdef bint _need_host                # some route has hosts
     cdef list _routes                   # _Route per RouteSpec, in input order
-    cdef list _regexes                  # compiled re.Pattern per PK_REGEX candidate
+    cdef list _regexes                  # re.Pattern.match (bound) per PK_REGEX candidate
+    cdef Run* _runs
+    cdef Py_ssize_t _nruns
+    cdef RunItem* _run_items
+    cdef RunGroup* _run_groups
     cdef list _headers                  # per header-bearing route: tuple of (name, values, regexes)
     cdef list _keep                     # bytes objects the C arrays point into
     cdef list _order                    # (key, path) per candidate in rank order (introspection)

@@ -231,7 +231,35 @@ def normalize_path(bytes path not None) -> bytes:
     return _normalize(path)
 
 
+cdef Py_ssize_t _run_lookup(Run* run, const char* p, Py_ssize_t plen) noexcept nogil:
+    """Entry offset of the run's winner for path p (longest prefix, then lowest rank), or -1."""
+    cdef Py_ssize_t gi, lo, hi, mid
+    cdef RunGroup* g
+    cdef RunItem* items = run.items
+    for gi in range(run.ngroups):
+        g = &run.groups[gi]
+        if g.len > plen:
+            continue
+        lo = g.begin
+        hi = g.end
+        while lo < hi:      # lower bound of p[:len] among items sorted by bytes
+            mid = (lo + hi) >> 1
+            if memcmp(items[mid].path, p, g.len) < 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < g.end and memcmp(items[lo].path, p, g.len) == 0:
+            return items[lo].entry
+    return -1
+
+
 # ---------------------------------------------------------------- compile-time helpers (Python)
+
+def _pure_prefix(tuple cand_row, tuple entry_row):
+    # a candidate whose only condition in this list is its plain prefix
+    return (cand_row[3] == PK_PREFIX and cand_row[2] == 0 and cand_row[7] == -1
+            and entry_row[1] == HK_ANY and entry_row[3] == -1)
+
 
 _NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
 _REGEX_META = frozenset(".^$*+?{}[]\\|()")
@@ -385,6 +413,10 @@ cdef class Router:
     def __cinit__(self):
         self._cands = NULL
         self._entries = NULL
+        self._runs = NULL
+        self._run_items = NULL
+        self._run_groups = NULL
+        self._nruns = 0
         self._ncands = 0
         self._nentries = 0
         self._nmeth = 0
@@ -392,6 +424,9 @@ cdef class Router:
     def __dealloc__(self):
         free(self._cands)
         free(self._entries)
+        free(self._runs)
+        free(self._run_items)
+        free(self._run_groups)
 
     def __init__(self, routes):
         cdef RouteSpec spec
@@ -405,6 +440,7 @@ cdef class Router:
 
         self._routes = []
         self._regexes = []
+        patterns = []
         self._headers = []
         self._keep = []
         self._exact = {}
@@ -525,7 +561,8 @@ cdef class Router:
                                          f"{err}") from None
                     lead = _regex_literal_lead(pat).encode("ascii")
                     rx_idx = len(self._regexes)
-                    self._regexes.append(rx)
+                    self._regexes.append(rx.match)
+                    patterns.append(rx)
                     cand_rows.append(((base_key + (0, -spec.regex_priority, spec.order, pos, j)),
                                       route_idx, mask, PK_REGEX, None, lead, rx_idx, hdr_idx, p))
                 else:
@@ -552,6 +589,8 @@ cdef class Router:
             c.methods = row[2]
             c.path_kind = row[3]
             c.regex = row[6]
+            c.ngroups = patterns[c.regex].groups if c.regex >= 0 else 0
+            c.named = bool(patterns[c.regex].groupindex) if c.regex >= 0 else False
             c.headers = row[7]
             pb = row[4] if row[3] == PK_PREFIX else row[5]
             if pb is None:
@@ -581,6 +620,7 @@ cdef class Router:
         cdef Py_ssize_t at = 0
         groups = [(0, None, wild_rows), (1, None, any_rows)]
         groups += [(2, hb, rows) for hb, rows in exact_lists.items()]
+        runs = []          # (entry offset of the run's first entry, run end offset, items)
         for which, hb, rows in groups:
             start = at
             for ci, kind, hpat, port in rows:
@@ -588,10 +628,24 @@ cdef class Router:
                 e.cand = &self._cands[<Py_ssize_t>ci]
                 e.port = <int>port
                 e.host_kind = <int>kind
+                e.run = -1
                 self._keep.append(hpat)
                 e.host = PyBytes_AS_STRING(hpat)
                 e.host_len = PyBytes_GET_SIZE(hpat)
                 at += 1
+            # runs of plain-prefix-only entries of one priority class (see router.pxd: Run)
+            i = 0
+            while i < len(rows):
+                j = i
+                while j < len(rows) and _pure_prefix(cand_rows[rows[j][0]], rows[j]) and (
+                        cand_rows[rows[j][0]][0][:3] == cand_rows[rows[i][0]][0][:3]):
+                    j += 1
+                if j - i >= ROUTER_MIN_RUN:
+                    items = [(cand_rows[rows[k][0]][4], k, rows[k][0]) for k in range(i, j)]
+                    runs.append((start + i, j, items))
+                    i = j
+                else:
+                    i += 1
             if which == 0:
                 self._wild = self._entries + start
                 self._nwild = at - start
@@ -604,6 +658,47 @@ cdef class Router:
                 bucket.n = at - start
                 self._exact[hb] = bucket
         self._need_host = bool(self._exact) or self._nwild > 0
+        self._build_runs(runs)
+
+    def _build_runs(self, list runs):
+        cdef Py_ssize_t nitems = sum(len(r[2]) for r in runs), ni = 0, ng = 0, ri
+        cdef Run* run
+        cdef RunItem* it
+        cdef RunGroup* g
+        ngroups = sum(len({len(pb) for pb, _, _ in r[2]}) for r in runs)
+        self._nruns = len(runs)
+        self._runs = <Run*>malloc(max(1, self._nruns) * sizeof(Run))
+        self._run_items = <RunItem*>malloc(max(1, nitems) * sizeof(RunItem))
+        self._run_groups = <RunGroup*>malloc(max(1, ngroups) * sizeof(RunGroup))
+        if self._runs == NULL or self._run_items == NULL or self._run_groups == NULL:
+            raise MemoryError()
+        for ri, (first, end, items) in enumerate(runs):
+            run = &self._runs[ri]
+            self._entries[<Py_ssize_t>first].run = <int>ri
+            run.end = end
+            run.items = self._run_items + ni
+            run.groups = self._run_groups + ng
+            run.ngroups = 0
+            # longest first; inside a length, by bytes for the binary search, then by rank
+            items = sorted(items, key=lambda t: (-len(t[0]), t[0], t[2]))
+            for pb, off, _ in items:
+                it = &self._run_items[ni]
+                it.path = PyBytes_AS_STRING(pb)
+                it.len = PyBytes_GET_SIZE(pb)
+                it.entry = off
+                if run.ngroups == 0 or run.groups[run.ngroups - 1].len != it.len:
+                    g = &run.groups[run.ngroups]
+                    g.len = it.len
+                    g.begin = ni - (run.items - self._run_items)
+                    run.ngroups += 1
+                    ng += 1
+                ni += 1
+                run.groups[run.ngroups - 1].end = ni - (run.items - self._run_items)
+
+    def runs(self):
+        """[(number of entries, distinct prefix lengths)] per prefix run (for tests)."""
+        return [(self._runs[i].groups[self._runs[i].ngroups - 1].end, self._runs[i].ngroups)
+                for i in range(self._nruns)]
 
     def __len__(self):
         return len(self._routes)
@@ -715,22 +810,38 @@ cdef class Router:
             lists[nl] = self._any
             counts[nl] = self._nany
             nl += 1
+        cdef Py_ssize_t found
+        cdef Entry* en
         for li in range(nl):
             e = lists[li]
-            for ei in range(counts[li]):
+            ei = 0
+            while ei < counts[li]:
                 c = e[ei].cand
                 if c.rank >= best_rank:
                     break
+                if e[ei].run >= 0:
+                    found = _run_lookup(&self._runs[e[ei].run], p, plen)
+                    if found < 0:
+                        ei = self._runs[e[ei].run].end
+                        continue
+                    c = e[found].cand
+                    if c.rank < best_rank:
+                        best = c
+                        best_rank = c.rank
+                        best_m = None
+                    break
+                en = &e[ei]
+                ei += 1
                 if c.methods and not (c.methods & mbit):
                     continue
-                if e[ei].port >= 0 and e[ei].port != port:
+                if en.port >= 0 and en.port != port:
                     continue
-                if e[ei].host_kind == HK_SUFFIX:
-                    if hlen < e[ei].host_len or memcmp(h + hlen - e[ei].host_len, e[ei].host,
-                                                       e[ei].host_len) != 0:
+                if en.host_kind == HK_SUFFIX:
+                    if hlen < en.host_len or memcmp(h + hlen - en.host_len, en.host,
+                                                    en.host_len) != 0:
                         continue
-                elif e[ei].host_kind == HK_PREFIX:
-                    if hlen < e[ei].host_len or memcmp(h, e[ei].host, e[ei].host_len) != 0:
+                elif en.host_kind == HK_PREFIX:
+                    if hlen < en.host_len or memcmp(h, en.host, en.host_len) != 0:
                         continue
                 if c.path_kind != PK_NONE:
                     # prefix, or the literal lead of a regex: masked 8-byte compare, then memcmp
@@ -744,7 +855,7 @@ cdef class Router:
                 if c.path_kind == PK_REGEX:
                     if spath is None:
                         spath = PyUnicode_DecodeLatin1(p, plen, NULL)
-                    m = self._regexes[c.regex].match(spath)
+                    m = self._regexes[c.regex](spath)
                     if m is None:
                         continue
                 best = c
@@ -762,10 +873,15 @@ cdef class Router:
         rm.path = npath
         rm.preserve_host = r.preserve_host
         if m is not None:
-            if m.re.groups:
+            if c.ngroups:
                 rm.captures = m.groups("")
-                rm.named_captures = {k: v for k, v in m.groupdict().items()
-                                     if v is not None}
+                if c.named:
+                    named = m.groupdict()
+                    if None in named.values():
+                        named = {k: v for k, v in named.items() if v is not None}
+                    rm.named_captures = named
+                else:
+                    rm.named_captures = {}
             else:
                 rm.captures = _EMPTY
                 rm.named_captures = {}
