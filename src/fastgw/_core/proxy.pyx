@@ -681,16 +681,10 @@ cdef class Downstream:
                     or k == H_X_FORWARDED_PORT or k == H_X_FORWARDED_PATH:
                 continue
             if k == H_X_FORWARDED_FOR:
-                if ops is None or b"x-forwarded-for" not in ops:
-                    if xff < 0:
-                        xff = _out.n
-                        put(b"X-Forwarded-For: ", 17)
-                    else:
-                        # fold repeated X-Forwarded-For lines into one list (RFC 9110 5.3)
-                        _out.n -= 2
-                        put(b", ", 2)
-                    put(head + h.value_off, h.value_len)
-                    put(b"\r\n", 2)
+                # the client's lines are folded into one list, ours appended, below
+                # (RFC 9110 5.3): here only remember where the first one is
+                if xff < 0 and (ops is None or b"x-forwarded-for" not in ops):
+                    xff = i
                 continue
             if ops is not None and PyBytes_FromStringAndSize(
                     head + h.name_off, h.name_len).lower() in ops:
@@ -717,11 +711,13 @@ cdef class Downstream:
         else:
             self.req_chunked = False
         # forwarding fields (Kong: X-Forwarded-For appended; the others set by the proxy)
+        put(b"X-Forwarded-For: ", 17)
         if xff >= 0:
-            _out.n -= 2
-            put(b", ", 2)
-        else:
-            put(b"X-Forwarded-For: ", 17)
+            for i in range(xff, p.n_headers):
+                h = &p.headers[i]
+                if h.kind == H_X_FORWARDED_FOR and not (h.flags & HF_HOP):
+                    put(head + h.value_off, h.value_len)
+                    put(b", ", 2)
         putb(self.client_ip_b)
         put(b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ", 45)
         if p.host_index >= 0:
