@@ -274,3 +274,31 @@ def test_routespec_copies_its_inputs():
     assert spec.paths == ["/a"]
     assert spec.strip_path is True and spec.preserve_host is False
     assert spec.path_handling == "v0" and spec.service_path is None and spec.regex_priority == 0
+
+
+def test_router_cannot_be_reinitialized():
+    r = Router([RouteSpec("r", paths=["/"])])
+    with pytest.raises(TypeError):
+        r.__init__([RouteSpec("s", paths=["/"])])
+    assert r.match(b"GET", None, b"/", None).key == "r"
+
+
+def test_no_reference_leaks_on_the_match_path():
+    import sys
+
+    key_obj = object()
+    routes = [
+        RouteSpec(key_obj, hosts=["a.com"], paths=[r"~/x/(?<n>\d+)"], service_path="/s"),
+        RouteSpec("hdr", headers={"x-a": ["1"]}, paths=["/h"]),
+        RouteSpec("root", paths=["/"]),
+    ]
+    r = Router(routes)
+    path, host, method = b"/x/12/y", b"A.com:80", b"GET"
+    hdrs = {b"x-a": b"1"}
+    before = [sys.getrefcount(o) for o in (key_obj, path, host, method, hdrs)]
+    for _ in range(2000):
+        assert r.match(method, host, path, hdrs).key is key_obj
+        assert r.match(method, None, b"/h%2e/./z", hdrs).key == "hdr"
+        assert r.match(b"PUT", b"b.com", b"/q", None).key == "root"
+    after = [sys.getrefcount(o) for o in (key_obj, path, host, method, hdrs)]
+    assert after == before

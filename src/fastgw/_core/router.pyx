@@ -63,10 +63,15 @@ its first byte; a postfix of "." or ".." becomes "", a leading "./" or "../" is 
 Rule 5 (captures). Regex matches return the positional groups (a group that did not take part
 is "") and the named groups that took part; prefix matches return () and {}.
 
-Performance: candidates live in a C array; exact hosts are a dict lookup; prefix checks are an
-8-byte masked compare then memcmp; a regex candidate is only tried when every cheaper condition
-(method bit, host, port, the regex's literal lead, headers) passed and no better-ranked
-candidate matched.
+Performance (Rule 6): candidates live in a C array; entries point to them from three lists,
+each in rank order: exact-host buckets (a dict lookup on the lowercased host), wildcard-host
+entries, host-agnostic entries. A scan stops at its first match and never looks past the best
+rank found in an earlier list. Checks run cheapest first: method bit, port, wildcard host, an
+8-byte masked compare + memcmp of the prefix (or of a regex's literal lead), headers, and only
+then the regex. Runs of >= ROUTER_MIN_RUN plain-prefix entries of one priority class are
+resolved by a binary search per distinct prefix length (longest first) instead of a scan.
+Nothing is cached per request. Regexes sharing the same literal lead are still tried one by one
+(Python `re`), in priority order.
 """
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -429,6 +434,8 @@ cdef class Router:
         free(self._run_groups)
 
     def __init__(self, routes):
+        if self._routes is not None:
+            raise TypeError("a Router is immutable: build a new one")
         cdef RouteSpec spec
         cdef _Route r
         cdef _Bucket bucket
