@@ -117,6 +117,9 @@ cdef class Downstream:
     cdef uint32_t path_n
     cdef uint32_t query_off     # "?query" span (with the '?'), query_n 0 when absent
     cdef uint32_t query_n
+    cdef double t_up            # plugin path: loop time at head / upstream send (latencies)
+    cdef int64_t max_body       # ctx.max_body_size, -1 = none
+    cdef int64_t body_sent
     cdef bint host_pending      # req_head still lacks Host (the target's) and the final CRLF
     cdef object _plugin_match   # RouteMatch kept while plugins run
     cdef bytes _head_copy       # the request head, copied for plugins
@@ -127,6 +130,8 @@ cdef class Downstream:
     cdef void on_head(self, Py_ssize_t head_len)
     cdef void after_access(self, result)
     cdef void send_plugin_response(self, result)
+    cdef void write_plugin_response(self, result)
+    cdef object upstream_uri(self)
     cdef bytes build_head(self, const char* head, m, ctx)
     cdef void proceed(self, object result)
     cdef void compute_hash(self)

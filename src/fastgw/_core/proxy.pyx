@@ -523,6 +523,8 @@ cdef class Downstream:
         self.ctx = None
         self.has_hash = False
         self.set_cookie = None
+        self.max_body = -1
+        self.body_sent = 0
         self.idempotent = p.method in (M_GET, M_HEAD, M_PUT, M_DELETE, M_OPTIONS, M_TRACE)
         # RFC 9110 7.6.1: a Connection option must not remove fields the proxy relies on.
         for i in range(p.n_headers):
@@ -579,6 +581,7 @@ cdef class Downstream:
             self.proceed(None)
             return
         # plugin path: keep a copy of the head for the plugins, then run rewrite + access
+        self.t_up = core.loop.time()
         head_copy = PyBytes_FromStringAndSize(head, head_len)
         self.rpos += head_len
         self._head_copy = head_copy
@@ -615,6 +618,9 @@ cdef class Downstream:
         if result is not None:
             self.send_plugin_response(result)
             return
+        mbs = self.ctx.max_body_size
+        self.max_body = mbs if mbs is not None else -1
+        self.ctx.proxy_latency = (self.core.loop.time() - self.t_up) * 1000.0
         try:
             self.req_head = self.build_head(PyBytes_AS_STRING(self._head_copy),
                                             self._plugin_match, self.ctx)
@@ -625,6 +631,33 @@ cdef class Downstream:
         self.proceed(None)
 
     cdef void send_plugin_response(self, result):
+        # Kong runs header_filter (CORS, correlation-id, ...) on responses plugins make
+        if self.ctx is not None:
+            try:
+                final = self.route.chain.run_exit(self.ctx, result)
+            except Exception:
+                log.exception("plugin header_filter failed on an exit response")
+                final = result
+            if final is not None and hasattr(final, "__await__"):
+                fut = asyncio.ensure_future(final)
+                fut.add_done_callback(self._exit_done)
+                return
+            result = final
+        self.write_plugin_response(result)
+
+    def _exit_done(self, fut):
+        if self.state == ST_CLOSED:
+            return
+        try:
+            result = fut.result()
+        except Exception:
+            log.exception("plugin header_filter failed on an exit response")
+            self.send_error(500, MSG_INTERNAL, True)
+            return
+        self.write_plugin_response(result)
+        self.process()
+
+    cdef void write_plugin_response(self, result):
         headers = list(result.headers.items()) if isinstance(result.headers, dict) \
             else list(result.headers or [])
         body = result.body
@@ -691,9 +724,11 @@ cdef class Downstream:
                 continue
             put_header_line(head, h)
         if ops is not None:
+            case = ctx.request.header_case or {}
             for name, values in ops.items():
                 if values is None or name == b"host":
                     continue
+                name = case.get(name, name)
                 for v in values:
                     putb(_to_bytes(name))
                     put(b": ", 2)
@@ -855,6 +890,8 @@ cdef class Downstream:
         else:
             up.transport.write(req)
         self.req_sent = True
+        if self.ctx is not None:
+            self.t_up = self.core.loop.time()
         try:
             self.current_balancer().on_start(self.target)
         except Exception:
@@ -875,6 +912,15 @@ cdef class Downstream:
                 self.upstream_failed_client_body()
                 return
             if out_len > 0:
+                self.body_sent += out_len
+                if self.max_body >= 0 and self.body_sent > self.max_body:
+                    # request-size-limiting on a streamed (chunked) body
+                    self.rpos += c
+                    self.up = None
+                    up.release(False)
+                    self.target_finished()
+                    self.send_error(413, "Request size limit exceeded", True)
+                    return
                 if self.req_chunked:
                     up.transport.write(chunk_frame(self.bufp + self.rpos, out_len))
                 else:
@@ -928,9 +974,23 @@ cdef class Downstream:
             self.ctx.set_response(rp.status, HeadCopy(
                 PyBytes_FromStringAndSize(head, rp.head_len), rp))
             try:
-                self.route.chain.run_header_filter(self.ctx)
+                hf = self.route.chain.run_header_filter(self.ctx)
             except Exception:
                 log.exception("plugin header_filter failed")
+                hf = None
+            if hf is not None:
+                if hasattr(hf, "__await__"):
+                    # the head is streamed now: an async header_filter cannot hold it back
+                    log.error("async header_filter phases are not supported; ignored")
+                    asyncio.ensure_future(hf)
+                else:
+                    # a failed header_filter answers instead of the upstream (Kong: 500)
+                    self.up = None
+                    up.release(False)
+                    self.target_finished()
+                    self.send_plugin_response(hf)
+                    return
+            self.ctx.upstream_latency = (self.core.loop.time() - self.t_up) * 1000.0
             resp = self.ctx.response
             ops = resp.header_ops or None
             status_o = resp.status_override
@@ -965,9 +1025,11 @@ cdef class Downstream:
                 continue
             put_header_line(head, h)
         if ops is not None:
+            case = self.ctx.response.header_case or {}
             for name, values in ops.items():
                 if values is None:
                     continue
+                name = case.get(name, name)
                 for v in values:
                     putb(_to_bytes(name))
                     put(b": ", 2)
@@ -1074,9 +1136,20 @@ cdef class Downstream:
             ctx.tries = self.tries
             ctx.request_latency = (now - self.t_start) * 1000.0
             ctx.upstream_target = self.target.name if self.target is not None else None
-            self.route.chain.run_log(ctx)
+            ctx.upstream_uri = self.upstream_uri()
+            res = self.route.chain.run_log(ctx)
+            if res is not None and hasattr(res, "__await__"):
+                asyncio.ensure_future(res)
         except Exception:
             log.exception("plugin log phase failed")
+
+    cdef object upstream_uri(self):
+        # the request line's target as sent upstream
+        req = self.req_head
+        if req is None:
+            return None
+        sp = req.find(b" ")
+        return req[sp + 1:req.find(b" ", sp + 1)].decode("latin-1")
 
     # -- responses made by the gateway ------------------------------------------------------
     cdef void send_error(self, int status, str message, bint close):
@@ -1354,3 +1427,5 @@ class DownstreamProtocol(Downstream, asyncio.BufferedProtocol):
 
 class UpstreamProtocol(Upstream, asyncio.BufferedProtocol):
     __slots__ = ()
+
+

@@ -507,6 +507,7 @@ def build_chains(plugins: Iterable[Any], env: PluginEnv) -> ChainIndex:
             path, msg = _error_path(str(e))
             errors.append((f"{prefix}.{path}", msg))
             continue
+        plugin.scope = scope  # Kong keys per-plugin state (rate-limit counters) by its scope
         protocols = _field(ent, "protocols")
         instances.append(_Instance(plugin, frozenset(protocols) if protocols else None, scope))
     if errors:

@@ -89,11 +89,14 @@ class ListHeaders:
 class _HeaderView:
     """Header reads that see pending ops, and the ops themselves (shared by request/response)."""
 
-    __slots__ = ("_headers", "header_ops")
+    __slots__ = ("_headers", "header_ops", "header_case")
 
     def __init__(self, headers: HeaderSource) -> None:
         self._headers = headers
         self.header_ops: dict[bytes, list[bytes] | None] | None = None
+        # lowercase name -> the name as the plugin wrote it (the proxy sends that spelling:
+        # "X-RateLimit-Limit-Minute", as Kong does)
+        self.header_case: dict[bytes, bytes] | None = None
 
     # -- reads --
     def get_header_bytes(self, name_lower: bytes) -> bytes | None:
@@ -150,19 +153,32 @@ class _HeaderView:
         """Replace every value of ``name`` with ``value``."""
         if isinstance(value, int):
             value = str(value)
-        self._ops()[_b(name).lower()] = [_b(value)]
+        raw = _b(name)
+        key = raw.lower()
+        self._ops()[key] = [_b(value)]
+        if raw != key:
+            self._case()[key] = raw
 
     def add_header(self, name: str | bytes, value: str | bytes | int) -> None:
         """Add one more line of ``name`` after the existing ones."""
         if isinstance(value, int):
             value = str(value)
-        key = _b(name).lower()
+        raw = _b(name)
+        key = raw.lower()
+        if raw != key:
+            self._case()[key] = raw
         ops = self._ops()
         if key in ops:
             cur = ops[key]
             ops[key] = (list(cur) if cur else []) + [_b(value)]
         else:
             ops[key] = self._headers.get_all(key) + [_b(value)]
+
+    def _case(self) -> dict[bytes, bytes]:
+        case = self.header_case
+        if case is None:
+            case = self.header_case = {}
+        return case
 
     def clear_header(self, name: str | bytes) -> None:
         """Remove every line of ``name``."""
@@ -219,6 +235,7 @@ class Request(_HeaderView):
     def __init__(self, method: bytes, target: bytes, headers: HeaderSource, scheme: str) -> None:
         self._headers = headers
         self.header_ops = None
+        self.header_case = None
         self._method = method
         self._target = target
         self._qpos = target.find(b"?")
@@ -318,6 +335,7 @@ class ResponseView(_HeaderView):
     def __init__(self, status: int, headers: HeaderSource, source: str = "service") -> None:
         self._headers = headers
         self.header_ops = None
+        self.header_case = None
         self._status = status
         self.status_override: int | None = None
         # Kong's kong.response.get_source(): "service" (proxied) or "exit" (made by a plugin).
