@@ -24,6 +24,7 @@ from fastgw._core.proxy import ProxyCore
 from fastgw.config.errors import ConfigError
 from fastgw.config.model import Config
 from fastgw.config.snapshot import Compiler, Snapshot
+from fastgw.plugins.context import Context as _Context
 
 log = logging.getLogger("fastgw")
 
@@ -262,12 +263,9 @@ class Gateway:
     # -- plugin contexts -------------------------------------------------------------------
     def _make_context(self, route: Any, method: bytes, target: bytes, headers: Any,
                       client_ip: str) -> Any:
-        from fastgw.plugins.context import Context
-
-        snap = self.snapshot
-        env = getattr(snap.chains, "env", None) if snap is not None else None
-        return Context(method, target, headers, client_ip, "http", route.entity,
-                       route.service.entity, time.time(), env)
+        # per request on plugin routes only: keep it to one constructor call
+        return _Context(method, target, headers, client_ip, "http", route.entity,
+                        route.service.entity, time.time(), route.chain.env)
 
     # -- what the Admin API reads ------------------------------------------------------------
     def status(self) -> dict[str, Any]:
