@@ -48,12 +48,12 @@ Rule 4 (upstream path). postfix = the normalized path after the matched part whe
 set and a path matched (prefix: its length; regex: the whole match), otherwise the path without
 its first byte; a postfix of "." or ".." becomes "", a leading "./" or "../" is dropped. With base
 = service path ("/" when None):
-  v0 (Kong 0.x/2.x/3.x), strip_path true:
-       postfix ""      -> base == "/": "/"; request ends with "/": base; else base minus a
-                          trailing "/" (base not ending in "/": base + "/" if the request path
-                          is longer than "/" and ends with "/", else base);
-       postfix "/..."  -> base without its trailing "/" + postfix;
-       otherwise       -> base + ("/" unless base ends with "/") + postfix.
+  v0 (Kong 0.x/2.x/3.x), strip_path true, base ending with "/":
+       postfix ""     -> "/" if base == "/", else base if the path ends with "/", else base[:-1]
+       postfix "/..." -> base[:-1] + postfix;   otherwise -> base + postfix
+  v0, strip_path true, base not ending with "/":
+       postfix ""     -> base + "/" if the path is longer than "/" and ends with "/", else base
+       postfix "/..." -> base + postfix;        otherwise -> base + "/" + postfix
   v0, strip_path false: base ends with "/": base + path[1:]; else path == "/": base;
        else base + path.
   v1 (Kong 1.x), strip_path true: base + postfix, dropping one "/" when both sides have it;
