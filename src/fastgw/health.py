@@ -521,10 +521,17 @@ class HealthChecker:
                     ctx.check_hostname = False
                     ctx.verify_mode = ssl.CERT_NONE
                 self._ssl_context = ctx
-        reader, writer = await asyncio.open_connection(
-            target.host, target.port, ssl=ctx,
-            server_hostname=(a.https_sni or target.host) if ctx is not None else None,
-            limit=PROBE_MAX_STATUS_LINE)
+        handler = getattr(target.pool, "handler", None)
+        if handler is not None:
+            # an in-process target (fastgw.inprocess): probe it in memory, not over a socket
+            from fastgw.inprocess import open_connection
+
+            reader, writer = await open_connection(handler, limit=PROBE_MAX_STATUS_LINE)
+        else:
+            reader, writer = await asyncio.open_connection(
+                target.host, target.port, ssl=ctx,
+                server_hostname=(a.https_sni or target.host) if ctx is not None else None,
+                limit=PROBE_MAX_STATUS_LINE)
         try:
             if a.type == "tcp":
                 return None
