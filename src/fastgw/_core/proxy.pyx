@@ -1120,6 +1120,7 @@ cdef class Downstream:
         if self.state == ST_CLOSED:
             return
         if not self.keep_alive or self.close_after or not self.req_done or self.core.draining:
+            self.state = ST_HEAD   # the exchange is over and counted: close() must not count it
             self.close()
             return
         self.state = ST_HEAD
@@ -1204,6 +1205,12 @@ cdef class Downstream:
 
     cdef void close(self):
         if self.transport is not None and self.state != ST_CLOSED:
+            if self.state == ST_PENDING or self.state == ST_BODY or self.state == ST_DISCARD:
+                # the request ends with the connection (truncated response, broken body):
+                # count and log it here, connection_lost will only see ST_CLOSED
+                self.core.active_requests -= 1
+                if self.ctx is not None:
+                    self.run_log()
             self.state = ST_CLOSED
             if self.resp_started and self.up is not None:
                 self.transport.abort()   # truncated response: no clean end
