@@ -1124,6 +1124,7 @@ cdef class Downstream:
             self.close()
             return
         self.state = ST_HEAD
+        self.resp_started = False   # an error for the next (pipelined) head must be answered
         self.parser.reset()
         self.deadline = self.core.now + self.core.keepalive_timeout
 
