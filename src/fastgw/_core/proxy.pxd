@@ -84,6 +84,7 @@ cdef class Downstream:
     cdef bint reading_paused
     cdef bint writing_paused
     cdef bint keep_alive
+    cdef bint in_exchange       # a request is counted in ProxyCore.active_requests
     cdef bint req_done          # request body fully read from the client
     cdef bint resp_started      # response head written to the client
     cdef bint resp_chunked      # re-chunking the response body for the client

@@ -427,7 +427,9 @@ cdef class Downstream:
             if self.target is not None:
                 self.target_finished()
             up.release(False)
-        if prev in (ST_PENDING, ST_BODY, ST_DISCARD):
+        if self.in_exchange:
+            # the client went away mid-exchange (or the proxy closed it: truncation, errors)
+            self.in_exchange = False
             self.core.active_requests -= 1
             if self.ctx is not None:
                 self.status = 499
@@ -465,6 +467,7 @@ cdef class Downstream:
                 if r < 0:
                     self.core.requests_total += 1
                     self.core.active_requests += 1
+                    self.in_exchange = True
                     self.state = ST_PENDING
                     self.send_error(self.parser.error_status, self.parser.error_reason
                                     or "Bad request", True)
@@ -509,6 +512,7 @@ cdef class Downstream:
         cdef ProxyCore core = self.core
         core.requests_total += 1
         core.active_requests += 1
+        self.in_exchange = True
         self.state = ST_PENDING
         self.t_start = core.now
         self.keep_alive = p.keep_alive and not core.draining
@@ -1109,7 +1113,9 @@ cdef class Downstream:
     cdef void finish_exchange(self):
         if self.ctx is not None:
             self.run_log()
-        self.core.active_requests -= 1
+        if self.in_exchange:
+            self.in_exchange = False
+            self.core.active_requests -= 1
         self.route = None
         self.req_head = None
         self._head_copy = None
@@ -1206,9 +1212,10 @@ cdef class Downstream:
 
     cdef void close(self):
         if self.transport is not None and self.state != ST_CLOSED:
-            if self.state == ST_PENDING or self.state == ST_BODY or self.state == ST_DISCARD:
+            if self.in_exchange:
                 # the request ends with the connection (truncated response, broken body):
-                # count and log it here, connection_lost will only see ST_CLOSED
+                # count and log it here, once (connection_lost then sees in_exchange False)
+                self.in_exchange = False
                 self.core.active_requests -= 1
                 if self.ctx is not None:
                     self.run_log()
@@ -1225,6 +1232,7 @@ cdef class Downstream:
                 if self.rpos < self.wpos:
                     self.core.requests_total += 1
                     self.core.active_requests += 1
+                    self.in_exchange = True
                     self.state = ST_PENDING
                     self.send_error(408, "Request timeout", True)
                 else:
