@@ -19,7 +19,6 @@ import asyncio
 import json
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -346,10 +345,3 @@ class InProcessGateway:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    return wait_until(predicate, timeout, 0.02)
-
-
-def monotonic() -> float:
-    return time.monotonic()
