@@ -1,6 +1,7 @@
 # The compiled request path: client (downstream) and upstream protocols, connection pools.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
+from fastgw._core.balancer cimport Balancer
 from fastgw._core.http_parser cimport RequestParser, ResponseParser
 
 cdef class ProxyCore
@@ -88,6 +89,7 @@ cdef class Downstream:
     cdef bint req_done          # request body fully read from the client
     cdef bint resp_started      # response head written to the client
     cdef bint resp_chunked      # re-chunking the response body for the client
+    cdef bint out_pending       # the response head is still in the scratch buffer (unwritten)
     cdef bint close_after
     cdef double deadline        # head/keep-alive/send deadline (coarse clock)
     cdef str client_ip
@@ -136,7 +138,7 @@ cdef class Downstream:
     cdef bytes build_head(self, const char* head, m, ctx)
     cdef void proceed(self, object result)
     cdef void compute_hash(self)
-    cdef object current_balancer(self)
+    cdef Balancer current_balancer(self)
     cdef void connect(self)
     cdef void attach(self, Upstream up)
     cdef void pump_request_body(self)
@@ -144,6 +146,7 @@ cdef class Downstream:
     cdef void target_finished(self)
     cdef void on_response_head(self, Upstream up)
     cdef void on_response_data(self, char* data, Py_ssize_t n)
+    cdef void flush(self)
     cdef void on_response_done(self, Upstream up)
     cdef void upstream_failed(self, Upstream up, int kind)
     cdef void finish_exchange(self)

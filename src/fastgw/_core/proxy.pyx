@@ -21,7 +21,9 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc
 from libc.string cimport memcpy, memmove
 
+from fastgw._core.balancer cimport Balancer, Target
 from fastgw._core.consts cimport CONN_BUFFER_SIZE
+from fastgw._core.router cimport RouteMatch, Router
 from fastgw._core.http_parser cimport (
     BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, H_CONTENT_LENGTH, H_EXPECT, H_HOST,
     H_VIA, H_X_FORWARDED_FOR, H_X_FORWARDED_HOST, H_X_FORWARDED_PATH, H_X_FORWARDED_PORT,
@@ -568,7 +570,7 @@ cdef class Downstream:
         path = PyBytes_FromStringAndSize(head + self.path_off, self.path_n) \
             if self.path_n else b"/"
         try:
-            m = core.router.match(method, host, path, self)
+            m = (<Router>core.router).match(method, host, path, self)
         except Exception:
             log.exception("router failed")
             m = None
@@ -819,24 +821,20 @@ cdef class Downstream:
         if cookie is not None:
             self.set_cookie = _to_bytes(cookie_header(spec, cookie))
 
-    cdef object current_balancer(self):
+    cdef Balancer current_balancer(self):
         if self._upstream_override is not None:
             b = self.core.snapshot.balancer_for(self._upstream_override)
             if b is not None:
-                return b
-        return self.route.service.balancer
+                return <Balancer>b
+        return <Balancer>self.route.service.balancer
 
     cdef void connect(self):
         cdef ServiceRT svc = self.route.service
         cdef Pool pool
         cdef Upstream up
-        balancer = self.current_balancer()
-        try:
-            t = balancer.pick(self.hash_value if self.has_hash else 0,
-                              self.target if self.tries > 0 else None)
-        except Exception:
-            log.exception("balancer failed")
-            t = None
+        cdef Balancer balancer = self.current_balancer()
+        cdef Target t = balancer.pick(self.hash_value if self.has_hash else 0,
+                                      <Target>self.target if self.tries > 0 else None)
         if t is None:
             self.send_error(503, MSG_NO_PEER, not self.req_done)
             return
@@ -896,10 +894,7 @@ cdef class Downstream:
         self.req_sent = True
         if self.ctx is not None:
             self.t_up = self.core.loop.time()
-        try:
-            self.current_balancer().on_start(self.target)
-        except Exception:
-            log.exception("balancer on_start failed")
+        self.current_balancer().on_start(<Target>self.target)
         self.up_deadline = self.core.now + self.route.service.read_timeout
         if not self.req_done:
             self.pump_request_body()
@@ -951,11 +946,8 @@ cdef class Downstream:
             self.send_error(400, "Bad request: invalid request body framing", True)
 
     cdef void target_finished(self):
-        try:
-            self.current_balancer().on_finish(self.target, (self.core.now - self.t_start) * 1000.0,
-                                              self.core.now)
-        except Exception:
-            log.exception("balancer on_finish failed")
+        self.current_balancer().on_finish(<Target>self.target,
+                                          (self.core.now - self.t_start) * 1000.0, self.core.now)
 
     # -- response path ----------------------------------------------------------------------
     cdef void on_response_head(self, Upstream up):
@@ -1057,10 +1049,25 @@ cdef class Downstream:
             put(b"Connection: keep-alive\r\n", 24)
         put(b"\r\n", 2)
         self.resp_started = True
-        self.write(take())
+        # the head stays in _out: body bytes of the same read join it and Upstream.process
+        # flushes once (one write, one syscall per small response)
+        self.out_pending = True
+
+    cdef void flush(self):
+        if self.out_pending:
+            self.out_pending = False
+            self.write(take())
 
     cdef void on_response_data(self, char* data, Py_ssize_t n):
-        if self.resp_chunked:
+        if self.out_pending:
+            if self.resp_chunked:
+                put_int(n, 16)
+                put(b"\r\n", 2)
+                put(data, n)
+                put(b"\r\n", 2)
+            else:
+                put(data, n)
+        elif self.resp_chunked:
             self.write(chunk_frame(data, n))
         else:
             self.write(PyBytes_FromStringAndSize(data, n))
@@ -1068,7 +1075,11 @@ cdef class Downstream:
 
     cdef void on_response_done(self, Upstream up):
         if self.resp_chunked:
-            self.write(b"0\r\n\r\n")
+            if self.out_pending:
+                put(b"0\r\n\r\n", 5)
+            else:
+                self.write(b"0\r\n\r\n")
+        self.flush()
         # reusable only when both messages completed cleanly on that connection
         up.release(up.parser.keep_alive and self.req_done and up.rpos == up.wpos)
         self.up = None
@@ -1405,6 +1416,7 @@ cdef class Upstream:
                     break
                 c = self.parser.feed_body(self.bufp + self.rpos, self.wpos - self.rpos, &out_len)
                 if c < 0:
+                    client.flush()
                     client.upstream_failed(self, FAIL_BAD_RESPONSE)
                     return
                 if out_len > 0:
@@ -1416,6 +1428,8 @@ cdef class Upstream:
                     return
             else:
                 break
+        if client is not None:
+            client.flush()
         if self.rpos == self.wpos:
             self.rpos = self.wpos = 0
 
