@@ -10,7 +10,7 @@ SOURCES := pyproject.toml setup.py $(wildcard src/fastgw/_core/*.pyx src/fastgw/
 
 $(STAMP): $(SOURCES)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip 'setuptools>=77' wheel
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 

@@ -285,8 +285,8 @@ def test_reset_retried_on_other_target_and_passive_health(fastgw_run, gateway_cl
         assert seen.count(b"fail_next: upstream error") == 1
         assert seen[1:].count(b"b") == 5, seen
         by_name = {h["target"]: h["health"] for h in health}
-        assert by_name["asgi.a:1"] == "UNHEALTHY", health
-        assert by_name["asgi.b:1"] == "HEALTHY", health
+        assert by_name["asgi:a"] == "UNHEALTHY", health
+        assert by_name["asgi:b"] == "HEALTHY", health
 
     fastgw_run(main())
 

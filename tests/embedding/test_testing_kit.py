@@ -67,7 +67,7 @@ def test_half_open_cooldown_with_fake_clock(fastgw_run, gateway_client):
             bodies = [(await client.get("/")).body for _ in range(4)]
             assert b"a" in bodies, bodies                        # the trial reached a
             states = {h["target"]: h["health"] for h in gw.upstream_health("up")}
-            assert states["asgi.a:1"] == "HEALTHY", states
+            assert states["asgi:a"] == "HEALTHY", states
 
     fastgw_run(main())
 

@@ -19,7 +19,8 @@ class Target:
     inflight: int  # readonly
     index: int  # readonly: position in its balancer, -1 before one owns it
     owner: Balancer | None  # readonly: the balancer it belongs to
-    def __init__(self, host: str, port: int, weight: int = 100, id: str | None = None) -> None: ...
+    def __init__(self, host: str, port: int, weight: int = 100, id: str | None = None,
+                 name: str | None = None) -> None: ...
 
 class Balancer:
     algorithm: ClassVar[str | None]

@@ -35,7 +35,8 @@ cdef inline int64_t _gcd(int64_t a, int64_t b) noexcept:
 cdef class Target:
     """One upstream target ("host:port", weight). Belongs to at most one Balancer."""
 
-    def __init__(self, str host not None, int port, int weight=100, str id=None):
+    def __init__(self, str host not None, int port, int weight=100, str id=None,
+                 str name=None):
         if not host:
             raise ValueError("target host must not be empty")
         if not 0 < port <= 65535:
@@ -46,8 +47,12 @@ cdef class Target:
         self.port = port
         self.weight = weight
         self.id = id
-        # Kong writes IPv6 targets as "[::1]:8080"
-        self.name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        # Kong writes IPv6 targets as "[::1]:8080"; in-process targets pass their own name
+        # ("asgi:billing", as written in the config)
+        if name is not None:
+            self.name = name
+        else:
+            self.name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.healthy = True
         self.trial = False
         self.inflight = 0

@@ -74,10 +74,9 @@ class Compiler:
                 path: str) -> Any:
         from fastgw._core.balancer import Target
 
-        # in-process targets: balancer.Target wants an int port; "asgi.billing:1" until Target
-        # takes a name of its own (see the embedding report)
+        # in-process targets keep the name written in the config ("asgi:billing")
         t = Target(host, port, weight, tid) if isinstance(port, int) else \
-            Target(f"{host}.{port}", 1, weight, tid)
+            Target(f"{host}.{port}", 1, weight, tid, name=f"{host}:{port}")
         if host in INPROCESS_SCHEMES:
             handler = self.handlers.get(f"{host}:{port}") if isinstance(port, str) else None
             if handler is None:
