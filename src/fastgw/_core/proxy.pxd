@@ -123,6 +123,10 @@ cdef class Downstream:
     cdef double t_up            # plugin path: loop time at head / upstream send (latencies)
     cdef int64_t max_body       # ctx.max_body_size, -1 = none
     cdef int64_t body_sent
+    cdef bint buffering         # reading the whole request body for the plugins
+    cdef bytearray body_buf
+    cdef bytes fixed_body       # a buffered (or plugin-replaced) body, sent with Content-Length
+    cdef bint body_filter       # the chain has body_filter phases: response re-chunked
     cdef bint host_pending      # req_head still lacks Host (the target's) and the final CRLF
     cdef object _plugin_match   # RouteMatch kept while plugins run
     cdef bytes _head_copy       # the request head, copied for plugins
@@ -131,6 +135,8 @@ cdef class Downstream:
     cdef void process(self)
     cdef void update_reading(self)
     cdef void on_head(self, Py_ssize_t head_len)
+    cdef void buffer_body(self)
+    cdef void run_access(self)
     cdef void after_access(self, result)
     cdef void send_plugin_response(self, result)
     cdef void write_plugin_response(self, result)
@@ -147,6 +153,7 @@ cdef class Downstream:
     cdef void on_response_head(self, Upstream up)
     cdef void on_response_data(self, char* data, Py_ssize_t n)
     cdef void flush(self)
+    cdef void filtered_data(self, bytes chunk, bint eof)
     cdef void on_response_done(self, Upstream up)
     cdef void upstream_failed(self, Upstream up, int kind)
     cdef void finish_exchange(self)

@@ -61,6 +61,12 @@ cdef enum:
     # waits (body before the upstream is connected, pipelined requests).
     READ_PAUSE_FREE = 4096
 
+    # Request bodies buffered for plugins that read them (key-auth key_in_body,
+    # request-transformer body rules). nginx keeps client_body_buffer_size (8-16 KiB) in memory
+    # and spills to disk; Kong reads the whole body for these plugins. fastgw keeps it in
+    # memory up to this size and answers 413 beyond it.
+    MAX_BUFFERED_BODY = 8388608       # bytes (8 MiB)
+
 DEF_SERVER = b"fastgw/0.1.0"
 
 # ---------------------------------------------------------------------------------------------
@@ -479,6 +485,9 @@ cdef class Downstream:
                 if not self.req_done and self.rpos < self.wpos:
                     self.pump_request_body()
                 break
+            elif self.state == ST_PENDING and self.buffering:
+                self.buffer_body()
+                break
             elif self.state == ST_DISCARD:
                 c = self.parser.feed_body(self.bufp + self.rpos, self.wpos - self.rpos, &out_len)
                 if c < 0:
@@ -531,6 +540,9 @@ cdef class Downstream:
         self.set_cookie = None
         self.max_body = -1
         self.body_sent = 0
+        self.fixed_body = None
+        self.buffering = False
+        self.body_filter = False
         self.idempotent = p.method in (M_GET, M_HEAD, M_PUT, M_DELETE, M_OPTIONS, M_TRACE)
         # RFC 9110 7.6.1: a Connection option must not remove fields the proxy relies on.
         for i in range(p.n_headers):
@@ -591,13 +603,58 @@ cdef class Downstream:
         head_copy = PyBytes_FromStringAndSize(head, head_len)
         self.rpos += head_len
         self._head_copy = head_copy
+        self.fixed_body = None
+        self.body_filter = chain.has_body_filter
         try:
             self.ctx = core.context_factory(
                 self.route, method, PyBytes_FromStringAndSize(
                     PyBytes_AS_STRING(head_copy) + self.path_off,
                     p.target_off + p.target_len - self.path_off),
                 HeadCopy(head_copy, p), self.client_ip)
-            result = chain.run_access(self.ctx)
+        except Exception:
+            log.exception("plugin context failed")
+            self.send_error(500, MSG_INTERNAL, not self.req_done)
+            return
+        if chain.needs_request_body and not self.req_done:
+            # read the whole body first: plugins see ctx.request.body
+            self.buffering = True
+            self.body_buf = bytearray()
+            if p.expect_continue and self.rpos == self.wpos:
+                self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.buffer_body()
+            return
+        self.run_access()
+
+    cdef void buffer_body(self):
+        cdef Py_ssize_t c, out_len
+        while self.rpos < self.wpos and not self.req_done:
+            c = self.parser.feed_body(self.bufp + self.rpos, self.wpos - self.rpos, &out_len)
+            if c < 0:
+                self.buffering = False
+                self.send_error(400, self.parser.error_reason or "Bad request", True)
+                return
+            if out_len:
+                if len(self.body_buf) + out_len > MAX_BUFFERED_BODY:
+                    self.buffering = False
+                    self.rpos += c
+                    self.send_error(413, "Request size limit exceeded", True)
+                    return
+                self.body_buf += PyBytes_FromStringAndSize(self.bufp + self.rpos, out_len)
+            self.rpos += c
+            if self.parser.body_done:
+                self.req_done = True
+        if self.rpos == self.wpos:
+            self.rpos = self.wpos = 0
+        if self.req_done:
+            self.buffering = False
+            self.fixed_body = bytes(self.body_buf)
+            self.body_buf = None
+            self.ctx.request.body = self.fixed_body
+            self.run_access()
+
+    cdef void run_access(self):
+        try:
+            result = self.route.chain.run_access(self.ctx)
         except Exception:
             log.exception("plugin access phase failed")
             self.send_error(500, MSG_INTERNAL, not self.req_done)
@@ -626,6 +683,13 @@ cdef class Downstream:
             return
         mbs = self.ctx.max_body_size
         self.max_body = mbs if mbs is not None else -1
+        if self.fixed_body is not None and self.max_body >= 0 \
+                and len(self.fixed_body) > self.max_body:
+            self.send_error(413, "Request size limit exceeded", True)
+            return
+        override = self.ctx.request.body_override
+        if override is not None:
+            self.fixed_body = _to_bytes(override)
         self.ctx.proxy_latency = (self.core.loop.time() - self.t_up) * 1000.0
         try:
             self.req_head = self.build_head(PyBytes_AS_STRING(self._head_copy),
@@ -732,7 +796,8 @@ cdef class Downstream:
         if ops is not None:
             case = ctx.request.header_case or {}
             for name, values in ops.items():
-                if values is None or name == b"host":
+                if values is None or name == b"host" or name == b"content-length" \
+                        or name == b"transfer-encoding":
                     continue
                 name = case.get(name, name)
                 for v in values:
@@ -741,7 +806,12 @@ cdef class Downstream:
                     putb(_to_bytes(v))
                     put(b"\r\n", 2)
         # framing: re-framed, never the client's verbatim
-        if p.body_kind == BODY_LENGTH:
+        if self.fixed_body is not None:
+            put(b"Content-Length: ", 16)
+            put_int(PyBytes_GET_SIZE(self.fixed_body), 10)
+            put(b"\r\n", 2)
+            self.req_chunked = False
+        elif p.body_kind == BODY_LENGTH:
             put(b"Content-Length: ", 16)
             put_int(p.content_length, 10)
             put(b"\r\n", 2)
@@ -803,7 +873,8 @@ cdef class Downstream:
         if p.expect_continue and not self.req_done and self.rpos == self.wpos:
             # nginx answers 100 Continue itself when it starts reading the body
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        self.replayable = self.req_done
+        self.replayable = self.req_done and (self.parser.body_kind == BODY_NONE
+                                             or self.fixed_body is not None)
         self.connect()
 
     cdef void compute_hash(self):
@@ -888,9 +959,10 @@ cdef class Downstream:
         up.parser.reset()
         up.parser.request_method = self.parser.method
         if self.host_pending:
-            up.transport.write(req + up.pool.host_line)
-        else:
-            up.transport.write(req)
+            req = req + up.pool.host_line
+        if self.fixed_body is not None:
+            req = req + self.fixed_body
+        up.transport.write(req)
         self.req_sent = True
         if self.ctx is not None:
             self.t_up = self.core.loop.time()
@@ -992,7 +1064,13 @@ cdef class Downstream:
             status_o = resp.status_override
         # client framing
         self.resp_chunked = False
-        if rp.body_kind == BODY_CHUNKED or rp.body_kind == BODY_UNTIL_CLOSE:
+        if self.body_filter and rp.body_kind == BODY_LENGTH:
+            # a body filter may change the length: the body goes out chunked (or until close)
+            if p.version_minor >= 1:
+                self.resp_chunked = True
+            else:
+                self.close_after = True
+        elif rp.body_kind == BODY_CHUNKED or rp.body_kind == BODY_UNTIL_CLOSE:
             if p.version_minor >= 1:
                 self.resp_chunked = True
             else:
@@ -1035,7 +1113,7 @@ cdef class Downstream:
             put(b"Set-Cookie: ", 12)
             putb(self.set_cookie)
             put(b"\r\n", 2)
-        if rp.body_kind == BODY_LENGTH:
+        if rp.body_kind == BODY_LENGTH and not self.body_filter:
             put(b"Content-Length: ", 16)
             put_int(rp.content_length, 10)
             put(b"\r\n", 2)
@@ -1059,6 +1137,9 @@ cdef class Downstream:
             self.write(take())
 
     cdef void on_response_data(self, char* data, Py_ssize_t n):
+        if self.body_filter:
+            self.filtered_data(PyBytes_FromStringAndSize(data, n), False)
+            return
         if self.out_pending:
             if self.resp_chunked:
                 put_int(n, 16)
@@ -1073,7 +1154,23 @@ cdef class Downstream:
             self.write(PyBytes_FromStringAndSize(data, n))
         self.up_deadline = self.core.now + self.route.service.read_timeout
 
+    cdef void filtered_data(self, bytes chunk, bint eof):
+        try:
+            out = self.route.chain.run_body_filter(self.ctx, chunk, eof)
+        except Exception:
+            log.exception("plugin body_filter failed")
+            out = chunk
+        if not out:
+            return
+        self.flush()
+        if self.resp_chunked:
+            self.write(chunk_frame(PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out)))
+        else:
+            self.write(out)
+
     cdef void on_response_done(self, Upstream up):
+        if self.body_filter:
+            self.filtered_data(b"", True)
         if self.resp_chunked:
             if self.out_pending:
                 put(b"0\r\n\r\n", 5)
