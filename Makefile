@@ -17,13 +17,13 @@ $(STAMP): $(SOURCES)
 build: $(STAMP)
 	$(PY) setup.py -q build_ext --inplace
 
-run: build
+run: $(STAMP)
 	$(VENV)/bin/fastgw run $(ARGS)
 
 sysdeps:
 	bash scripts/sysdeps.sh
 
-test: sysdeps build
+test: sysdeps $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: build
