@@ -24,7 +24,7 @@ sysdeps:
 	bash scripts/sysdeps.sh
 
 test: sysdeps $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest $(or $(PYTEST_ARGS),-q)
 
 bench: build
 	$(PY) bench/run.py $(ARGS)
