@@ -187,15 +187,16 @@ class _Window:
         self.limit_header = f"X-RateLimit-Limit-{cap}"
         self.remaining_header = f"X-RateLimit-Remaining-{cap}"
         self.limit_str = _num(limit)
-        self._lh = self.limit_header.lower().encode()
-        self._rh = self.remaining_header.lower().encode()
+        # Kong's spelling on the wire ("X-RateLimit-Limit-Minute"): the proxy keeps the case
+        self._lh = self.limit_header.encode()
+        self._rh = self.remaining_header.encode()
         self._limit_b = self.limit_str.encode()
 
     def allowed_headers(self, remaining: str, reset: str) -> list[tuple[bytes, bytes]]:
         """Headers of an allowed request limited by this window alone (header_filter form)."""
         rem = remaining.encode()
-        return [(self._lh, self._limit_b), (self._rh, rem), (b"ratelimit-limit", self._limit_b),
-                (b"ratelimit-remaining", rem), (b"ratelimit-reset", reset.encode())]
+        return [(self._lh, self._limit_b), (self._rh, rem), (b"RateLimit-Limit", self._limit_b),
+                (b"RateLimit-Remaining", rem), (b"RateLimit-Reset", reset.encode())]
 
 
 # Kong's EMPTY_UUID for a missing scope
