@@ -74,6 +74,7 @@ cdef class NativeChain:
     cdef readonly list names            # plugin names, in chain order
     cdef object clock                   # None: the wall clock; else a callable (FakeClock)
     cdef bint has_header_filter         # Python run_exit sets ctx.response only then
+    cdef readonly bint timed            # prometheus records latencies (the proxy times them)
     # key-auth
     cdef bint ka
     cdef bint ka_header

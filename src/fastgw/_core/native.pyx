@@ -227,7 +227,7 @@ cdef class NativeChain:
         this request's outputs), else the status of the response to send (exit_headers,
         exit_body)."""
         r.active = True
-        r.timed = self.pm and (self.pm_flags & MF_LATENCY) != 0
+        r.timed = self.timed
         r.exit = False
         r.consumer = 0
         r.code = 0
@@ -717,4 +717,5 @@ cdef NativeChain _build(chain, route, service, clock):
                 if rec.consumer is not None else 0
     if n.pm and n.pm_service == 0 and service is None:
         n.pm = False   # Kong: no stats without a service
+    n.timed = n.pm and (n.pm_flags & MF_LATENCY) != 0
     return n

@@ -3,6 +3,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from fastgw._core.balancer cimport Balancer
 from fastgw._core.http_parser cimport RequestParser, ResponseParser
+from fastgw._core.native cimport NativeReq
 
 cdef class ProxyCore
 cdef class Upstream
@@ -32,6 +33,7 @@ cdef class RouteRT:
     cdef public ServiceRT service
     cdef public object chain          # fastgw.plugins.chain.Chain, or None: the zero-cost path
     cdef public object entity
+    cdef public object native         # fastgw._core.native.NativeChain (then chain is None)
 
 
 cdef class Pool:
@@ -131,6 +133,9 @@ cdef class Downstream:
     cdef object _plugin_match   # RouteMatch kept while plugins run
     cdef bytes _head_copy       # the request head, copied for plugins
     cdef object _upstream_override  # canary: upstream chosen by a plugin
+    cdef NativeReq nat          # the route's NativeChain: this exchange's state
+    cdef bytes nat_req          # its upstream header lines (None: none, nothing stripped)
+    cdef bytes nat_resp         # its response header lines (None: none, nothing stripped)
 
     cdef void process(self)
     cdef void update_reading(self)
@@ -138,6 +143,8 @@ cdef class Downstream:
     cdef void buffer_body(self)
     cdef void run_access(self)
     cdef void after_access(self, result)
+    cdef bint run_native(self, const char* head, Py_ssize_t head_len)
+    cdef void native_log(self)
     cdef void send_plugin_response(self, result)
     cdef void write_plugin_response(self, result)
     cdef object upstream_uri(self)

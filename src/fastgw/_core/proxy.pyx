@@ -23,6 +23,7 @@ from libc.string cimport memcpy, memmove
 
 from fastgw._core.balancer cimport Balancer, Target
 from fastgw._core.consts cimport CONN_BUFFER_SIZE
+from fastgw._core.native cimport NativeChain, is_consumer_header
 from fastgw._core.router cimport RouteMatch, Router
 from fastgw._core.http_parser cimport (
     BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, H_CONTENT_LENGTH, H_EXPECT, H_HOST,
@@ -158,7 +159,6 @@ MSG_NO_ROUTE = "no Route matched with those values"
 MSG_BAD_GATEWAY = "An invalid response was received from the upstream server"
 MSG_TIMEOUT = "The upstream server is timing out"
 MSG_NO_PEER = "failure to get a peer from the ring-balancer"
-MSG_UNAVAILABLE = "name resolution failed"
 MSG_INTERNAL = "An unexpected error occurred"
 
 
@@ -195,12 +195,14 @@ cdef class ServiceRT:
 
 
 cdef class RouteRT:
-    def __init__(self, str id, str name, ServiceRT service, chain=None, entity=None):
+    def __init__(self, str id, str name, ServiceRT service, chain=None, entity=None,
+                 native=None):
         self.id = id
         self.name = name
         self.service = service
         self.chain = chain
         self.entity = entity
+        self.native = native
 
 
 cdef class Pool:
@@ -442,6 +444,8 @@ cdef class Downstream:
             if self.ctx is not None:
                 self.status = 499
                 self.run_log()
+            elif self.nat.active:
+                self.native_log()
         self.transport = None
         self.core._check_drained()
 
@@ -543,6 +547,10 @@ cdef class Downstream:
         self.fixed_body = None
         self.buffering = False
         self.body_filter = False
+        self.nat.active = False
+        self.nat.timed = False
+        self.nat_req = None
+        self.nat_resp = None
         self.idempotent = p.method in (M_GET, M_HEAD, M_PUT, M_DELETE, M_OPTIONS, M_TRACE)
         # RFC 9110 7.6.1: a Connection option must not remove fields the proxy relies on.
         for i in range(p.n_headers):
@@ -594,6 +602,8 @@ cdef class Downstream:
         self._plugin_match = m
         chain = self.route.chain
         if chain is None:
+            if self.route.native is not None and self.run_native(head, head_len):
+                return
             self.req_head = self.build_head(head, m, None)
             self.rpos += head_len
             self.proceed(None)
@@ -676,6 +686,35 @@ cdef class Downstream:
             return
         self.after_access(result)
         self.process()
+
+    cdef bint run_native(self, const char* head, Py_ssize_t head_len):
+        # the compiled plugin chain (fastgw._core.native): True when a plugin answered
+        cdef NativeChain nat = <NativeChain>self.route.native
+        cdef double t0 = 0.0
+        cdef int status
+        try:
+            now = nat.wall_now()
+        except Exception:
+            log.exception("plugin clock failed")
+            now = 0.0
+        if nat.timed:
+            t0 = self.core.loop.time()
+        status = nat.access(&self.nat, head, self.parser, self.query_off, self.query_n,
+                            self.client_ip_b, now)
+        if status:
+            self.rpos += head_len
+            self.send_response(status, nat.exit_headers, nat.exit_body, not self.req_done)
+            return True
+        self.nat_req = nat.req_lines
+        self.nat_resp = nat.resp_lines
+        if self.nat.timed:
+            self.nat.kong_ms = (self.core.loop.time() - t0) * 1000.0
+        return False
+
+    cdef void native_log(self):
+        (<NativeChain>self.route.native).log(
+            &self.nat, self.bytes_in, self.bytes_out,
+            (self.core.loop.time() - self.t_start) * 1000.0 if self.nat.timed else -1.0)
 
     cdef void after_access(self, result):
         if result is not None:
@@ -792,7 +831,11 @@ cdef class Downstream:
             if ops is not None and PyBytes_FromStringAndSize(
                     head + h.name_off, h.name_len).lower() in ops:
                 continue
+            if self.nat_req is not None and is_consumer_header(head + h.name_off, h.name_len):
+                continue
             put_header_line(head, h)
+        if self.nat_req is not None:
+            putb(self.nat_req)   # key-auth's consumer headers (ctx.authenticate's ops)
         if ops is not None:
             case = ctx.request.header_case or {}
             for name, values in ops.items():
@@ -964,7 +1007,7 @@ cdef class Downstream:
             req = req + self.fixed_body
         up.transport.write(req)
         self.req_sent = True
-        if self.ctx is not None:
+        if self.ctx is not None or self.nat.timed:
             self.t_up = self.core.loop.time()
         self.current_balancer().on_start(<Target>self.target)
         self.up_deadline = self.core.now + self.route.service.read_timeout
@@ -1038,6 +1081,10 @@ cdef class Downstream:
             except Exception:
                 log.exception("passive health report failed")
         status_o = None
+        if self.nat.active:
+            self.nat.code = rp.status
+            if self.nat.timed:
+                self.nat.up_ms = (self.core.loop.time() - self.t_up) * 1000.0
         if self.ctx is not None:
             self.ctx.set_response(rp.status, HeadCopy(
                 PyBytes_FromStringAndSize(head, rp.head_len), rp))
@@ -1097,7 +1144,12 @@ cdef class Downstream:
             if ops is not None and PyBytes_FromStringAndSize(
                     head + h.name_off, h.name_len).lower() in ops:
                 continue
+            if self.nat_resp is not None and (<NativeChain>self.route.native) \
+                    .strip_response_header(head + h.name_off, h.name_len):
+                continue
             put_header_line(head, h)
+        if self.nat_resp is not None:
+            putb(self.nat_resp)   # rate-limiting's headers (its header_filter's ops)
         if ops is not None:
             case = self.ctx.response.header_case or {}
             for name, values in ops.items():
@@ -1221,6 +1273,9 @@ cdef class Downstream:
     cdef void finish_exchange(self):
         if self.ctx is not None:
             self.run_log()
+        elif self.nat.active:
+            self.native_log()
+        self.nat.active = False
         if self.in_exchange:
             self.in_exchange = False
             self.core.active_requests -= 1
@@ -1327,6 +1382,8 @@ cdef class Downstream:
                 self.core.active_requests -= 1
                 if self.ctx is not None:
                     self.run_log()
+                elif self.nat.active:
+                    self.native_log()
             self.state = ST_CLOSED
             if self.resp_started and self.up is not None:
                 self.transport.abort()   # truncated response: no clean end

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from fastgw._core.native import compile_chain
 from fastgw._core.proxy import ProxyCore, RouteRT, ServiceRT
 from fastgw._core.router import Router, RouteSpec
 from fastgw.config.errors import ConfigError
@@ -179,7 +180,12 @@ class Compiler:
             if not svc.entity.enabled:
                 continue
             chain = chains.for_route(r.id, r.service) if chains is not None else None
-            rt = RouteRT(r.id, r.name or r.id, svc, chain=chain, entity=r)
+            # the compiled chain when every plugin of the route has one (fastgw._core.native);
+            # the Python chain is then skipped (chain None) on the request path
+            native = compile_chain(chain, r, svc.entity, hash_spec=svc.hash_spec,
+                                   clock=self.health_clock) if chain is not None else None
+            rt = RouteRT(r.id, r.name or r.id, svc, chain=None if native is not None else chain,
+                         entity=r, native=native)
             routes[r.id] = rt
             specs.append(RouteSpec(
                 rt, hosts=list(r.hosts or []), paths=list(r.paths or []),
