@@ -100,8 +100,7 @@ cdef class NativeChain:
     cdef int nw
     cdef NWindow w[NATIVE_MAX_WINDOWS]
     cdef list w_py                      # the plugin's _Window objects
-    cdef list w_lower                   # per window: (b"x-ratelimit-limit-<p>: <limit>\r\n",
-                                        #              b"x-ratelimit-remaining-<p>: ")
+    cdef tuple one_parts                # the fast path's header lines around R, R, T
     cdef list w_cap                     # the same with the plugin's capitalized names
     cdef list w_limit                   # per window: the limit as bytes (Lua's tostring)
     cdef dict rl_keys                   # identifier bytes -> _Keys

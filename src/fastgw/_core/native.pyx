@@ -14,9 +14,8 @@
 #
 # Mirrored oddities of the Python path (the Python plugins are the spec, both paths coexist):
 # - ctx.authenticate writes its upstream header names lowercase ("x-consumer-id: ...").
-# - rate-limiting's single fixed window fast path sets lowercase response header names
-#   ("x-ratelimit-limit-minute"); its general path (several windows, month/year, a denial)
-#   sets "X-RateLimit-Limit-Minute".
+# - rate-limiting's single fixed window fast path and its general path spell their header
+#   names each their own way: the fast path's names are taken from _Window.allowed_headers().
 # - an exit response is seen by prometheus (code, source "kong") only when the chain has a
 #   header_filter plugin (Chain.run_exit sets ctx.response only then); a gateway error
 #   (502/504) is recorded with code 0.
@@ -132,26 +131,29 @@ cdef class KeyRecord:
         self.index = index
         self.consumer = consumer
         self.credential = credential
-        # ctx.authenticate(consumer, cred, str(cred.id) if cred.id else None): the ops it
-        # records, in their order, as the proxy writes them (lowercase names, latin-1 values)
-        cid = getattr(consumer, "id", None)
-        custom = getattr(consumer, "custom_id", None)
-        uname = getattr(consumer, "username", None)
+        # what key-auth's ctx.authenticate(consumer, cred, str(cred.id) if cred.id else None)
+        # records, rendered as the proxy's build_head writes header ops
+        from fastgw.plugins.context import Context, ListHeaders
+
         cred_id = getattr(credential, "id", None)
-        ident = str(cred_id) if cred_id else None
+        ctx = Context(b"GET", b"/", ListHeaders(), "", "http", None, None, 0.0)
         try:
-            lines = b""
-            if cid:
-                lines += b"x-consumer-id: " + str(cid).encode("latin-1") + b"\r\n"
-            if custom:
-                lines += b"x-consumer-custom-id: " + str(custom).encode("latin-1") + b"\r\n"
-            if uname:
-                lines += b"x-consumer-username: " + str(uname).encode("latin-1") + b"\r\n"
-            if ident:
-                lines += b"x-credential-identifier: " + ident.encode("latin-1") + b"\r\n"
-            self.req_lines = lines
-        except UnicodeEncodeError:
+            ctx.authenticate(consumer, credential, str(cred_id) if cred_id else None)
+        except Exception:
             self.req_lines = None   # the Python plugin raises there: a 500
+        else:
+            ops = ctx.request.header_ops or {}
+            case = ctx.request.header_case or {}
+            for name in ops:
+                if not is_consumer_header(name, len(name)):
+                    raise ValueError(f"ctx.authenticate sets {name!r}, unknown to native")
+            lines = []
+            for name, values in ops.items():
+                if values is None:
+                    continue
+                for v in values:
+                    lines.append(case.get(name, name) + b": " + v + b"\r\n")
+            self.req_lines = b"".join(lines)
         # rate-limiting's _identifier(): consumer -> (consumer or credential).id,
         # credential -> credential.id; str(...).encode() (utf-8), falsy -> the client IP
         ent = consumer or credential
@@ -396,7 +398,7 @@ cdef class NativeChain:
             ident = client_ip
         keys = self._keys_for(ident)
         if self.rl_one:
-            # the plugin's single fixed window fast path (lowercase header names)
+            # the plugin's single fixed window fast path (_Window.allowed_headers)
             start = now_s - now_s % self.w[0].seconds
             res = table.hit(keys.k[0], now_ms, start * 1000, (start + self.w[0].seconds) * 1000,
                             self.w[0].count_limit, 1)
@@ -408,15 +410,14 @@ cdef class NativeChain:
                     reset = start + self.w[0].seconds - now_s
                     if reset < 1:
                         reset = 1
-                    limit_line, rem_prefix = <tuple>self.w_lower[0]
-                    _putb(&b, limit_line)
-                    _putb(&b, rem_prefix)
+                    # "<limit>: L\r\n<remaining>: " R "\r\n<RL limit>: L\r\n<RL remaining>: "
+                    # R "\r\n<RL reset>: " T "\r\n"
+                    part_a, part_b, part_c = <tuple>self.one_parts
+                    _putb(&b, part_a)
                     _put_int(&b, rem)
-                    _put(&b, b"\r\nratelimit-limit: ", 19)
-                    _putb(&b, <bytes>self.w_limit[0])
-                    _put(&b, b"\r\nratelimit-remaining: ", 23)
+                    _putb(&b, part_b)
                     _put_int(&b, rem)
-                    _put(&b, b"\r\nratelimit-reset: ", 19)
+                    _putb(&b, part_c)
                     _put_int(&b, reset)
                     _put(&b, b"\r\n", 2)
                     self._set_resp_lines(&b)
@@ -570,6 +571,19 @@ cdef class NativeChain:
 # -------------------------------------------------------------------------------------------
 # build (once per snapshot and route)
 
+def _one_parts(w):
+    # the constant parts of w.allowed_headers(rem, reset) as header lines; the plugin's shape
+    # is [(limit, L), (remaining, R), (RL limit, L), (RL remaining, R), (RL reset, T)]
+    hs = w.allowed_headers("\x00R", "\x00T")
+    lim = w.limit_str.encode()
+    if [v for _, v in hs] != [lim, b"\x00R", lim, b"\x00R", b"\x00T"]:
+        raise ValueError("rate-limiting allowed_headers has an unknown shape")
+    (n0, _), (n1, _), (n2, _), (n3, _), (n4, _) = hs
+    return (n0 + b": " + lim + b"\r\n" + n1 + b": ",
+            b"\r\n" + n2 + b": " + lim + b"\r\n" + n3 + b": ",
+            b"\r\n" + n4 + b": ")
+
+
 def native_enabled() -> bool:
     """FASTGW_NATIVE_PLUGINS=0 forces the Python chain everywhere (differential tests)."""
     return os.environ.get("FASTGW_NATIVE_PLUGINS", "1") != "0"
@@ -586,7 +600,13 @@ def compile_chain(chain, route=None, service=None, *, hash_spec=None, clock=None
     if reason is not None:
         log.debug("route %s: Python plugin chain (%s)", getattr(route, "name", None), reason)
         return None
-    return _build(chain, route, service, clock)
+    try:
+        return _build(chain, route, service, clock)
+    except (ValueError, TypeError) as e:
+        # a Python plugin changed shape in a way this module does not know: stay correct
+        log.warning("route %s: Python plugin chain (native build failed: %s)",
+                    getattr(route, "name", None), e)
+        return None
 
 
 def unsupported(chain, hash_spec=None):
@@ -669,7 +689,7 @@ cdef NativeChain _build(chain, route, service, clock):
             seeds = p._seeds_for(p._scope_prefix(SimpleNamespace(route=route, service=service)))
             n.nw = len(p._windows)
             n.w_py = list(p._windows)
-            n.w_lower = []
+            n.one_parts = _one_parts(p._windows[0]) if n.rl_one else None
             n.w_cap = []
             n.w_limit = []
             names = []
@@ -682,12 +702,16 @@ cdef NativeChain _build(chain, route, service, clock):
                 n.w[i].seed = seeds[i]
                 limit = w.limit_str.encode()
                 n.w_limit.append(limit)
-                n.w_lower.append((w._lh + b": " + limit + b"\r\n", w._rh + b": "))
                 lh = w.limit_header.encode("latin-1")
                 rh = w.remaining_header.encode("latin-1")
                 n.w_cap.append((lh + b": " + limit + b"\r\n", rh + b": ", lh, rh))
-                names += [w._lh, w._rh]
+                names += [lh.lower(), rh.lower()]
             names += [b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"]
+            if n.rl_one:
+                names += [k.lower() for k, _ in p._windows[0].allowed_headers("0", "0")]
+            names = list(dict.fromkeys(names))
+            if len(names) > NATIVE_MAX_STRIP:
+                raise ValueError("rate-limiting sets too many response headers")
             n.strip_blob = b"".join(names)
             n.n_strip = len(names)
             off = 0
