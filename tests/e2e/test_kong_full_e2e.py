@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from fastgw.config import declarative, model
-from servers import HOST, Behaviour, EchoUpstream, FastgwProcess, wait_until
+from servers import HOST, Behaviour, EchoUpstream, FastgwProcess, free_port, wait_until
 
 FILE = Path(__file__).with_name("kong_full_e2e.yml")
 ALICE_ID = "alice-001"
@@ -97,14 +97,15 @@ class Full:
 
 def _env(a: EchoUpstream, b: EchoUpstream, c: EchoUpstream) -> dict[str, str]:
     return {"ECHO_A": str(a.port), "ECHO_B": str(b.port), "ECHO_C": str(c.port),
-            "ALICE_ID": ALICE_ID}
+            "DEAD_PORT": str(free_port()), "ALICE_ID": ALICE_ID}
 
 
 @pytest.fixture
 def full(echo_factory, fastgw) -> Full:
     a, b, c = echo_factory(), echo_factory(), echo_factory()
     env = _env(a, b, c)
-    gw = fastgw(FILE, wait_admin=True, env={**os.environ, **env})
+    environ = {k: v for k, v in os.environ.items() if k != "BOB_ID"}
+    gw = fastgw(FILE, wait_admin=True, env={**environ, **env})
     return Full(gw, a, b, c, env)
 
 
@@ -117,7 +118,7 @@ def _proxied(up: EchoUpstream, prefix: str) -> list:
 
 def test_file_uses_every_supported_feature():
     """Guard on the fixture itself: every entity type, every built-in plugin, every scope."""
-    env = {"ECHO_A": "1", "ECHO_B": "2", "ECHO_C": "3", "ALICE_ID": ALICE_ID}
+    env = {"ECHO_A": "1", "ECHO_B": "2", "ECHO_C": "3", "DEAD_PORT": "4", "ALICE_ID": ALICE_ID}
     raw = yaml.safe_load(FILE.read_text())
     assert {"_format_version", "_comment", "_transform"} <= set(raw)
     c = declarative.load_dict(raw, env=env)
@@ -140,7 +141,7 @@ def test_file_uses_every_supported_feature():
 
 def test_fastgw_check_accepts_the_file_and_needs_its_env(tmp_path):
     env = {**os.environ, "ECHO_A": "18001", "ECHO_B": "18002", "ECHO_C": "18003",
-           "ALICE_ID": ALICE_ID}
+           "DEAD_PORT": "18004", "ALICE_ID": ALICE_ID}
     cmd = [sys.executable, "-m", "fastgw", "check", str(FILE)]
     ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
@@ -152,7 +153,7 @@ def test_fastgw_check_accepts_the_file_and_needs_its_env(tmp_path):
     env.pop("ECHO_B")
     bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
-    assert "ECHO_B" in bad.stderr and "upstreams[1].targets[0].target" in bad.stderr
+    assert "ECHO_B" in bad.stderr and "upstreams[2].targets[0].target" in bad.stderr
 
 
 # ----------------------------------------------------------------------- GET /config round trip
@@ -246,6 +247,24 @@ def test_round_robin_honours_target_weights(full):
     assert all(r.path.startswith("/rr/") for r in _proxied(full.b, "/rr"))  # service path
 
 
+def test_retries_and_read_timeout(full):
+    # retry.up = a refusing target + A: with retries 3 every request ends on A ...
+    for i in range(6):
+        assert full.get(f"/retry/{i}").echo["path"] == f"/retried/{i}"
+    # ... with retries 0 (same upstream, round-robin) every other one is a 502
+    got = [full.get(f"/noretry/{i}") for i in range(6)]
+    assert sorted(r.status for r in got) == [200] * 3 + [502] * 3
+    assert {r.json()["message"] for r in got if r.status == 502} == \
+        {"An invalid response was received from the upstream server"}
+    # read_timeout 600 ms
+    assert full.get("/slow/fast", {"X-Echo": "delay=0.1"}).status == 200
+    t0 = time.monotonic()
+    r = full.get("/slow/late", {"X-Echo": "delay=1.5"})
+    elapsed = time.monotonic() - t0
+    assert r.status == 504 and r.json()["message"] == "The upstream server is timing out"
+    assert 0.5 < elapsed < 1.45, elapsed
+
+
 def test_consistent_hashing_is_sticky_per_header_value(full):
     first = full.get("/hash", {"X-User-Id": "user-1"}).echo
     assert first["h"]["host"] == "hash.example"  # the upstream's host_header
@@ -264,7 +283,7 @@ def test_least_connections_and_active_health_checks(full):
         full.get("/lc/slow", {"X-Echo": "delay=1.5"})))
     t.start()
     try:
-        busy = wait_until(lambda: (_proxied(b, "/lc/slow") and b) or (_proxied(c, "/lc/slow") and c),
+        busy = wait_until(lambda: next((u for u in (b, c) if _proxied(u, "/lc/slow")), None),
                           timeout=5)
         idle = c if busy is b else b
         ports = {full.get(f"/lc/quick{i}").echo["port"] for i in range(4)}
@@ -393,6 +412,7 @@ def test_transformers(full):
         ("/plug", "v", "yes", "k")
     assert "x-old" not in e["h"] and "x-remove-me" not in e["h"]
     assert sorted(e["query"].split("&")) == ["added=1", "q=1"]
+    assert e["h"]["x-literal"] == "${NOT_A_VAR}"  # `$${` in the file
 
     r = full.get("/respx")
     assert r.status == 200
