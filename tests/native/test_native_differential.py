@@ -186,13 +186,16 @@ def test_auth_ratelimit_prometheus_identical(fastgw_run, monkeypatch, echo):
     # the upstream saw ctx.authenticate's lines instead of the spoofed ones
     first = rec.upstream[0]
     assert b"X-Consumer-ID: evil" not in first and b"x-credential-identifier: x\r\n" not in first
-    assert b"x-consumer-id: 2f6f2a4e-0000-4000-8000-00000000000a\r\n" in first
-    assert b"x-consumer-username: alice\r\n" in first and b"X-Other: 1\r\n" in first
+    # in Kong's spelling
+    assert b"X-Consumer-ID: 2f6f2a4e-0000-4000-8000-00000000000a\r\n" in first
+    assert b"X-Consumer-Username: alice\r\n" in first and b"X-Other: 1\r\n" in first
     # prometheus saw the exits with source "kong" and the consumer label (per_consumer)
     assert any('code="429"' in ln and 'source="kong"' in ln and 'consumer="alice"' in ln
                for ln in rec.metrics)
-    # a 401 on a chain without header_filter is recorded without a code (ctx.response unset)
-    assert any('route="noratelimit"' in ln and 'code="0"' in ln for ln in rec.metrics)
+    # a 401 on a chain without header_filter is recorded with its code, source "kong"
+    assert any('route="noratelimit"' in ln and 'code="401"' in ln and 'source="kong"' in ln
+               for ln in rec.metrics)
+    assert not any('code="0"' in ln for ln in rec.metrics)
 
 
 def test_ratelimit_only_identical(fastgw_run, monkeypatch, echo):

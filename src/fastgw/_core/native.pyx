@@ -13,12 +13,10 @@
 #   request body, no consistent hashing on the consumer (the proxy has no Context to read it).
 #
 # Mirrored oddities of the Python path (the Python plugins are the spec, both paths coexist):
-# - ctx.authenticate writes its upstream header names lowercase ("x-consumer-id: ...").
 # - rate-limiting's single fixed window fast path and its general path spell their header
 #   names each their own way: the fast path's names are taken from _Window.allowed_headers().
-# - an exit response is seen by prometheus (code, source "kong") only when the chain has a
-#   header_filter plugin (Chain.run_exit sets ctx.response only then); a gateway error
-#   (502/504) is recorded with code 0.
+# - an exit response (and a gateway error: 502/504/503) is seen by prometheus with its code and
+#   source "kong" (the proxy sets both for responses it makes).
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, uint64_t
@@ -265,9 +263,10 @@ cdef class NativeChain:
         self.exit_body = body
         self.req_lines = None
         self.resp_lines = None
-        if self.has_header_filter:
-            r.exit = True
-            r.code = status
+        # prometheus records an exit with its status and source "kong" (Kong: exits are
+        # responses too, whatever else the chain has)
+        r.exit = True
+        r.code = status
         return status
 
     cdef int _key_auth(self, NativeReq* r, const char* head, RequestParser p, uint32_t query_off,

@@ -374,6 +374,22 @@ cdef class HeadCopy:
         return self.parser.header_list(PyBytes_AS_STRING(self.head))
 
 
+cdef class _NoHeaders:
+    """An empty HeaderSource (responses the gateway made itself)."""
+
+    def get(self, bytes name_lower):
+        return None
+
+    def get_all(self, bytes name_lower):
+        return []
+
+    def items(self):
+        return []
+
+
+cdef _NoHeaders _NO_HEADERS = _NoHeaders()
+
+
 cdef class Downstream:
     def __init__(self, ProxyCore core):
         self.core = core
@@ -1308,6 +1324,10 @@ cdef class Downstream:
             ctx.request_latency = (now - self.t_start) * 1000.0
             ctx.upstream_target = self.target.name if self.target is not None else None
             ctx.upstream_uri = self.upstream_uri()
+            if ctx.response is None:
+                # an exit without header_filter plugins, or a gateway error (502/504): the log
+                # phase still sees the status it was answered with
+                ctx.set_response(self.status, _NO_HEADERS, "exit")
             res = self.route.chain.run_log(ctx)
             if res is not None and hasattr(res, "__await__"):
                 asyncio.ensure_future(res)
@@ -1335,6 +1355,10 @@ cdef class Downstream:
             self.close()
             return
         self.status = status
+        if self.nat.active:
+            # a response the gateway makes (exit, 502/504): prometheus records it as "kong"
+            self.nat.code = status
+            self.nat.exit = True
         close = close or not self.keep_alive or self.core.draining
         if not self.req_done and not close:
             # answer now, then read and drop the rest of the request body

@@ -352,6 +352,15 @@ class ResponseView(_HeaderView):
 _INVALID = object()
 
 
+_CONSUMER_CASE = {
+    b"x-consumer-id": b"X-Consumer-ID",
+    b"x-consumer-custom-id": b"X-Consumer-Custom-ID",
+    b"x-consumer-username": b"X-Consumer-Username",
+    b"x-credential-identifier": b"X-Credential-Identifier",
+    b"x-anonymous-consumer": b"X-Anonymous-Consumer",
+}
+
+
 class Context:
     """Everything a plugin sees for one request. See the module docstring for the contract."""
 
@@ -486,6 +495,7 @@ class Context:
             uname = getattr(consumer, "username", None)
         else:
             cid = custom = uname = None
+        req._case().update(_CONSUMER_CASE)  # sent in Kong's spelling ("X-Consumer-ID")
         ops[b"x-consumer-id"] = [str(cid).encode("latin-1")] if cid else None
         ops[b"x-consumer-custom-id"] = [str(custom).encode("latin-1")] if custom else None
         ops[b"x-consumer-username"] = [str(uname).encode("latin-1")] if uname else None
