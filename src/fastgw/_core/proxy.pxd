@@ -75,14 +75,20 @@ cdef class ProxyCore:
     cdef public object drained          # asyncio.Future set when draining and no requests left
 
 
-cdef class Downstream:
+cdef class ConnBuffer:
+    # the per-connection read buffer both protocols share: uvloop reads straight into it
+    # (BufferedProtocol); [rpos, wpos) is received and not yet consumed
+    cdef bytearray buf
+    cdef char* bufp
+    cdef object view            # memoryview of buf, sliced per read
+    cdef Py_ssize_t rpos
+    cdef Py_ssize_t wpos
+
+
+cdef class Downstream(ConnBuffer):
     cdef ProxyCore core
     cdef object transport
     cdef RequestParser parser
-    cdef bytearray buf
-    cdef char* bufp
-    cdef Py_ssize_t rpos
-    cdef Py_ssize_t wpos
     cdef int state
     cdef bint reading_paused
     cdef bint writing_paused
@@ -172,15 +178,11 @@ cdef class Downstream:
     cdef void check(self, double now)
 
 
-cdef class Upstream:
+cdef class Upstream(ConnBuffer):
     cdef ProxyCore core
     cdef Pool pool
     cdef object transport
     cdef ResponseParser parser
-    cdef bytearray buf
-    cdef char* bufp
-    cdef Py_ssize_t rpos
-    cdef Py_ssize_t wpos
     cdef Downstream client
     cdef int state
     cdef bint reused

@@ -390,14 +390,30 @@ cdef class _NoHeaders:
 cdef _NoHeaders _NO_HEADERS = _NoHeaders()
 
 
-cdef class Downstream:
+cdef class ConnBuffer:
+    def __cinit__(self):
+        self.buf = bytearray(CONN_BUFFER_SIZE)
+        self.bufp = PyByteArray_AS_STRING(self.buf)
+        self.view = memoryview(self.buf)
+        self.rpos = 0
+        self.wpos = 0
+
+    def get_buffer(self, Py_ssize_t sizehint):
+        # compact when little room is left behind unconsumed bytes (a partial head, a
+        # pipelined request, body bytes waiting for the upstream)
+        if self.rpos == self.wpos:
+            self.rpos = self.wpos = 0
+        elif self.rpos > 0 and CONN_BUFFER_SIZE - self.wpos < READ_PAUSE_FREE:
+            memmove(self.bufp, self.bufp + self.rpos, self.wpos - self.rpos)
+            self.wpos -= self.rpos
+            self.rpos = 0
+        return self.view[self.wpos:]
+
+
+cdef class Downstream(ConnBuffer):
     def __init__(self, ProxyCore core):
         self.core = core
         self.parser = RequestParser(**core.limits)
-        self.buf = bytearray(CONN_BUFFER_SIZE)
-        self.bufp = PyByteArray_AS_STRING(self.buf)
-        self.rpos = 0
-        self.wpos = 0
         self.state = ST_HEAD
         self.client_ip = "127.0.0.1"
 
@@ -414,15 +430,6 @@ cdef class Downstream:
         self.deadline = self.core.now + self.core.header_timeout
         if self.core.draining:
             self.close()
-
-    def get_buffer(self, Py_ssize_t sizehint):
-        if self.rpos == self.wpos:
-            self.rpos = self.wpos = 0
-        elif self.rpos > 0 and CONN_BUFFER_SIZE - self.wpos < READ_PAUSE_FREE:
-            memmove(self.bufp, self.bufp + self.rpos, self.wpos - self.rpos)
-            self.wpos -= self.rpos
-            self.rpos = 0
-        return memoryview(self.buf)[self.wpos:]
 
     def buffer_updated(self, Py_ssize_t nbytes):
         if self.state == ST_CLOSED:
@@ -1507,26 +1514,15 @@ cdef class _HashView:
         return v
 
 
-cdef class Upstream:
+cdef class Upstream(ConnBuffer):
     def __init__(self, ProxyCore core, Pool pool):
         self.core = core
         self.pool = pool
         self.parser = ResponseParser()
-        self.buf = bytearray(CONN_BUFFER_SIZE)
-        self.bufp = PyByteArray_AS_STRING(self.buf)
         self.state = RS_IDLE
 
     def connection_made(self, transport):
         self.transport = transport
-
-    def get_buffer(self, Py_ssize_t sizehint):
-        if self.rpos == self.wpos:
-            self.rpos = self.wpos = 0
-        elif self.rpos > 0 and CONN_BUFFER_SIZE - self.wpos < READ_PAUSE_FREE:
-            memmove(self.bufp, self.bufp + self.rpos, self.wpos - self.rpos)
-            self.wpos -= self.rpos
-            self.rpos = 0
-        return memoryview(self.buf)[self.wpos:]
 
     def buffer_updated(self, Py_ssize_t nbytes):
         self.wpos += nbytes
