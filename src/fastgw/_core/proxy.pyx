@@ -27,7 +27,7 @@ from fastgw._core.native cimport NativeChain, is_consumer_header
 from fastgw._core.router cimport RouteMatch, Router
 from fastgw._core.http_parser cimport (
     BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, H_CONTENT_LENGTH, H_EXPECT, H_HOST,
-    H_VIA, H_X_FORWARDED_FOR, H_X_FORWARDED_HOST, H_X_FORWARDED_PATH, H_X_FORWARDED_PORT,
+    H_DATE, H_VIA, H_X_FORWARDED_FOR, H_X_FORWARDED_HOST, H_X_FORWARDED_PATH, H_X_FORWARDED_PORT,
     H_X_FORWARDED_PROTO, H_X_REAL_IP, HF_HOP, Header, HttpParser, M_CONNECT, M_DELETE, M_GET, M_HEAD,
     M_OPTIONS, M_PUT, M_TRACE, RequestParser, ResponseParser,
 )
@@ -1158,11 +1158,14 @@ cdef class Downstream(ConnBuffer):
             put(b" ", 1)
             put(head + rp.reason_off, rp.reason_len)
         put(b"\r\n", 2)
+        cdef bint has_date = False
         for i in range(rp.n_headers):
             h = &rp.headers[i]
             if h.flags & HF_HOP:
                 continue
-            if h.kind == H_CONTENT_LENGTH and rp.body_kind != BODY_NONE:
+            if h.kind == H_DATE:
+                has_date = True
+            elif h.kind == H_CONTENT_LENGTH and rp.body_kind != BODY_NONE:
                 continue   # re-added below from the parsed framing
             if ops is not None and PyBytes_FromStringAndSize(
                     head + h.name_off, h.name_len).lower() in ops:
@@ -1184,6 +1187,9 @@ cdef class Downstream(ConnBuffer):
                     put(b": ", 2)
                     putb(_to_bytes(v))
                     put(b"\r\n", 2)
+        if not has_date:
+            # RFC 9110 6.6.1: an origin with a clock sends Date; nginx adds it when missing
+            putb(self.core.date_header)
         if self.set_cookie is not None:
             put(b"Set-Cookie: ", 12)
             putb(self.set_cookie)
