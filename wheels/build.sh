@@ -18,7 +18,7 @@
 # - Builds happen in wheels/work/ (gitignored), never in the shared source tree: the sdist is made
 #   from a copy of the tracked and untracked-but-not-ignored files, so half-built .c/.so files of
 #   the tree never leak in, and the tree gets no build/ or generated .c files from this script.
-# - Cython (and setuptools) are pinned by wheels/constraints.txt for every build environment.
+# - Cython is pinned (setuptools floored) by wheels/constraints.txt in every build environment.
 # - One compile job at a time (FASTGW_BUILD_JOBS=1): the machine's 2 cores are shared.
 set -euo pipefail
 
