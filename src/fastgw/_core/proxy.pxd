@@ -93,6 +93,7 @@ cdef class Downstream(ConnBuffer):
     cdef bint reading_paused
     cdef bint writing_paused
     cdef bint keep_alive
+    cdef bint upgrade_req       # Connection: upgrade + Upgrade on a GET (WebSocket)
     cdef bint in_exchange       # a request is counted in ProxyCore.active_requests
     cdef bint req_done          # request body fully read from the client
     cdef bint resp_started      # response head written to the client
@@ -166,6 +167,7 @@ cdef class Downstream(ConnBuffer):
     cdef void on_response_head(self, Upstream up)
     cdef void on_response_data(self, char* data, Py_ssize_t n)
     cdef void flush(self)
+    cdef void on_upgrade(self, Upstream up, Py_ssize_t head_len)
     cdef void filtered_data(self, bytes chunk, bint eof)
     cdef void on_response_done(self, Upstream up)
     cdef void upstream_failed(self, Upstream up, int kind)

@@ -27,7 +27,7 @@ from fastgw._core.native cimport NativeChain, is_consumer_header
 from fastgw._core.router cimport RouteMatch, Router
 from fastgw._core.http_parser cimport (
     BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, H_CONTENT_LENGTH, H_EXPECT, H_HOST,
-    H_DATE, H_VIA, H_X_FORWARDED_FOR, H_X_FORWARDED_HOST, H_X_FORWARDED_PATH, H_X_FORWARDED_PORT,
+    H_DATE, H_UPGRADE, H_VIA, H_X_FORWARDED_FOR, H_X_FORWARDED_HOST, H_X_FORWARDED_PATH, H_X_FORWARDED_PORT,
     H_X_FORWARDED_PROTO, H_X_REAL_IP, HF_HOP, Header, HttpParser, M_CONNECT, M_DELETE, M_GET, M_HEAD,
     M_OPTIONS, M_PUT, M_TRACE, RequestParser, ResponseParser,
 )
@@ -47,10 +47,12 @@ cdef enum:
     ST_BODY = 2        # attached to an upstream: request body streaming / response pending
     ST_DISCARD = 3     # answered by the gateway: reading and dropping the request body
     ST_CLOSED = 4
+    ST_TUNNEL = 5      # after a 101 (WebSocket, any Upgrade): bytes pass through both ways
 
     RS_IDLE = 0
     RS_HEAD = 1
     RS_BODY = 2
+    RS_TUNNEL = 3
 
     FAIL_CONNECT = 1          # refused / unreachable: nothing was sent
     FAIL_CONNECT_TIMEOUT = 2
@@ -115,7 +117,7 @@ cdef inline int put_int(int64_t v, int base) except -1:
     cdef int i = 24
     cdef const char* digits = b"0123456789abcdef"
     if v == 0:
-        return put(b"0", 1)
+        return putb(b"0")
     while v > 0:
         i -= 1
         tmp[i] = digits[v % base]
@@ -131,17 +133,17 @@ cdef inline bytes take():
 
 cdef inline int put_header_line(const char* head, Header* h) except -1:
     put(head + h.name_off, h.name_len)
-    put(b": ", 2)
+    putb(b": ")
     put(head + h.value_off, h.value_len)
-    return put(b"\r\n", 2)
+    return putb(b"\r\n")
 
 
 cdef bytes chunk_frame(const char* data, Py_ssize_t n):
     _out.n = 0
     put_int(n, 16)
-    put(b"\r\n", 2)
+    putb(b"\r\n")
     put(data, n)
-    put(b"\r\n", 2)
+    putb(b"\r\n")
     return take()
 
 
@@ -465,7 +467,8 @@ cdef class Downstream(ConnBuffer):
             self.in_exchange = False
             self.core.active_requests -= 1
             if self.ctx is not None:
-                self.status = 499
+                if prev != ST_TUNNEL:
+                    self.status = 499
                 self.run_log()
             elif self.nat.active:
                 self.native_log()
@@ -514,6 +517,12 @@ cdef class Downstream(ConnBuffer):
                 break
             elif self.state == ST_PENDING and self.buffering:
                 self.buffer_body()
+                break
+            elif self.state == ST_TUNNEL:
+                if self.rpos < self.wpos and self.up is not None:
+                    self.up.transport.write(PyBytes_FromStringAndSize(
+                        self.bufp + self.rpos, self.wpos - self.rpos))
+                self.rpos = self.wpos = 0
                 break
             elif self.state == ST_DISCARD:
                 c = self.parser.feed_body(self.bufp + self.rpos, self.wpos - self.rpos, &out_len)
@@ -575,6 +584,8 @@ cdef class Downstream(ConnBuffer):
         self.nat_req = None
         self.nat_resp = None
         self.idempotent = p.method in (M_GET, M_HEAD, M_PUT, M_DELETE, M_OPTIONS, M_TRACE)
+        # RFC 9110 7.8: the client asks to switch protocols (WebSocket); forwarded as such
+        self.upgrade_req = p.upgrade and p.method == M_GET
         # RFC 9110 7.6.1: a Connection option must not remove fields the proxy relies on.
         for i in range(p.n_headers):
             h = &p.headers[i]
@@ -826,15 +837,15 @@ cdef class Downstream(ConnBuffer):
             putb(method_o)
         else:
             put(head + p.start_off, p.method_len)
-        put(b" ", 1)
+        putb(b" ")
         putb(path_o if path_o is not None else upath)
         if query_o is not None:
             if PyBytes_GET_SIZE(query_o):
-                put(b"?", 1)
+                putb(b"?")
                 putb(query_o)
         elif self.query_n:
             put(head + self.query_off, self.query_n)
-        put(b" HTTP/1.1\r\n", 11)
+        putb(b" HTTP/1.1\r\n")
         # end-to-end fields, in order
         for i in range(p.n_headers):
             h = &p.headers[i]
@@ -868,65 +879,74 @@ cdef class Downstream(ConnBuffer):
                 name = case.get(name, name)
                 for v in values:
                     putb(_to_bytes(name))
-                    put(b": ", 2)
+                    putb(b": ")
                     putb(_to_bytes(v))
-                    put(b"\r\n", 2)
+                    putb(b"\r\n")
+        if self.upgrade_req:
+            # Upgrade and Connection are hop-by-hop: a proxy that tunnels sends its own
+            for i in range(p.n_headers):
+                h = &p.headers[i]
+                if h.kind == H_UPGRADE:
+                    putb(b"Upgrade: ")
+                    put(head + h.value_off, h.value_len)
+                    putb(b"\r\nConnection: upgrade\r\n")
+                    break
         # framing: re-framed, never the client's verbatim
         if self.fixed_body is not None:
-            put(b"Content-Length: ", 16)
+            putb(b"Content-Length: ")
             put_int(PyBytes_GET_SIZE(self.fixed_body), 10)
-            put(b"\r\n", 2)
+            putb(b"\r\n")
             self.req_chunked = False
         elif p.body_kind == BODY_LENGTH:
-            put(b"Content-Length: ", 16)
+            putb(b"Content-Length: ")
             put_int(p.content_length, 10)
-            put(b"\r\n", 2)
+            putb(b"\r\n")
             self.req_chunked = False
         elif p.body_kind == BODY_CHUNKED:
-            put(b"Transfer-Encoding: chunked\r\n", 28)
+            putb(b"Transfer-Encoding: chunked\r\n")
             self.req_chunked = True
         else:
             self.req_chunked = False
         # forwarding fields (Kong: X-Forwarded-For appended; the others set by the proxy)
-        put(b"X-Forwarded-For: ", 17)
+        putb(b"X-Forwarded-For: ")
         if xff >= 0:
             for i in range(xff, p.n_headers):
                 h = &p.headers[i]
                 if h.kind == H_X_FORWARDED_FOR and not (h.flags & HF_HOP):
                     put(head + h.value_off, h.value_len)
-                    put(b", ", 2)
+                    putb(b", ")
         putb(self.client_ip_b)
-        put(b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ", 45)
+        putb(b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
         if p.host_index >= 0:
             h = &p.headers[p.host_index]
             put(head + h.value_off, _host_len(head + h.value_off, h.value_len))
-        put(b"\r\nX-Forwarded-Port: ", 20)
+        putb(b"\r\nX-Forwarded-Port: ")
         put_int(self.core.listen_port, 10)
-        put(b"\r\nX-Forwarded-Path: ", 20)
+        putb(b"\r\nX-Forwarded-Path: ")
         if self.path_n:
             put(head + self.path_off, self.path_n)
         else:
-            put(b"/", 1)
-        put(b"\r\nX-Real-IP: ", 13)
+            putb(b"/")
+        putb(b"\r\nX-Real-IP: ")
         putb(self.client_ip_b)
-        put(b"\r\nVia: 1.1 fastgw\r\n", 19)
+        putb(b"\r\nVia: 1.1 fastgw\r\n")
         # Host last: when it is the target's "host[:port]" (Kong, preserve_host false) it is
         # only known after the balancer picked, so attach() appends it with the final CRLF.
         host_o = ops.get(b"host") if ops is not None else None
         self.host_pending = False
         if host_o:
-            put(b"Host: ", 6)
+            putb(b"Host: ")
             putb(_to_bytes(host_o[0]))
-            put(b"\r\n\r\n", 4)
+            putb(b"\r\n\r\n")
         elif m.preserve_host and p.host_index >= 0:
             h = &p.headers[p.host_index]
-            put(b"Host: ", 6)
+            putb(b"Host: ")
             put(head + h.value_off, h.value_len)
-            put(b"\r\n\r\n", 4)
+            putb(b"\r\n\r\n")
         elif self.route.service.host_header is not None:
-            put(b"Host: ", 6)
+            putb(b"Host: ")
             putb(self.route.service.host_header)
-            put(b"\r\n\r\n", 4)
+            putb(b"\r\n\r\n")
         else:
             self.host_pending = True
         return take()
@@ -1148,16 +1168,16 @@ cdef class Downstream(ConnBuffer):
         if not self.req_done and p.expect_continue:
             self.close_after = True
         _out.n = 0
-        put(b"HTTP/1.1 ", 9)
+        putb(b"HTTP/1.1 ")
         if status_o is not None:
             put_int(status_o, 10)
-            put(b" ", 1)
+            putb(b" ")
             putb(REASONS.get(status_o, "Unknown").encode())
         else:
             put_int(rp.status, 10)
-            put(b" ", 1)
+            putb(b" ")
             put(head + rp.reason_off, rp.reason_len)
-        put(b"\r\n", 2)
+        putb(b"\r\n")
         cdef bint has_date = False
         for i in range(rp.n_headers):
             h = &rp.headers[i]
@@ -1184,33 +1204,65 @@ cdef class Downstream(ConnBuffer):
                 name = case.get(name, name)
                 for v in values:
                     putb(_to_bytes(name))
-                    put(b": ", 2)
+                    putb(b": ")
                     putb(_to_bytes(v))
-                    put(b"\r\n", 2)
+                    putb(b"\r\n")
         if not has_date:
             # RFC 9110 6.6.1: an origin with a clock sends Date; nginx adds it when missing
             putb(self.core.date_header)
         if self.set_cookie is not None:
-            put(b"Set-Cookie: ", 12)
+            putb(b"Set-Cookie: ")
             putb(self.set_cookie)
-            put(b"\r\n", 2)
+            putb(b"\r\n")
         if rp.body_kind == BODY_LENGTH and not self.body_filter:
-            put(b"Content-Length: ", 16)
+            putb(b"Content-Length: ")
             put_int(rp.content_length, 10)
-            put(b"\r\n", 2)
+            putb(b"\r\n")
         elif self.resp_chunked:
-            put(b"Transfer-Encoding: chunked\r\n", 28)
-        put(b"Via: 1.1 fastgw\r\n", 17)
+            putb(b"Transfer-Encoding: chunked\r\n")
+        putb(b"Via: 1.1 fastgw\r\n")
         if not self.keep_alive or self.close_after or self.core.draining:
             self.close_after = True
-            put(b"Connection: close\r\n", 19)
+            putb(b"Connection: close\r\n")
         elif p.version_minor == 0:
-            put(b"Connection: keep-alive\r\n", 24)
-        put(b"\r\n", 2)
+            putb(b"Connection: keep-alive\r\n")
+        putb(b"\r\n")
         self.resp_started = True
         # the head stays in _out: body bytes of the same read join it and Upstream.process
         # flushes once (one write, one syscall per small response)
         self.out_pending = True
+
+    cdef void on_upgrade(self, Upstream up, Py_ssize_t head_len):
+        """101 Switching Protocols: forward the head, then both connections become a tunnel
+        (RFC 9110 7.8; nginx proxy_pass with Upgrade/Connection set). Neither goes back to a
+        pool; the tunnel ends when either side closes."""
+        cdef ResponseParser rp = up.parser
+        cdef const char* head = up.bufp + up.rpos
+        cdef Header* h
+        cdef int i
+        self.status = 101
+        self.keep_alive = False
+        _out.n = 0
+        putb(b"HTTP/1.1 101 ")
+        put(head + rp.reason_off, rp.reason_len)
+        putb(b"\r\n")
+        for i in range(rp.n_headers):
+            h = &rp.headers[i]
+            if h.kind == H_UPGRADE:
+                putb(b"Upgrade: ")
+                put(head + h.value_off, h.value_len)
+                putb(b"\r\n")
+            elif not (h.flags & HF_HOP):
+                put_header_line(head, h)
+        putb(b"Connection: upgrade\r\nVia: 1.1 fastgw\r\n\r\n")
+        self.resp_started = True
+        self.write(take())
+        up.rpos += head_len
+        up.state = RS_TUNNEL
+        self.state = ST_TUNNEL
+        # bytes that came right behind the heads belong to the new protocol
+        up.process()
+        self.process()
 
     cdef void flush(self):
         if self.out_pending:
@@ -1224,9 +1276,9 @@ cdef class Downstream(ConnBuffer):
         if self.out_pending:
             if self.resp_chunked:
                 put_int(n, 16)
-                put(b"\r\n", 2)
+                putb(b"\r\n")
                 put(data, n)
-                put(b"\r\n", 2)
+                putb(b"\r\n")
             else:
                 put(data, n)
         elif self.resp_chunked:
@@ -1254,7 +1306,7 @@ cdef class Downstream(ConnBuffer):
             self.filtered_data(b"", True)
         if self.resp_chunked:
             if self.out_pending:
-                put(b"0\r\n\r\n", 5)
+                putb(b"0\r\n\r\n")
             else:
                 self.write(b"0\r\n\r\n")
         self.flush()
@@ -1377,23 +1429,23 @@ cdef class Downstream(ConnBuffer):
             # answer now, then read and drop the rest of the request body
             self.state = ST_DISCARD
         _out.n = 0
-        put(b"HTTP/1.1 ", 9)
+        putb(b"HTTP/1.1 ")
         put_int(status, 10)
-        put(b" ", 1)
+        putb(b" ")
         putb(REASONS.get(status, "Unknown").encode())
-        put(b"\r\n", 2)
+        putb(b"\r\n")
         putb(self.core.date_header)
         for name, value in headers:
             putb(_to_bytes(name))
-            put(b": ", 2)
+            putb(b": ")
             putb(_to_bytes(value))
-            put(b"\r\n", 2)
-        put(b"Content-Length: ", 16)
+            putb(b"\r\n")
+        putb(b"Content-Length: ")
         put_int(len(body), 10)
-        put(b"\r\nServer: fastgw/0.1.0\r\n", 24)
+        putb(b"\r\nServer: fastgw/0.1.0\r\n")
         if close:
-            put(b"Connection: close\r\n", 19)
-        put(b"\r\n", 2)
+            putb(b"Connection: close\r\n")
+        putb(b"\r\n")
         if self.parser.method != M_HEAD:
             putb(body)
         self.resp_started = True
@@ -1548,6 +1600,12 @@ cdef class Upstream(ConnBuffer):
         self.closed = True
         if c is None:
             return
+        if self.state == RS_TUNNEL:
+            # the tunnel ends with either side: close the client after what was written
+            self.client = None
+            c.up = None
+            c.close()
+            return
         if self.state == RS_BODY and self.parser.body_kind == BODY_UNTIL_CLOSE \
                 and self.parser.feed_eof() == 0:
             self.state = RS_IDLE
@@ -1579,7 +1637,10 @@ cdef class Upstream(ConnBuffer):
                     return
                 if self.parser.status < 200:
                     if self.parser.status == 101:
-                        client.upstream_failed(self, FAIL_BAD_RESPONSE)
+                        if not client.upgrade_req:
+                            client.upstream_failed(self, FAIL_BAD_RESPONSE)
+                            return
+                        client.on_upgrade(self, r)
                         return
                     self.rpos += r   # interim response (100 Continue): not forwarded
                     self.parser.reset()
@@ -1591,6 +1652,12 @@ cdef class Upstream(ConnBuffer):
                     self.state = RS_IDLE
                     client.on_response_done(self)
                     return
+            elif self.state == RS_TUNNEL:
+                if self.rpos < self.wpos:
+                    client.write(PyBytes_FromStringAndSize(self.bufp + self.rpos,
+                                                           self.wpos - self.rpos))
+                    self.rpos = self.wpos
+                break
             elif self.state == RS_BODY:
                 if self.rpos == self.wpos:
                     break
