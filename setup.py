@@ -8,6 +8,7 @@ Rules:
   tree); FASTGW_DEBUG=1 builds with -O0 -g and Cython's bounds checks for sanitizer runs.
 """
 import os
+import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -33,8 +34,12 @@ def extensions():
     debug = os.environ.get("FASTGW_DEBUG") == "1"
     only = {m for m in os.environ.get("FASTGW_BUILD_ONLY", "").split(",") if m}
     core = Path("src/fastgw/_core")
+    sources = sorted(core.glob("*.pyx"))
+    if not sources:
+        # an sdist without its .pyx would quietly build a pure-Python wheel with no core
+        raise SystemExit("fastgw: no src/fastgw/_core/*.pyx found: the compiled core is missing")
     exts = []
-    for pyx in sorted(core.glob("*.pyx")):
+    for pyx in sources:
         if only and pyx.stem not in only:
             continue
         exts.append(
@@ -60,4 +65,7 @@ def extensions():
     )
 
 
-setup(ext_modules=extensions())
+# An sdist ships the .pyx sources (MANIFEST.in), not generated C: don't cythonize for it.
+_SDIST_ONLY = sys.argv[1:2] == ["sdist"]
+
+setup(ext_modules=[] if _SDIST_ONLY else extensions())
