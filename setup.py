@@ -65,7 +65,8 @@ def extensions():
     )
 
 
-# An sdist ships the .pyx sources (MANIFEST.in), not generated C: don't cythonize for it.
-_SDIST_ONLY = sys.argv[1:2] == ["sdist"]
+# An sdist ships the .pyx sources (MANIFEST.in), not generated C: don't cythonize for it (nor
+# for the metadata step before it), so no .c lands in the tree.
+_SDIST_ONLY = sys.argv[1:2] in (["sdist"], ["egg_info"])
 
 setup(ext_modules=[] if _SDIST_ONLY else extensions())
