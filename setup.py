@@ -61,6 +61,7 @@ def extensions():
             "freethreading_compatible": False,
         },
         annotate=os.environ.get("FASTGW_ANNOTATE") == "1",
+        force=os.environ.get("FASTGW_ANNOTATE") == "1",  # re-annotate unchanged sources
         nthreads=int(os.environ.get("FASTGW_BUILD_JOBS", "0")) or 0,
     )
 
