@@ -387,18 +387,8 @@ def _id_key(rec: _Rec) -> str:
 def _transforms(etype: str, data: dict[str, Any], transform: bool, v2: bool) -> None:
     """Kong's declarative transformations (auto-generated keys, hashed passwords) and the
     2.x -> 3.0 path migration."""
-    if etype == "keyauth_credentials" and data.get("key") is None:
-        data["key"] = model.random_key()
-    elif etype == "jwt_secrets":
-        if data.get("key") is None:
-            data["key"] = model.random_key()
-        if data.get("secret") is None:
-            data["secret"] = model.random_key()
-    elif etype == "basicauth_credentials" and transform:
-        pw, cid = data.get("password"), data.get("consumer")
-        if isinstance(pw, str) and isinstance(cid, str):
-            data["password"] = model.hash_basic_auth_password(cid, pw)
-    elif etype == "routes" and v2 and isinstance(data.get("paths"), list):
+    model.fill_credential_defaults(etype, data, transform)
+    if etype == "routes" and v2 and isinstance(data.get("paths"), list):
         data["paths"] = [("~" + p) if isinstance(p, str) and p.startswith("/") and
                          model.is_regex_path_v2(p) else p for p in data["paths"]]
 

@@ -931,3 +931,20 @@ def entity_to_json(etype: str, ent: Any) -> dict[str, Any]:
         v = d.get(field)
         d[field] = {"id": v} if v is not None else None
     return d
+
+
+def fill_credential_defaults(etype: str, data: dict[str, Any], hash_password: bool) -> None:
+    """Kong's credential defaults, in place: a generated key-auth key and jwt key/secret when
+    absent, and the basic-auth password hashed (sha1 of password + consumer id) unless the
+    input is already hashed (declarative `_transform: false`)."""
+    if etype == "keyauth_credentials" and data.get("key") is None:
+        data["key"] = random_key()
+    elif etype == "jwt_secrets":
+        if data.get("key") is None:
+            data["key"] = random_key()
+        if data.get("secret") is None:
+            data["secret"] = random_key()
+    elif etype == "basicauth_credentials" and hash_password:
+        pw, cid = data.get("password"), data.get("consumer")
+        if isinstance(pw, str) and isinstance(cid, str):
+            data["password"] = hash_basic_auth_password(cid, pw)

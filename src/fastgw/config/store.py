@@ -282,17 +282,7 @@ class ConfigStore:
             existing.created_at is not None else now
         if "updated_at" in fields:
             data["updated_at"] = now
-        if etype == "keyauth_credentials" and data.get("key") is None:
-            data["key"] = model.random_key()
-        elif etype == "jwt_secrets":
-            if data.get("key") is None:
-                data["key"] = model.random_key()
-            if data.get("secret") is None:
-                data["secret"] = model.random_key()
-        elif etype == "basicauth_credentials" and hash_password:
-            pw, cid = data.get("password"), data.get("consumer")
-            if isinstance(pw, str) and isinstance(cid, str):
-                data["password"] = model.hash_basic_auth_password(cid, pw)
+        model.fill_credential_defaults(etype, data, hash_password)
         errors: ErrorList = []
         ent = model.build_entity(etype, data, "", errors, strict=False)
         if ent is None or errors:
