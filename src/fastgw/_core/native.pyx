@@ -306,8 +306,8 @@ cdef class NativeChain:
                 name, qname, qname_enc = <tuple>self.ka_names[i]
                 # Request.query is parsed only when the name can be in the query (as the plugin)
                 if _contains(qs, qn, qname) or (qname_enc is not None and _contains(qs, qn, qname_enc)):
-                    from fastgw.plugins.context import _parse_query
-                    v = _parse_query(PyBytes_FromStringAndSize(qs, qn)).get(name)
+                    from fastgw.plugins.context import parse_query
+                    v = parse_query(PyBytes_FromStringAndSize(qs, qn)).get(name)
                     if isinstance(v, list):
                         return self._unauthorized(r, self.ka_body_dup)
                     if isinstance(v, str):

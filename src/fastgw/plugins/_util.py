@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import orjson
 
 from .base import Response
+from .context import parse_query
 
 JSON = "json"
 FORM = "form"
@@ -41,16 +42,7 @@ def decode_body(kind: str | None, raw: bytes | None) -> Any:
         except orjson.JSONDecodeError:
             return None
         return obj if isinstance(obj, dict) else None
-    out: dict[str, Any] = {}
-    for k, v in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
-        cur = out.get(k)
-        if cur is None:
-            out[k] = v
-        elif isinstance(cur, list):
-            cur.append(v)
-        else:
-            out[k] = [cur, v]
-    return out
+    return dict(parse_query(raw))
 
 
 def encode_body(kind: str, obj: dict[str, Any]) -> bytes:

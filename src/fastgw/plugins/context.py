@@ -185,7 +185,7 @@ class _HeaderView:
         self._ops()[_b(name).lower()] = None
 
 
-def _parse_query(raw: bytes) -> dict[str, str | list[str]]:
+def parse_query(raw: bytes) -> dict[str, str | list[str]]:
     out: dict[str, str | list[str]] = {}
     for k, v in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
         cur = out.get(k)
@@ -276,7 +276,7 @@ class Request(_HeaderView):
         """Parsed query (repeated keys -> list). Parsed once, on first use."""
         q = self._query
         if q is None:
-            q = self._query = _parse_query(self.raw_query)
+            q = self._query = parse_query(self.raw_query)
         return q
 
     @property
