@@ -48,6 +48,7 @@ cdef class Pool:
     cdef public int max_requests
     cdef public double idle_timeout
     cdef public object handler        # in-process target (callable) or None for sockets
+    cdef public object ssl            # SSLContext: TLS to this target (service protocol https)
     cdef Upstream take(self, double now)
     cdef void give(self, Upstream up, double now)
 

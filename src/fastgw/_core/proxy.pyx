@@ -222,6 +222,7 @@ cdef class Pool:
         self.max_requests = max_requests
         self.idle_timeout = idle_timeout
         self.handler = None
+        self.ssl = None
 
     def __call__(self):
         # protocol factory for loop.create_connection
@@ -298,11 +299,14 @@ cdef class ProxyCore:
         self.router = snapshot.router
         self.snapshot = snapshot
 
-    def pool(self, str host, int port) -> Pool:
-        key = (host, port)
+    def pool(self, str host, int port, ssl=None, bint verify=False) -> Pool:
+        """The pool of (host, port[, TLS]); pools outlive snapshots (keep-alive survives a
+        reload). `ssl` is an SSLContext for services with protocol https."""
+        key = (host, port, ssl is not None, verify)
         p = self.pools.get(key)
         if p is None:
             p = self.pools[key] = Pool(self, host, port)
+            p.ssl = ssl
         return p
 
     def protocol(self):
@@ -1011,8 +1015,13 @@ cdef class Downstream(ConnBuffer):
             return
         self.state = ST_PENDING
         self.up_deadline = self.core.now + svc.connect_timeout
-        self.connect_task = self.core.loop.create_task(
-            self.core.loop.create_connection(pool, pool.host, pool.port))
+        if pool.ssl is None:
+            coro = self.core.loop.create_connection(pool, pool.host, pool.port)
+        else:
+            # TLS to the upstream (service protocol https); SNI is the target host
+            coro = self.core.loop.create_connection(pool, pool.host, pool.port, ssl=pool.ssl,
+                                                    server_hostname=pool.host)
+        self.connect_task = self.core.loop.create_task(coro)
         self.connect_task.add_done_callback(self._connected)
 
     def _connected(self, fut):

@@ -72,7 +72,7 @@ class Compiler:
 
     # -- targets and balancers ---------------------------------------------------------
     def _target(self, host: str, port: int, weight: int, tid: str | None, errors: list,
-                path: str) -> Any:
+                path: str, tls: tuple[bool, bool] = (False, False)) -> Any:
         from fastgw._core.balancer import Target
 
         # in-process targets keep the name written in the config ("asgi:billing")
@@ -85,13 +85,21 @@ class Compiler:
             t.pool = self.core.pool(f"{host}.{port}", 0)  # Host: asgi.billing:0 (valid syntax)
             t.pool.handler = handler
         else:
-            t.pool = self.core.pool(host, port)
+            use_tls, verify = tls
+            t.pool = self.core.pool(host, port, _ssl_context(verify) if use_tls else None,
+                                    verify)
         return t
 
     def _balancers(self, config: Config, errors: list) -> tuple[dict, dict, dict]:
         from fastgw.balancing import make_balancer
 
         prev = self.current
+        # an upstream's targets speak TLS when the services balanced over it are https
+        # (Kong: the service's protocol is the scheme used to every target)
+        tls: dict[str, tuple[bool, bool]] = {}
+        for s in config.services:
+            if s.protocol == "https":
+                tls.setdefault(s.host, (True, bool(s.tls_verify)))
         by_upstream: dict[str, list] = {}
         for i, t in enumerate(config.targets):
             by_upstream.setdefault(t.upstream, []).append((i, t))
@@ -103,7 +111,8 @@ class Compiler:
             for i, t in by_upstream.get(up.id, []):
                 host, port = self._parse_target(t.target)
                 targets.append(self._target(host, port, t.weight, t.id, errors,
-                                            f"targets[{i}].target"))
+                                            f"targets[{i}].target",
+                                            tls.get(up.name, (False, False))))
             try:
                 bal = make_balancer(up.algorithm, targets, up.slots,
                                     threshold=float(_hc_threshold(up.healthchecks)))
@@ -155,7 +164,8 @@ class Compiler:
                     else None
                 upstream_name = s.host
             else:
-                t = self._target(s.host, s.port, 100, None, errors, f"services[{si}].host")
+                t = self._target(s.host, s.port, 100, None, errors, f"services[{si}].host",
+                                 (s.protocol == "https", bool(s.tls_verify)))
                 bal = make_balancer("round-robin", [t], 10000)
                 host_header = None
                 upstream_name = None
@@ -250,3 +260,21 @@ def _hc_threshold(hc: Any) -> float:
     if isinstance(hc, dict):
         return hc.get("threshold", 0.0) or 0.0
     return getattr(hc, "threshold", 0.0) or 0.0
+
+
+_SSL_CONTEXTS: dict[bool, Any] = {}
+
+
+def _ssl_context(verify: bool) -> Any:
+    """Client TLS context for https services. Kong verifies upstream certificates only when
+    the service's tls_verify is true (nginx proxy_ssl_verify off by default): same here."""
+    import ssl
+
+    ctx = _SSL_CONTEXTS.get(verify)
+    if ctx is None:
+        ctx = ssl.create_default_context()
+        if not verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        _SSL_CONTEXTS[verify] = ctx
+    return ctx
