@@ -83,11 +83,39 @@ async def _serve_single(args: argparse.Namespace, config_path: str, demo: bool) 
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_file)
+    watcher = None if demo else loop.create_task(watch_file(config_path, reload_file))
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     log.info("shutting down: draining in-flight requests")
     await gw.stop()
     for s in demo_servers:
         s.close()
+
+
+#: how often the -c file is checked for changes (seconds); nginx/Kong need a signal, fastgw
+#: also reloads on its own when the file changes (and keeps the running config if it is bad)
+WATCH_INTERVAL = 1.0
+
+
+def _file_state(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+async def watch_file(path: str, on_change: Any, interval: float = WATCH_INTERVAL) -> None:
+    """Call on_change() when the file's mtime, size or inode changes (editors that replace
+    the file, `cp`, atomic renames). A vanished file changes nothing."""
+    last = _file_state(path)
+    while True:
+        await asyncio.sleep(interval)
+        cur = _file_state(path)
+        if cur is not None and cur != last:
+            last = cur
+            on_change()
 
 
 def _announce(args: argparse.Namespace, address: Any) -> None:
@@ -313,8 +341,12 @@ class Master:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, reload_file)
+        watcher = None if self.demo else loop.create_task(
+            watch_file(self.config_path, reload_file))
         await stop.wait()
         reaper.cancel()
+        if watcher is not None:
+            watcher.cancel()
         self.stopping = True
         for w in list(self.workers.values()):
             try:
