@@ -64,6 +64,8 @@ async def _serve_single(args: argparse.Namespace, config_path: str, demo: bool) 
     gw = Gateway(_load(config_path), limits=_limits(args))
     await gw.start(args.listen, args.admin_listen, admin_token=args.admin_token,
                    persist_path=args.persist, config_source=None if demo else config_path)
+    if args.status_listen:
+        await gw.start_status(args.status_listen)
     _announce(args, gw.address)
     stop = asyncio.Event()
 
@@ -292,6 +294,8 @@ class Master:
                                  persist_path=self.args.persist,
                                  config_source=None if self.demo else self.config_path,
                                  apply=apply)
+        if self.args.status_listen:
+            await gw.start_status(self.args.status_listen)
         for w in self.workers.values():
             self._watch(loop, w)
         _announce(self.args, tuple(_split(self.args.listen)))
@@ -471,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--admin-token", default=os.environ.get("FASTGW_ADMIN_TOKEN"),
                      help="required as Kong-Admin-Token header on every Admin API call")
     run.add_argument("--persist", help="write Admin API changes to this declarative file")
+    run.add_argument("--status-listen", default=None,
+                     help="Kong's status listener host:port: GET /status and /metrics only")
     run.add_argument("--workers", type=int, default=1, help="worker processes (SO_REUSEPORT)")
     run.add_argument("--log-level", default=os.environ.get("FASTGW_LOG_LEVEL", "info"))
     chk = sub.add_parser("check", help="validate a declarative file")

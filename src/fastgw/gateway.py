@@ -104,6 +104,7 @@ class Gateway:
         self.compiler: Compiler | None = None
         self.server: asyncio.AbstractServer | None = None
         self.admin: Any = None
+        self.status_server: Any = None
         self.store: Any = None
         self.started_at = 0.0
         self.address: tuple[str, int] | None = None
@@ -166,6 +167,16 @@ class Gateway:
         self.admin = await start_admin_server(AdminAPI(self.store, self), host, port,
                                               token=token)
 
+    async def start_status(self, status_listen: str | tuple[str, int]) -> None:
+        """Kong's status listener: GET /status and /metrics only (may face the network)."""
+        from fastgw.admin.app import AdminAPI
+        from fastgw.admin.status import start_status_server
+        from fastgw.config.store import ConfigStore
+
+        store = self.store or ConfigStore(self.config, self.update, None)
+        host, port = parse_listen(status_listen)
+        self.status_server = await start_status_server(AdminAPI(store, self), host, port)
+
     def _schedule_tick(self) -> None:
         assert self._loop is not None
         self._tick = self._loop.call_later(TICK, self._on_tick)
@@ -212,9 +223,11 @@ class Gateway:
         core = self.core
         if self.server is not None:
             self.server.close()
-        if self.admin is not None:
-            await _maybe_await(self.admin.close())
-            self.admin = None
+        for attr in ("admin", "status_server"):
+            srv = getattr(self, attr)
+            if srv is not None:
+                await _maybe_await(srv.close())
+                setattr(self, attr, None)
         drained = core.start_draining()
         try:
             await asyncio.wait_for(asyncio.shield(drained), timeout)

@@ -217,9 +217,10 @@ class AdminServer:
 
 
 async def start_admin_server(api: AdminAPI, host: str = "127.0.0.1", port: int = 8001,
-                             token: str | None = None) -> AdminServer:
-    """Listen for the Admin API. Refuses a non-loopback address unless `token` is set."""
-    if not is_loopback(host) and not token:
+                             token: str | None = None, *, read_only: bool = False) -> AdminServer:
+    """Listen for the Admin API. Refuses a non-loopback address unless `token` is set (or the
+    API is the read-only status API, fastgw.admin.status)."""
+    if not is_loopback(host) and not token and not read_only:
         raise ValueError(f"refusing to expose the Admin API on non-loopback address {host!r} "
                          "without an admin token (--admin-token)")
     srv = AdminServer(api, token or None)
