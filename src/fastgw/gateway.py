@@ -16,7 +16,6 @@ import socket
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from fastgw import __version__
@@ -110,7 +109,7 @@ class Gateway:
         self.address: tuple[str, int] | None = None
         self._tick: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # validate early so `Gateway(bad)` fails at construction, not at start
+        # more /status fields (the CLI's master adds its workers)
         self._extra_status: Callable[[], dict] | None = None
 
     # -- in-process targets ----------------------------------------------------------------
@@ -256,13 +255,13 @@ class Gateway:
         await self.stop()
 
     # -- configuration ---------------------------------------------------------------------
-    def update(self, config: Any) -> Snapshot:
+    def update(self, config: Any) -> Snapshot | None:
         """Compile and swap in a new configuration atomically (raises ConfigError)."""
         new = load_config(config)
         if self.compiler is None:
-            # not started: validate by compiling against a throwaway core
+            # not started yet: start() compiles it (and raises ConfigError there)
             self.config = new
-            return None  # type: ignore[return-value]
+            return None
         snap = self.compiler.compile(new)
         self.compiler.activate(snap)
         self.config = new
@@ -354,4 +353,4 @@ async def _maybe_await(x: Any) -> Any:
     return x
 
 
-__all__ = ["Gateway", "load_config", "parse_listen", "ConfigError", "Path"]
+__all__ = ["Gateway", "load_config", "parse_listen", "ConfigError"]
