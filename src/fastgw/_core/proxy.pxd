@@ -34,6 +34,8 @@ cdef class RouteRT:
     cdef public object chain          # fastgw.plugins.chain.Chain, or None: the zero-cost path
     cdef public object entity
     cdef public object native         # fastgw._core.native.NativeChain (then chain is None)
+    cdef public int https_redirect    # 0, or the status for plain-http requests to an
+                                      # https-only route (https_redirect_status_code)
 
 
 cdef class Pool:
@@ -156,6 +158,7 @@ cdef class Downstream(ConnBuffer):
     cdef void send_plugin_response(self, result)
     cdef void write_plugin_response(self, result)
     cdef object upstream_uri(self)
+    cdef void https_only(self, const char* head, bytes host)
     cdef bytes build_head(self, const char* head, m, ctx)
     cdef void proceed(self, object result)
     cdef void compute_hash(self)

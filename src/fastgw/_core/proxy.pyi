@@ -29,8 +29,9 @@ class RouteRT:
     chain: Any
     entity: Any
     native: Any
+    https_redirect: int
     def __init__(self, id: str, name: str, service: ServiceRT, chain: Any = None,
-                 entity: Any = None, native: Any = None) -> None: ...
+                 entity: Any = None, native: Any = None, https_redirect: int = 0) -> None: ...
 
 class Pool:
     host: str

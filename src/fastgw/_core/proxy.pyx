@@ -198,13 +198,14 @@ cdef class ServiceRT:
 
 cdef class RouteRT:
     def __init__(self, str id, str name, ServiceRT service, chain=None, entity=None,
-                 native=None):
+                 native=None, int https_redirect=0):
         self.id = id
         self.name = name
         self.service = service
         self.chain = chain
         self.entity = entity
         self.native = native
+        self.https_redirect = https_redirect
 
 
 cdef class Pool:
@@ -638,6 +639,12 @@ cdef class Downstream(ConnBuffer):
             return
         self.route = <RouteRT>m.key
         self._plugin_match = m
+        if self.route.https_redirect:
+            # the route only speaks https and this listener is plain http (Kong: 426, or a
+            # redirect when https_redirect_status_code says so)
+            self.rpos += head_len
+            self.https_only(head, host)
+            return
         chain = self.route.chain
         if chain is None:
             if self.route.native is not None and self.run_native(head, head_len):
@@ -1407,6 +1414,21 @@ cdef class Downstream(ConnBuffer):
                 asyncio.ensure_future(res)
         except Exception:
             log.exception("plugin log phase failed")
+
+    cdef void https_only(self, const char* head, bytes host):
+        cdef int code = self.route.https_redirect
+        cdef RequestParser p = self.parser
+        if code == 426:
+            body = orjson.dumps({"message": "Please use HTTPS protocol"})
+            self.send_response(426, [(b"Content-Type", b"application/json; charset=utf-8"),
+                                     (b"Connection", b"Upgrade"),
+                                     (b"Upgrade", b"TLS/1.2, HTTP/1.1")], body,
+                               not self.req_done)
+            return
+        hostname = host[:_host_len(PyBytes_AS_STRING(host), PyBytes_GET_SIZE(host))]
+        location = b"https://" + hostname + PyBytes_FromStringAndSize(
+            head + self.path_off, p.target_off + p.target_len - self.path_off)
+        self.send_response(code, [(b"Location", location)], b"", not self.req_done)
 
     cdef object upstream_uri(self):
         # the request line's target as sent upstream

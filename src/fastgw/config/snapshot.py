@@ -194,8 +194,12 @@ class Compiler:
             # the Python chain is then skipped (chain None) on the request path
             native = compile_chain(chain, r, svc.entity, hash_spec=svc.hash_spec,
                                    clock=self.health_clock) if chain is not None else None
+            # fastgw listens for plain http only: an https-only route answers Kong's 426 or
+            # its https_redirect_status_code
+            https_only = "http" not in r.protocols and "https" in r.protocols
             rt = RouteRT(r.id, r.name or r.id, svc, chain=None if native is not None else chain,
-                         entity=r, native=native)
+                         entity=r, native=native,
+                         https_redirect=r.https_redirect_status_code if https_only else 0)
             routes[r.id] = rt
             specs.append(RouteSpec(
                 rt, hosts=list(r.hosts or []), paths=list(r.paths or []),
