@@ -69,19 +69,7 @@ async def _serve_single(args: argparse.Namespace, config_path: str, demo: bool) 
     _announce(args, gw.address)
     stop = asyncio.Event()
 
-    def reload_file() -> None:
-        if demo:
-            return
-        try:
-            new = _load(config_path)
-            if gw.store is not None:
-                gw.store.replace(new) if hasattr(gw.store, "replace") else gw.update(new)
-            else:
-                gw.update(new)
-            log.info("reloaded %s", config_path)
-        except Exception as e:  # noqa: BLE001 - report every failure, keep running config
-            log.error("reload of %s failed, running configuration kept:\n%s", config_path, e)
-
+    reload_file = _reloader(config_path, gw, gw.update, demo)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_file)
@@ -118,6 +106,26 @@ async def watch_file(path: str, on_change: Any, interval: float = WATCH_INTERVAL
         if cur is not None and cur != last:
             last = cur
             on_change()
+
+
+def _reloader(path: str, gw: Any, apply: Any, demo: bool) -> Any:
+    """The SIGHUP / file-change handler: load the file and apply it through the Admin API's
+    store when there is one (so GET /config shows it), else `apply`. A bad file is logged and
+    changes nothing. The embedded demo config has no file: nothing to reload."""
+    def reload_file() -> None:
+        if demo:
+            return
+        try:
+            new = _load(path)
+            if gw.store is not None:
+                gw.store.replace(new)
+            else:
+                apply(new)
+            log.info("reloaded %s", path)
+        except Exception as e:  # noqa: BLE001 - report every failure, keep running config
+            log.error("reload of %s failed, running configuration kept:\n%s", path, e)
+
+    return reload_file
 
 
 def _announce(args: argparse.Namespace, address: Any) -> None:
@@ -301,19 +309,7 @@ class Master:
         _announce(self.args, tuple(_split(self.args.listen)))
         stop = asyncio.Event()
 
-        def reload_file() -> None:
-            if self.demo:
-                return
-            try:
-                new = _load(self.config_path)
-                if gw.store is not None and hasattr(gw.store, "replace"):
-                    gw.store.replace(new)
-                else:
-                    apply(new)
-                log.info("reloaded %s", self.config_path)
-            except Exception as e:  # noqa: BLE001
-                log.error("reload failed, running configuration kept:\n%s", e)
-
+        reload_file = _reloader(self.config_path, gw, apply, self.demo)
         def on_child() -> None:
             while True:
                 try:

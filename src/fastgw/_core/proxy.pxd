@@ -70,9 +70,7 @@ cdef class ProxyCore:
     cdef public int listen_port
     cdef public double keepalive_timeout
     cdef public double header_timeout
-    cdef public double send_timeout
     cdef public object context_factory  # builds plugin Contexts (fastgw.plugins.context)
-    cdef public object on_log           # optional per-request callback for logs/metrics
     cdef public object pools            # dict "host:port" -> Pool
     cdef public dict limits             # parser limits applied to new connections
     cdef public object drained          # asyncio.Future set when draining and no requests left
@@ -94,7 +92,6 @@ cdef class Downstream(ConnBuffer):
     cdef RequestParser parser
     cdef int state
     cdef bint reading_paused
-    cdef bint writing_paused
     cdef bint keep_alive
     cdef bint upgrade_req       # Connection: upgrade + Upgrade on a GET (WebSocket)
     cdef bint in_exchange       # a request is counted in ProxyCore.active_requests
@@ -106,13 +103,11 @@ cdef class Downstream(ConnBuffer):
     cdef double deadline        # head/keep-alive/send deadline (coarse clock)
     cdef str client_ip
     cdef bytes client_ip_b
-    cdef int client_port
     # current exchange
     cdef RouteRT route
     cdef object ctx             # plugin Context or None
     cdef bytes req_head         # rewritten head to send upstream (kept for a retry)
     cdef bint req_chunked       # sending the request body chunked upstream
-    cdef int64_t req_body_left
     cdef uint64_t hash_value
     cdef bint has_hash
     cdef object target          # balancer Target

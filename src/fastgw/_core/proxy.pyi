@@ -64,15 +64,13 @@ class ProxyCore:
     listen_port: int
     keepalive_timeout: float
     header_timeout: float
-    send_timeout: float
     context_factory: Callable[..., Any] | None
-    on_log: Callable[..., Any] | None
     pools: dict[tuple[str, int, bool, bool], Pool]
     limits: dict[str, int]
     drained: asyncio.Future[None] | None
     def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Any = None, *,
                  listen_port: int = 8000, keepalive_timeout: float = 60.0,
-                 header_timeout: float = 60.0, send_timeout: float = 60.0,
+                 header_timeout: float = 60.0,
                  limits: dict[str, int] | None = None) -> None: ...
     def set_snapshot(self, snapshot: Any) -> None: ...
     def pool(self, host: str, port: int, ssl: Any = None, verify: bool = False) -> Pool: ...

@@ -272,8 +272,8 @@ cdef class Pool:
 cdef class ProxyCore:
     def __init__(self, loop, snapshot=None, *, int listen_port=8000,
                  double keepalive_timeout=60.0, double header_timeout=60.0,
-                 double send_timeout=60.0, dict limits=None):
-        # Kong: keepalive_timeout 60 s, client_header_timeout 60 s, send_timeout 60 s (nginx).
+                 dict limits=None):
+        # Kong: keepalive_timeout 60 s, client_header_timeout 60 s (nginx).
         self.loop = loop
         self.conns = set()
         self.now = loop.time()
@@ -285,11 +285,9 @@ cdef class ProxyCore:
         self.listen_port = listen_port
         self.keepalive_timeout = keepalive_timeout
         self.header_timeout = header_timeout
-        self.send_timeout = send_timeout
         self.pools = {}
         self.limits = limits or {}
         self.context_factory = None
-        self.on_log = None
         self.drained = None
         self._refresh_date()
         if snapshot is not None:
@@ -430,7 +428,6 @@ cdef class Downstream(ConnBuffer):
         peer = transport.get_extra_info("peername")
         if peer:
             self.client_ip = peer[0]
-            self.client_port = peer[1]
         self.client_ip_b = self.client_ip.encode()
         self.core.conns.add(self)
         self.core.connections_total += 1
@@ -481,13 +478,11 @@ cdef class Downstream(ConnBuffer):
         self.core._check_drained()
 
     def pause_writing(self):
-        self.writing_paused = True
         if self.up is not None and not self.up.reading_paused:
             self.up.reading_paused = True
             self.up.transport.pause_reading()
 
     def resume_writing(self):
-        self.writing_paused = False
         if self.up is not None and self.up.reading_paused:
             self.up.reading_paused = False
             self.up.transport.resume_reading()
@@ -569,7 +564,6 @@ cdef class Downstream(ConnBuffer):
         self.t_start = core.now
         self.keep_alive = p.keep_alive and not core.draining
         self.req_done = p.body_kind == BODY_NONE
-        self.req_body_left = p.content_length
         self.tries = 0
         self.req_sent = False
         self.resp_started = False
