@@ -17,12 +17,10 @@ cdef class ServiceRT:
     cdef public object health         # passive health reporter or None (no passive checks)
     cdef public object hash_spec      # consistent-hashing spec or None
     cdef public bytes host_header     # upstreams' host_header override, or None
-    cdef public bytes path            # service path (already joined by the router; kept for logs)
     cdef public double connect_timeout  # seconds
     cdef public double read_timeout
     cdef public double write_timeout
     cdef public int retries
-    cdef public str upstream_name     # None when the service points at host:port directly
     cdef public object entity         # the config entity (for plugins and logs)
 
 

@@ -9,18 +9,15 @@ class ServiceRT:
     health: Any
     hash_spec: Any
     host_header: bytes | None
-    path: bytes
     connect_timeout: float
     read_timeout: float
     write_timeout: float
     retries: int
-    upstream_name: str | None
     entity: Any
     def __init__(self, id: str, name: str, balancer: Any, *, health: Any = None,
-                 hash_spec: Any = None, host_header: bytes | None = None, path: bytes = b"/",
+                 hash_spec: Any = None, host_header: bytes | None = None,
                  connect_timeout: float = 60.0, read_timeout: float = 60.0,
-                 write_timeout: float = 60.0, retries: int = 5,
-                 upstream_name: str | None = None, entity: Any = None) -> None: ...
+                 write_timeout: float = 60.0, retries: int = 5, entity: Any = None) -> None: ...
 
 class RouteRT:
     id: str

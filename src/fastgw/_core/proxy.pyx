@@ -178,21 +178,19 @@ cdef inline bytes _to_bytes(object v):
 
 cdef class ServiceRT:
     def __init__(self, str id, str name, balancer, *, health=None, hash_spec=None,
-                 bytes host_header=None, bytes path=b"/", double connect_timeout=60.0,
+                 bytes host_header=None, double connect_timeout=60.0,
                  double read_timeout=60.0, double write_timeout=60.0, int retries=5,
-                 str upstream_name=None, entity=None):
+                 entity=None):
         self.id = id
         self.name = name
         self.balancer = balancer
         self.health = health
         self.hash_spec = hash_spec
         self.host_header = host_header
-        self.path = path
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.retries = retries
-        self.upstream_name = upstream_name
         self.entity = entity
 
 

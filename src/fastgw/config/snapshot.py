@@ -162,24 +162,19 @@ class Compiler:
                 # passive reports cost a call per request: only when passive checks are on
                 health_rt = checker if checker is not None and checker.passive_enabled \
                     else None
-                upstream_name = s.host
             else:
                 t = self._target(s.host, s.port, 100, None, errors, f"services[{si}].host",
                                  (s.protocol == "https", bool(s.tls_verify)))
                 bal = make_balancer("round-robin", [t], 10000)
                 host_header = None
-                upstream_name = None
             services[s.id] = ServiceRT(
                 s.id, s.name or s.id, bal, health=health_rt, hash_spec=hash_spec,
-                host_header=host_header, path=(s.path or "/").encode(),
-                connect_timeout=s.connect_timeout / 1000.0, read_timeout=s.read_timeout / 1000.0,
-                write_timeout=s.write_timeout / 1000.0, retries=s.retries,
-                upstream_name=upstream_name, entity=s)
+                host_header=host_header, connect_timeout=s.connect_timeout / 1000.0, read_timeout=s.read_timeout / 1000.0,
+                write_timeout=s.write_timeout / 1000.0, retries=s.retries, entity=s)
 
         chains = self._chains(config, errors)
         routes: dict[str, RouteRT] = {}
         specs = []
-        svc_by_id = {s.id: s for s in config.services}
         for ri, r in enumerate(config.routes):
             svc = services.get(r.service) if r.service else None
             if svc is None:
@@ -206,7 +201,7 @@ class Compiler:
                 methods=list(r.methods or []), headers=dict(r.headers or {}),
                 regex_priority=r.regex_priority, strip_path=r.strip_path,
                 preserve_host=r.preserve_host, path_handling=r.path_handling,
-                service_path=svc_by_id[r.service].path, order=ri))
+                service_path=svc.entity.path, order=ri))
         try:
             router = Router(specs)
         except ValueError as e:
