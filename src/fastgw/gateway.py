@@ -108,6 +108,7 @@ class Gateway:
         self.started_at = 0.0
         self.address: tuple[str, int] | None = None
         self._tick: asyncio.TimerHandle | None = None
+        self._published: dict[str, int] = {}   # gauges already added to the shared table
         self._loop: asyncio.AbstractEventLoop | None = None
         # more /status fields (the CLI's master adds its workers)
         self._extra_status: Callable[[], dict] | None = None
@@ -190,8 +191,6 @@ class Gateway:
         except Exception:
             log.exception("tick failed")
         self._schedule_tick()
-
-    _published: dict[str, int] = {}
 
     def _publish_gauges(self) -> None:
         """Connection and request gauges into the node-wide metric table, as deltas, so the
