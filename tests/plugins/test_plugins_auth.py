@@ -279,9 +279,13 @@ def test_jwt_claims_to_verify_use_ctx_now(keys: dict[str, Any]) -> None:
         return None if resp is None else (resp.status, body_json(resp))
 
     assert call({"iss": "hs256-key", "exp": NOW + 60, "nbf": NOW - 60}) is None
-    assert call({"iss": "hs256-key", "exp": NOW}) == (401, {"exp": "token expired"})
-    assert call({"iss": "hs256-key", "nbf": NOW + 10}) == (401, {"nbf": "token not valid yet"})
-    assert call({"iss": "hs256-key", "exp": "soon"}) == (401, {"exp": "must be a number"})
+    assert call({"iss": "hs256-key", "exp": NOW, "nbf": NOW}) == (401, {"exp": "token expired"})
+    assert call({"iss": "hs256-key", "exp": NOW + 60, "nbf": NOW + 10}) == (401, {"nbf": "token not valid yet"})
+    assert call({"iss": "hs256-key", "exp": "soon", "nbf": NOW}) == (401, {"exp": "must be a number"})
+    # a claim to verify that the token lacks is an error, not a pass (Kong's
+    # verify_registered_claims: type(nil) ~= "number")
+    assert call({"iss": "hs256-key"}) == (401, {"exp": "must be a number", "nbf": "must be a number"})
+    assert call({"iss": "hs256-key", "nbf": NOW}) == (401, {"exp": "must be a number"})
     assert call({"iss": "hs256-key", "exp": NOW - 1, "nbf": NOW + 1}) == (401, {"exp": "token expired", "nbf": "token not valid yet"})
     # without claims_to_verify, an expired token passes (Kong)
     _, resp = jwt_h(keys).access(headers=[("Authorization", f"Bearer {sign(keys, 'HS256', {'iss': 'hs256-key', 'exp': NOW - 5})}")])
@@ -294,9 +298,11 @@ def test_jwt_maximum_expiration(keys: dict[str, Any]) -> None:
     far = sign(keys, "HS256", {"iss": "hs256-key", "exp": NOW + 500})
     noexp = sign(keys, "HS256", {"iss": "hs256-key"})
     assert h.access(headers=[("Authorization", f"Bearer {ok}")])[1] is None
-    for t in (far, noexp):
-        _, resp = h.access(headers=[("Authorization", f"Bearer {t}")])
-        assert resp.status == 401 and body_json(resp) == {"exp": "exceeds maximum allowed expiration"}
+    _, resp = h.access(headers=[("Authorization", f"Bearer {far}")])
+    assert resp.status == 401 and body_json(resp) == {"exp": "exceeds maximum allowed expiration"}
+    # claims_to_verify runs first: a token without exp never reaches the maximum check
+    _, resp = h.access(headers=[("Authorization", f"Bearer {noexp}")])
+    assert resp.status == 401 and body_json(resp) == {"exp": "must be a number"}
 
 
 def test_jwt_secret_is_base64_and_key_claim_name(keys: dict[str, Any]) -> None:
@@ -313,21 +319,18 @@ def test_jwt_verified_cache_until_expiry(keys: dict[str, Any], monkeypatch: pyte
     h = jwt_h(keys, claims_to_verify=["exp"])
     plugin = h.chain().plugins[0]
     token = sign(keys, "RS256", {"iss": "rs256-key", "exp": NOW + 30})
-    verified = []
-    real = plugin._verify
-    monkeypatch.setattr(plugin, "_verify", lambda t: verified.append(t) or real(t))
     for _ in range(3):
         ctx, resp = h.access(headers=[("Authorization", f"Bearer {token}")])
         assert resp is None and ctx.consumer is BOB
-    assert len(verified) == 1  # signature verified once, then cached
+    assert plugin.verifier.verifications == 1  # signature verified once, then cached
     _, resp = h.access(headers=[("Authorization", f"Bearer {token}")], now=NOW + 31)
     assert resp.status == 401 and body_json(resp) == {"exp": "token expired"}
-    assert token not in plugin._cache
+    assert token not in plugin.verifier.cached_tokens()
     # a forged token is never cached
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     for _ in range(2):
         assert h.access(headers=[("Authorization", f"Bearer {forged}")])[1].status == 401
-    assert forged not in plugin._cache
+    assert forged not in plugin.verifier.cached_tokens()
 
 
 def test_jwt_cache_is_bounded(keys: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,7 +340,7 @@ def test_jwt_cache_is_bounded(keys: dict[str, Any], monkeypatch: pytest.MonkeyPa
     tokens = [sign(keys, "HS256", {"iss": "hs256-key", "n": i}) for i in range(5)]
     for t in tokens:
         assert h.access(headers=[("Authorization", f"Bearer {t}")])[1] is None
-    assert list(plugin._cache) == tokens[2:]
+    assert plugin.verifier.cached_tokens() == tokens[2:]
 
 
 def test_jwt_anonymous_and_preflight(keys: dict[str, Any]) -> None:

@@ -1,11 +1,9 @@
 """jwt: verify HS256/384/512, RS256/384/512, ES256/384/512 (and PS*) JSON Web Tokens (Kong).
 
-Verification uses PyJWT's algorithm objects (backed by cryptography) with keys prepared ONCE
-per snapshot (PEM parsing and base64 decoding happen in ``__init__``, not per request).
-Tokens that verified are cached per plugin instance until their ``exp`` (bounded FIFO of
-``VERIFIED_CACHE_SIZE`` entries), so a repeated token costs one dict lookup plus the
-registered-claim checks against ``ctx.now``. Only successes are cached, so a forged token never
-skips verification.
+Token retrieval (header, query, cookie) and the consumer are this module's; decoding, signature
+and claim checks and the verified-token cache are the compiled kernel's
+(:class:`fastgw._core.jwt.JwtVerifier`), which the compiled plugin chain calls too. Keys are
+prepared once per snapshot.
 """
 
 from __future__ import annotations
@@ -16,22 +14,14 @@ import re
 from typing import Any
 
 import msgspec
-import orjson
-from jwt.algorithms import get_default_algorithms
+
+from fastgw._core.jwt import ALGORITHMS, VERIFIED_CACHE_SIZE, JwtKey, JwtVerifier
 
 from ._util import unauthorized, use_anonymous
 from .base import Plugin, PluginEnv, Response, field_error
 
-# Bound of the verified-token cache per plugin instance: 10k tokens of ~1 KiB keep the worst
-# case near 10 MiB per worker (nginx's lua_shared_dict kong_db_cache defaults to 128 MiB).
-VERIFIED_CACHE_SIZE = 10_000
-
 _BEARER = re.compile(r"\s*[Bb]earer\s+(.+)")
-_ALGORITHMS = get_default_algorithms()
-SUPPORTED_ALGORITHMS = tuple(
-    a for a in ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
-                "PS256", "PS384", "PS512") if a in _ALGORITHMS
-)
+SUPPORTED_ALGORITHMS = ALGORITHMS
 # Kong: maximum_expiration is between 0 and 31536000 (one year).
 MAX_EXPIRATION_LIMIT = 31_536_000
 
@@ -67,28 +57,6 @@ class JwtConfig(msgspec.Struct, forbid_unknown_fields=True):
             raise field_error("key_claim_name", "length must be at least 1")
 
 
-def _b64url(s: str) -> bytes:
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-class _Secret:
-    __slots__ = ("consumer", "cred", "alg", "key")
-
-    def __init__(self, consumer: Any, cred: Any, alg: str, key: Any) -> None:
-        self.consumer = consumer
-        self.cred = cred
-        self.alg = alg
-        self.key = key  # prepared key for PyJWT's algorithm object, or None (invalid)
-
-
-class _Verified:
-    __slots__ = ("secret", "claims")
-
-    def __init__(self, secret: _Secret, claims: dict[str, Any]) -> None:
-        self.secret = secret
-        self.claims = claims
-
-
 class Jwt(Plugin):
     name = "jwt"
     PRIORITY = 1450
@@ -96,46 +64,40 @@ class Jwt(Plugin):
 
     def __init__(self, config: JwtConfig, env: PluginEnv) -> None:
         super().__init__(config, env)
-        self._secrets: dict[str, _Secret] = {}
+        keys = []
         for consumer, cred in env.credentials_for("jwt"):
             key = getattr(cred, "key", None)
             if not key or consumer is None:
                 continue
             alg = getattr(cred, "algorithm", None) or "HS256"
-            self._secrets[str(key)] = _Secret(consumer, cred, alg, self._prepare(cred, alg))
-        self._cache: dict[str, _Verified] = {}
-        self._headers = [h.lower().encode("latin-1") for h in config.header_names]
+            secret = getattr(cred, "secret", None)
+            if secret is not None and config.secret_is_base64:
+                secret = _b64decode(secret)
+            keys.append(JwtKey(str(key), alg, secret=secret,
+                               rsa_public_key=getattr(cred, "rsa_public_key", None),
+                               consumer=consumer, credential=cred))
+        # the verification kernel: decoding, signatures, claims and the verified-token cache
+        self.verifier = JwtVerifier(keys, key_claim_name=config.key_claim_name,
+                                    claims_to_verify=config.claims_to_verify,
+                                    maximum_expiration=config.maximum_expiration,
+                                    cache_size=VERIFIED_CACHE_SIZE)
+        self.header_names = [h.lower().encode("latin-1") for h in config.header_names]
         # raw substrings that must appear in the query for a parameter to be there
-        self._params = [n.encode("latin-1") + b"=" for n in config.uri_param_names] + [
+        self.query_markers = [n.encode("latin-1") + b"=" for n in config.uri_param_names] + [
             _quote(n).encode("latin-1") + b"=" for n in config.uri_param_names if _quote(n) != n
         ]
-        self._challenge = f'Bearer realm="{config.realm}"' if config.realm else None
-
-    def _prepare(self, cred: Any, alg: str) -> Any:
-        algo = _ALGORITHMS.get(alg)
-        if algo is None:
-            return None
-        try:
-            if alg.startswith("HS"):
-                material: Any = getattr(cred, "secret", None)
-                if material is None:
-                    return None
-                if self.config.secret_is_base64:
-                    material = base64.b64decode(material + "=" * (-len(material) % 4))
-                return algo.prepare_key(material)
-            pem = getattr(cred, "rsa_public_key", None)
-            return algo.prepare_key(pem) if pem else None
-        except (ValueError, TypeError, binascii.Error, Exception):
-            # An unusable key answers "Invalid key/secret" per request (Kong), it does not fail
-            # the whole snapshot.
-            return None
+        # Kong's handler: the bare challenge when no token was sent, error="invalid_token" else
+        base = f'Bearer realm="{config.realm}"' if config.realm else "Bearer"
+        self.challenge = base
+        self.challenge_invalid = (base + ', error="invalid_token"' if config.realm
+                                  else 'Bearer error="invalid_token"')
 
     # -- token retrieval (Kong's retrieve_tokens: every source, deduplicated) --
     def _tokens(self, ctx: Any) -> list[str]:
         req = ctx.request
         found: dict[str, None] = {}
         raw_query = req.raw_query
-        if self._params and raw_query and any(p in raw_query for p in self._params):
+        if self.query_markers and raw_query and any(p in raw_query for p in self.query_markers):
             # parse the query only when one of our parameter names appears in it
             q = req.query
             for name in self.config.uri_param_names:
@@ -150,12 +112,12 @@ class Jwt(Plugin):
                 v = cookies.get(name)
                 if v:
                     found[v] = None
-        for lname in self._headers:
+        for lname in self.header_names:
             raw = req.get_header_bytes(lname)
             if raw is not None:
-                m = _BEARER.match(raw.decode("latin-1"))
-                if m and m.group(1):
-                    found[m.group(1).strip()] = None
+                token = bearer_token(raw)
+                if token:
+                    found[token] = None
         return list(found)
 
     def access(self, ctx: Any) -> Response | None:
@@ -169,110 +131,36 @@ class Jwt(Plugin):
             return None
         return use_anonymous(ctx, self.env, conf.anonymous, failure)
 
-    def _fail(self, message: str) -> Response:
-        return unauthorized(message, self._challenge)
-
     def _authenticate(self, ctx: Any) -> Response | None:
         tokens = self._tokens(ctx)
         if not tokens:
-            return self._fail("Unauthorized")
+            return unauthorized("Unauthorized", self.challenge)
         if len(tokens) > 1:
-            return self._fail("Multiple tokens provided")
+            return unauthorized("Multiple tokens provided", self.challenge_invalid)
         token = tokens[0]
-        hit = self._cache.get(token)
-        if hit is not None:
-            exp = hit.claims.get("exp")
-            if isinstance(exp, (int, float)) and exp <= ctx.now:
-                # cached until expiry: an expired token is verified again (and evicted)
-                del self._cache[token]
-                hit = None
-        if hit is None:
-            result = self._verify(token)
-            if isinstance(result, Response):
-                return result
-            hit = result
-        errors = self._check_claims(hit.claims, ctx.now)
-        if errors:
-            self._cache.pop(token, None)
-            return Response.json(401, errors, {"WWW-Authenticate": self._challenge} if self._challenge else None)
-        if token not in self._cache:
-            self._remember(token, hit)
-        secret = hit.secret
+        verdict = self.verifier.check(token, ctx.now)
+        if verdict.errors is not None:
+            return Response.json(401, verdict.errors, {"WWW-Authenticate": self.challenge_invalid})
+        key = verdict.key
+        if key is None:
+            return unauthorized(verdict.message, self.challenge_invalid)
         ctx.vars["authenticated_jwt_token"] = token
-        ctx.authenticate(secret.consumer, secret.cred, str(getattr(secret.cred, "key", "")) or None)
+        ctx.authenticate(key.consumer, key.credential, key.key or None)
         return None
 
-    def _verify(self, token: str) -> _Verified | Response:
-        conf = self.config
-        parts = token.split(".")
-        if len(parts) != 3:
-            return self._fail("Bad token; invalid JWT")
-        try:
-            header = orjson.loads(_b64url(parts[0]))
-            claims = orjson.loads(_b64url(parts[1]))
-            signature = _b64url(parts[2])
-        except (ValueError, binascii.Error):
-            return self._fail("Bad token; invalid JSON")
-        if not isinstance(header, dict) or not isinstance(claims, dict):
-            return self._fail("Bad token; invalid JSON")
-        typ = header.get("typ")
-        if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
-            return self._fail("Bad token; invalid typ")
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in _ALGORITHMS or alg == "none":
-            return self._fail("Bad token; invalid alg")
-        kname = conf.key_claim_name
-        key = claims.get(kname)
-        if key is None:
-            key = header.get(kname)
-        if key is None:
-            return self._fail(f"No mandatory '{kname}' in claims")
-        if key == "" or not isinstance(key, (str, int)):
-            return self._fail(f"Invalid '{kname}' in claims")
-        secret = self._secrets.get(str(key))
-        if secret is None:
-            return self._fail(f"No credentials found for given '{kname}'")
-        if alg != secret.alg:
-            return self._fail("Invalid algorithm")
-        if secret.key is None:
-            return self._fail("Invalid key/secret")
-        signing_input = (parts[0] + "." + parts[1]).encode("ascii", "replace")
-        try:
-            ok = _ALGORITHMS[alg].verify(signing_input, secret.key, signature)
-        except Exception:
-            ok = False
-        if not ok:
-            return self._fail("Invalid signature")
-        return _Verified(secret, claims)
 
-    def _check_claims(self, claims: dict[str, Any], now: float) -> dict[str, str] | None:
-        conf = self.config
-        errors: dict[str, str] | None = None
-        for name in conf.claims_to_verify:
-            v = claims.get(name)
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                err = "must be a number"
-            elif name == "exp":
-                err = "token expired" if v <= now else None
-            else:
-                err = "token not valid yet" if v > now else None
-            if err:
-                errors = errors or {}
-                errors[name] = err
-        if errors is None and conf.maximum_expiration > 0:
-            exp = claims.get("exp")
-            if not isinstance(exp, (int, float)) or exp - now > conf.maximum_expiration:
-                errors = {"exp": "exceeds maximum allowed expiration"}
-        return errors
+def bearer_token(raw: bytes) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value (Kong's pattern
+    ``"\\s*[Bb]earer\\s+(.+)"``), else None."""
+    m = _BEARER.match(raw.decode("latin-1"))
+    return m.group(1).strip() if m and m.group(1).strip() else None
 
-    def _remember(self, token: str, v: _Verified) -> None:
-        cache = self._cache
-        if len(cache) >= VERIFIED_CACHE_SIZE:
-            # FIFO eviction (dicts keep insertion order): O(1), no per-hit bookkeeping.
-            del cache[next(iter(cache))]
-        cache[token] = v
+
+def _b64decode(secret: str) -> bytes | None:
+    try:
+        return base64.b64decode(secret + "=" * (-len(secret) % 4))
+    except (binascii.Error, ValueError):
+        return None  # an undecodable secret answers "Invalid key/secret" per request (Kong)
 
 
 def _quote(name: str) -> str:
