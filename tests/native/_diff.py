@@ -62,12 +62,12 @@ def rl_counts(gw: Any, idents: list[str], now: float) -> dict[tuple[str, str, st
         p = inst.plugin
         if p.name != "rate-limiting":
             continue
-        seeds = p._seeds_for(p._scope_prefix(None))
+        seeds = p.seeds_for(p.scope_prefix(None))
         for ident in idents:
-            for w, seed in zip(p._windows, seeds):
-                start, _ = p._bounds(w, now_ms // 1000)
+            for w, seed in zip(p.windows, seeds):
+                start, _ = p.bounds(w, now_ms // 1000)
                 key = xxhash.xxh3_64_intdigest(ident.encode(), seed)
-                out[(p._scope_prefix(None), ident, w.period)] = p._table.peek(key, now_ms, start * 1000)
+                out[(p.scope_prefix(None), ident, w.period)] = p.table.peek(key, now_ms, start * 1000)
     return out
 
 

@@ -32,6 +32,11 @@ SUPPORTED = [
                                           "hide_client_headers": True}},
      {"name": "prometheus", "config": {"per_consumer": True, "latency_metrics": True}}],
     [{"name": "rate-limiting", "config": {"hour": 1, "limit_by": "service"}}],
+    [{"name": "jwt"}],
+    [{"name": "jwt", "config": {"claims_to_verify": ["exp"], "uri_param_names": [],
+                                "header_names": ["authorization", "x-token"]}},
+     {"name": "rate-limiting", "config": {"minute": 5, "limit_by": "consumer"}},
+     {"name": "prometheus", "config": {"per_consumer": True}}],
 ]
 
 UNSUPPORTED = [
@@ -46,6 +51,9 @@ UNSUPPORTED = [
     ([{"name": "rate-limiting", "config": {"minute": 1, "limit_by": "path", "path": "/a"}}],
      "limit_by path"),
     ([{"name": "key-auth"}, {"name": "cors"}], "plugin cors"),
+    ([{"name": "jwt", "config": {"cookie_names": ["t"]}}], "cookie_names"),
+    ([{"name": "jwt", "config": {"anonymous": "c1"}}], "anonymous"),
+    ([{"name": "jwt"}, {"name": "key-auth"}], "more than one authentication plugin"),
     # a consumer-scoped plugin makes a variant chain after authentication
     ([{"name": "key-auth"}, {"name": "rate-limiting", "consumer": "c1", "service": None,
                              "config": {"minute": 1}}], "consumer-scoped"),
@@ -88,6 +96,17 @@ def test_hashing_on_consumer_keeps_python():
                          hash_spec=NS(hash_on="header", hash_fallback="consumer")) is None
     assert compile_chain(chain, ROUTE, SERVICE, hash_spec=NS(hash_on="ip", hash_fallback="none")) \
         is not None
+
+
+def test_a_build_failure_keeps_python(monkeypatch, caplog):
+    # a kernel that cannot mirror its plugin never fails the config: the Python chain serves
+    from fastgw._core import native
+
+    chain = chain_of([{"name": "key-auth"}])
+    monkeypatch.setattr(chain.plugins[0], "names", None)
+    assert native.unsupported(chain) is None
+    assert compile_chain(chain, ROUTE, SERVICE) is None
+    assert "native build failed" in caplog.text
 
 
 def test_env_switch_forces_python(monkeypatch):

@@ -1,23 +1,41 @@
-"""The compiled key-auth / rate-limiting(local) / prometheus chain (see native.pxd)."""
+"""The compiled plugin chain: key-auth / jwt / rate-limiting(local) / prometheus kernels
+(see native.pxd)."""
 
 from typing import Any, Callable
 
-class KeyRecord:
+class ConsumerRecord:
     consumer: Any
     credential: Any
     index: int
     req_lines: bytes | None
     ident_consumer: bytes | None
     ident_credential: bytes | None
+    def __init__(self, index: int, consumer: Any, credential: Any, identifier: str | None) -> None: ...
 
 class KeyIndex:
-    by_bytes: dict[bytes, KeyRecord]
-    by_str: dict[str, KeyRecord]
-    records: list[KeyRecord]
+    by_bytes: dict[bytes, ConsumerRecord]
+    by_str: dict[str, ConsumerRecord]
+    records: list[ConsumerRecord]
     def __init__(self, keys: dict[str, tuple[Any, Any]]) -> None: ...
+
+class KeyAuthKernel:
+    index: KeyIndex
+    def __init__(self, plugin: Any) -> None: ...
+
+class JwtKernel:
+    records: list[ConsumerRecord]
+    def __init__(self, plugin: Any) -> None: ...
+
+class RateLimitKernel:
+    def __init__(self, plugin: Any, route: Any, service: Any) -> None: ...
+
+class PrometheusKernel:
+    def __init__(self, plugin: Any, route: Any, service: Any,
+                 records: list[ConsumerRecord] | None) -> None: ...
 
 class NativeChain:
     names: list[str]
+    timed: bool
     exit_headers: list[tuple[bytes, bytes]] | None
     exit_body: bytes | None
     req_lines: bytes | None
@@ -27,7 +45,6 @@ class NativeChain:
         self, head: bytes, client_ip: bytes = b"127.0.0.1", now: float | None = None
     ) -> tuple[int, bytes | None, bytes | None, list[tuple[bytes, bytes]] | None, bytes | None, int]: ...
 
-def key_index(plugin: Any) -> KeyIndex: ...
 def native_enabled() -> bool: ...
 def unsupported(chain: Any, hash_spec: Any = None) -> str | None: ...
 def compile_chain(

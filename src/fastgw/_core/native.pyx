@@ -1,20 +1,26 @@
-# The compiled plugin chain (rules in native.pxd).
+# The compiled plugin chain (rules in native.pxd): the chain, its build, and the prometheus
+# kernel; the authentication kernels are in native_auth.pxi, rate-limiting in
+# native_ratelimit.pxi (one compiled module, uvloop's include pattern).
 #
 # Supported subset (compile_chain returns None for anything else, and the route keeps the
 # Python chain):
 # - key-auth: key_names from headers (key_in_header) and the query (key_in_query),
 #   run_on_preflight, realm. Not: hide_credentials, anonymous, key_in_body.
+# - jwt: header_names and uri_param_names, every algorithm and claim check of the verifier
+#   (jwt.pyx), run_on_preflight, realm. Not: cookie_names, anonymous.
 # - rate-limiting: policy local, window_type fixed (second .. year), limit_by consumer,
 #   credential, ip or service, hide_client_headers, error_code/error_message. Not: redis,
 #   sliding windows, limit_by header/path, trusted_ips (the client IP would come from
 #   X-Forwarded-For).
 # - prometheus: every config (the same SharedMetrics.record call as its log phase).
-# - the chain itself: no consumer-scoped variants, no per-scheme variants, no plugin needing the
-#   request body, no consistent hashing on the consumer (the proxy has no Context to read it).
+# - the chain itself: at most one authentication plugin, no consumer-scoped variants, no
+#   per-scheme variants, no plugin needing the request body, no consistent hashing on the
+#   consumer (the proxy has no Context to read it).
 #
 # Mirrored oddities of the Python path (the Python plugins are the spec, both paths coexist):
 # - rate-limiting's single fixed window fast path and its general path spell their header
-#   names each their own way: the fast path's names are taken from _Window.allowed_headers().
+#   names each their own way: the fast path's names are taken from the window's
+#   allowed_headers().
 # - an exit response (and a gateway error: 502/504/503) is seen by prometheus with its code and
 #   source "kong" (the proxy sets both for responses it makes).
 cimport cython
@@ -25,6 +31,7 @@ from libc.string cimport memcmp, memcpy
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 from fastgw._core.http_parser cimport Header, M_OPTIONS, RequestParser
+from fastgw._core.jwt cimport JwtKey, JwtVerdict, JwtVerifier
 from fastgw._core.metrics cimport MF_LATENCY, MF_SOURCE_KONG, SharedMetrics
 from fastgw._core.ratelimit cimport RL_FAIL_OPEN, SharedCounters
 
@@ -35,17 +42,6 @@ from types import SimpleNamespace
 import orjson
 
 log = logging.getLogger("fastgw.native")
-
-cdef enum:
-    RL_BY_CONSUMER = 0
-    RL_BY_CREDENTIAL = 1
-    RL_BY_IP = 2
-    RL_BY_SERVICE = 3
-    # response header lines of one request: at most 6 windows x 2 lines + 3 lines, names under
-    # 32 bytes, values under 24 digits: well under this
-    LINES_CAP = 2048
-    # identifier -> counter keys cache entries (client IPs are unbounded): cleared when full
-    RL_KEYS_CAP = 65536
 
 cdef bytes JSON_CT = b"application/json; charset=utf-8"
 cdef bytes SERVER_ERROR_BODY = orjson.dumps({"message": "An unexpected error occurred"})
@@ -122,89 +118,64 @@ cdef bint is_consumer_header(const char* name, Py_ssize_t n) noexcept:
     return False
 
 
+
+
+include "native_auth.pxi"
+include "native_ratelimit.pxi"
+
+
 # -------------------------------------------------------------------------------------------
 
-cdef class KeyRecord:
-    def __init__(self, int index, consumer, credential):
-        self.index = index
-        self.consumer = consumer
-        self.credential = credential
-        # what key-auth's ctx.authenticate(consumer, cred, str(cred.id) if cred.id else None)
-        # records, rendered as the proxy's build_head writes header ops
-        from fastgw.plugins.context import Context, ListHeaders
+cdef class PrometheusKernel:
+    """prometheus' log phase: one SharedMetrics.record, as Prometheus.log."""
 
-        cred_id = getattr(credential, "id", None)
-        ctx = Context(b"GET", b"/", ListHeaders(), "", "http", None, None, 0.0)
-        try:
-            ctx.authenticate(consumer, credential, str(cred_id) if cred_id else None)
-        except Exception:
-            self.req_lines = None   # the Python plugin raises there: a 500
-        else:
-            ops = ctx.request.header_ops or {}
-            case = ctx.request.header_case or {}
-            for name in ops:
-                if not is_consumer_header(name, len(name)):
-                    raise ValueError(f"ctx.authenticate sets {name!r}, unknown to native")
-            lines = []
-            for name, values in ops.items():
-                if values is None:
-                    continue
-                for v in values:
-                    lines.append(case.get(name, name) + b": " + v + b"\r\n")
-            self.req_lines = b"".join(lines)
-        # rate-limiting's _identifier(): consumer -> (consumer or credential).id,
-        # credential -> credential.id; str(...).encode() (utf-8), falsy -> the client IP
-        ent = consumer or credential
-        v = getattr(ent, "id", None) if ent is not None else None
-        self.ident_consumer = str(v).encode() if v else None
-        v = getattr(credential, "id", None) if credential is not None else None
-        self.ident_credential = str(v).encode() if v else None
+    def __init__(self, plugin, route, service, list records):
+        cdef ConsumerRecord rec
+        from fastgw.plugins.prometheus import consumer_label, route_label, service_label
 
+        self.metrics = plugin.metrics
+        self.flags = plugin.flags
+        self.service = plugin.label_id(service, service_label) if service is not None else 0
+        self.route = plugin.label_id(route, route_label) if route is not None else 0
+        self.per_consumer = plugin.config.per_consumer and records is not None
+        if self.per_consumer:
+            self.n_consumers = len(records)
+            self.consumers = <uint32_t*>malloc(max(1, self.n_consumers) * sizeof(uint32_t))
+            if self.consumers == NULL:
+                raise MemoryError()
+            for rec in records:
+                self.consumers[rec.index] = plugin.label_id(rec.consumer, consumer_label) \
+                    if rec.consumer is not None else 0
 
-cdef class KeyIndex:
-    def __init__(self, dict keys):
-        # keys: the KeyAuth plugin's own index (key str -> (consumer, credential))
-        cdef KeyRecord rec
-        self.by_bytes = {}
-        self.by_str = {}
-        self.records = []
-        for key, (consumer, cred) in keys.items():
-            rec = KeyRecord(len(self.records), consumer, cred)
-            self.records.append(rec)
-            self.by_str[key] = rec
-            try:
-                # a header value is decoded as latin-1: only latin-1 keys can match it
-                self.by_bytes[key.encode("latin-1")] = rec
-            except UnicodeEncodeError:
-                pass
+    def __dealloc__(self):
+        if self.consumers != NULL:
+            free(self.consumers)
+            self.consumers = NULL
 
-
-def key_index(plugin) -> KeyIndex:
-    """The KeyIndex of a KeyAuth instance, built once (instances live as long as a snapshot)."""
-    idx = getattr(plugin, "_native_index", None)
-    if idx is None:
-        idx = KeyIndex(plugin._keys)
-        plugin._native_index = idx
-    return idx
-
-
-cdef class _Keys:
-    pass
+    cdef void log(self, NativeReq* r, int64_t bytes_in, int64_t bytes_out,
+                  double request_ms) noexcept:
+        cdef uint32_t flags = self.flags
+        cdef uint32_t consumer = 0
+        cdef int code
+        if r.exit:
+            flags |= MF_SOURCE_KONG
+        if self.per_consumer and 0 < r.consumer <= self.n_consumers:
+            consumer = self.consumers[r.consumer - 1]
+        code = r.code
+        if code < 0 or code >= 1024:
+            code = 0
+        self.metrics.record(self.service, self.route, consumer, <uint32_t>code, flags,
+                            bytes_in if bytes_in > 0 else 0, bytes_out if bytes_out > 0 else 0,
+                            request_ms, r.up_ms, r.kong_ms)
 
 
 # -------------------------------------------------------------------------------------------
 
 cdef class NativeChain:
-    """A route's key-auth / rate-limiting / prometheus chain in C. Build with compile_chain."""
+    """A route's plugin chain as compiled kernels. Build with compile_chain."""
 
     def __init__(self):
         self.names = []
-        self.rl_keys = {}
-
-    def __dealloc__(self):
-        if self.pm_consumers != NULL:
-            free(self.pm_consumers)
-            self.pm_consumers = NULL
 
     def __repr__(self):
         return f"<NativeChain {self.names}>"
@@ -220,7 +191,6 @@ cdef class NativeChain:
     def now(self) -> float:
         return self.wall_now()
 
-    # ---------------------------------------------------------------- access
     cdef int access(self, NativeReq* r, const char* head, RequestParser p, uint32_t query_off,
                     uint32_t query_n, bytes client_ip, double now) noexcept:
         """rewrite + access of the chain: 0 = proxy the request (req_lines / resp_lines are
@@ -241,24 +211,29 @@ cdef class NativeChain:
             # as Chain._run: a failing plugin is Kong's 500, logged with its traceback
             log.exception("native plugin chain failed in access phase")
             try:
-                return self._exit(r, 500, [(b"Content-Type", JSON_CT)], SERVER_ERROR_BODY)
+                return self.exit(r, 500, [(b"Content-Type", JSON_CT)], SERVER_ERROR_BODY)
             except Exception:
                 return 500
 
     cdef int _access(self, NativeReq* r, const char* head, RequestParser p, uint32_t query_off,
                      uint32_t query_n, bytes client_ip, double now) except -1:
+        # Kong's priorities: jwt 1450, key-auth 1250, rate-limiting 910 (prometheus: log only)
         cdef int st
-        if self.ka:
-            st = self._key_auth(r, head, p, query_off, query_n)
+        if self.jwt is not None:
+            st = self.jwt.access(self, r, head, p, query_off, query_n, now)
             if st:
                 return st
-        if self.rl:
-            st = self._rate_limit(r, client_ip, now)
+        if self.ka is not None:
+            st = self.ka.access(self, r, head, p, query_off, query_n)
+            if st:
+                return st
+        if self.rl is not None:
+            st = self.rl.access(self, r, client_ip, now)
             if st:
                 return st
         return 0
 
-    cdef int _exit(self, NativeReq* r, int status, list headers, bytes body) except -1:
+    cdef int exit(self, NativeReq* r, int status, list headers, bytes body) except -1:
         self.exit_headers = headers
         self.exit_body = body
         self.req_lines = None
@@ -269,285 +244,20 @@ cdef class NativeChain:
         r.code = status
         return status
 
-    cdef int _key_auth(self, NativeReq* r, const char* head, RequestParser p, uint32_t query_off,
-                       uint32_t query_n) except -1:
-        cdef Py_ssize_t i, nk, ln, qn
-        cdef int j, count
-        cdef Header* h
-        cdef Header* found_h = NULL
-        cdef bytes lname
-        cdef const char* lp
-        cdef const char* qs = head + query_off + 1
-        cdef object key_str = None
-        cdef KeyRecord rec
-        cdef bint have = False
-        if not self.ka_preflight and p.method == M_OPTIONS:
-            return 0
-        nk = len(self.ka_lnames)
-        qn = <Py_ssize_t>query_n - 1    # raw query without the '?'
-        for i in range(nk):
-            if self.ka_header:
-                lname = <bytes>self.ka_lnames[i]
-                lp = PyBytes_AS_STRING(lname)
-                ln = PyBytes_GET_SIZE(lname)
-                count = 0
-                for j in range(p.n_headers):
-                    h = &p.headers[j]
-                    if h.name_len == ln and _ieq(head + h.name_off, lp, ln):
-                        if count == 0:
-                            found_h = h
-                        count += 1
-                if count > 1:
-                    return self._unauthorized(r, self.ka_body_dup)
-                if count == 1:
-                    have = True
-                    break
-            if self.ka_query and qn > 0:
-                name, qname, qname_enc = <tuple>self.ka_names[i]
-                # Request.query is parsed only when the name can be in the query (as the plugin)
-                if _contains(qs, qn, qname) or (qname_enc is not None and _contains(qs, qn, qname_enc)):
-                    from fastgw.plugins.context import parse_query
-                    v = parse_query(PyBytes_FromStringAndSize(qs, qn)).get(name)
-                    if isinstance(v, list):
-                        return self._unauthorized(r, self.ka_body_dup)
-                    if isinstance(v, str):
-                        key_str = v
-                        have = True
-                        break
-        if not have:
-            return self._unauthorized(r, self.ka_body_none)
-        if key_str is None:
-            if found_h.value_len == 0:
-                return self._unauthorized(r, self.ka_body_none)
-            k = self.ka_index.by_bytes.get(PyBytes_FromStringAndSize(
-                head + found_h.value_off, found_h.value_len))
-        else:
-            if not key_str:
-                return self._unauthorized(r, self.ka_body_none)
-            k = self.ka_index.by_str.get(key_str)
-        if k is None:
-            return self._unauthorized(r, self.ka_body_invalid)
-        rec = <KeyRecord>k
-        r.consumer = rec.index + 1
-        if rec.req_lines is None:
-            # ctx.authenticate raised (a value latin-1 cannot encode) after setting the consumer
-            raise UnicodeEncodeError("latin-1", "", 0, 1, "consumer header value")
-        self.req_lines = rec.req_lines
-        return 0
-
-    cdef int _unauthorized(self, NativeReq* r, bytes body) except -1:
-        return self._exit(r, 401, [(b"Content-Type", JSON_CT), (b"WWW-Authenticate", self.ka_challenge)],
-                          body)
-
-    cdef _Keys _keys_for(self, bytes ident):
-        cdef _Keys k
-        cdef int i
-        o = self.rl_keys.get(ident)
-        if o is not None:
-            return <_Keys>o
-        import xxhash
-        h64 = xxhash.xxh3_64_intdigest
-        k = _Keys()
-        for i in range(self.nw):
-            k.k[i] = h64(ident, self.w[i].seed)
-        if len(self.rl_keys) >= RL_KEYS_CAP:
-            self.rl_keys.clear()
-        self.rl_keys[ident] = k
-        return k
-
-    cdef void _bounds(self, int i, int64_t now_s, int64_t* start, int64_t* end) except *:
-        cdef NWindow* w = &self.w[i]
-        if w.calendar:
-            if not (w.cal_start <= now_s < w.cal_end):
-                b = self.rl_plugin._bounds(self.w_py[i], now_s)
-                w.cal_start = b[0]
-                w.cal_end = b[1]
-            start[0] = w.cal_start
-            end[0] = w.cal_end
-            return
-        start[0] = now_s - now_s % w.seconds
-        end[0] = start[0] + w.seconds
-
-    cdef int _rate_limit(self, NativeReq* r, bytes client_ip, double now) except -1:
-        cdef int64_t now_ms = <int64_t>(now * 1000.0)
-        cdef int64_t now_s = now_ms // 1000
-        cdef int64_t start, end, res, rem, reset, cur
-        cdef int64_t counts[NATIVE_MAX_WINDOWS]
-        cdef int64_t resets[NATIVE_MAX_WINDOWS]
-        cdef int64_t starts[NATIVE_MAX_WINDOWS]
-        cdef int idx[NATIVE_MAX_WINDOWS]
-        cdef bint counted[NATIVE_MAX_WINDOWS]
-        cdef int nu = 0, stop = -1, i, u
-        cdef bytes ident = None
-        cdef KeyRecord rec
-        cdef _Keys keys
-        cdef SharedCounters table = self.rl_table
-        cdef char lines[LINES_CAP]
-        cdef Buf b
-        b.p = lines
-        b.n = 0
-        b.cap = LINES_CAP
-        # identifier (the plugin's _identifier)
-        if self.rl_by == RL_BY_SERVICE:
-            ident = self.rl_service_ident
-        elif self.rl_by != RL_BY_IP and r.consumer > 0:
-            rec = <KeyRecord>self.ka_index.records[r.consumer - 1]
-            ident = rec.ident_consumer if self.rl_by == RL_BY_CONSUMER else rec.ident_credential
-        if ident is None:
-            ident = client_ip
-        keys = self._keys_for(ident)
-        if self.rl_one:
-            # the plugin's single fixed window fast path (_Window.allowed_headers)
-            start = now_s - now_s % self.w[0].seconds
-            res = table.hit(keys.k[0], now_ms, start * 1000, (start + self.w[0].seconds) * 1000,
-                            self.w[0].count_limit, 1)
-            if res >= 0:
-                if not self.rl_hide:
-                    rem = self.w[0].count_limit - res
-                    if rem < 0:
-                        rem = 0
-                    reset = start + self.w[0].seconds - now_s
-                    if reset < 1:
-                        reset = 1
-                    # "<limit>: L\r\n<remaining>: " R "\r\n<RL limit>: L\r\n<RL remaining>: "
-                    # R "\r\n<RL reset>: " T "\r\n"
-                    part_a, part_b, part_c = <tuple>self.one_parts
-                    _putb(&b, part_a)
-                    _put_int(&b, rem)
-                    _putb(&b, part_b)
-                    _put_int(&b, rem)
-                    _putb(&b, part_c)
-                    _put_int(&b, reset)
-                    _put(&b, b"\r\n", 2)
-                    self._set_resp_lines(&b)
-                return 0
-            if res == RL_FAIL_OPEN:
-                self.rl_plugin._log_overflow(table)
-                return 0
-        # the general path (the plugin's access() after its fast path)
-        for i in range(self.nw):
-            self._bounds(i, now_s, &start, &end)
-            reset = end - now_s
-            if reset < 1:
-                reset = 1
-            if stop >= 0:
-                idx[nu] = i
-                counts[nu] = table.peek(keys.k[i], now_ms, start * 1000)
-                resets[nu] = reset
-                counted[nu] = False
-                nu += 1
-                continue
-            res = table.hit(keys.k[i], now_ms, start * 1000, end * 1000, self.w[i].count_limit, 1)
-            if res == RL_FAIL_OPEN:
-                self.rl_plugin._log_overflow(table)
-                continue
-            idx[nu] = i
-            resets[nu] = reset
-            starts[nu] = start * 1000
-            if res < 0:
-                stop = i
-                counts[nu] = table.peek(keys.k[i], now_ms, start * 1000)
-                counted[nu] = False
-            else:
-                counts[nu] = res
-                counted[nu] = True
-            nu += 1
-        if stop >= 0:
-            # a denied request counts in no window
-            for u in range(nu):
-                if counted[u]:
-                    table.unhit(keys.k[idx[u]], now_ms, starts[u], 1)
-                    counts[u] -= 1
-        return self._finish(r, nu, idx, counts, resets, stop, &b)
-
-    cdef int _finish(self, NativeReq* r, int nu, int* idx, int64_t* counts, int64_t* resets,
-                     int stop, Buf* b) except -1:
-        # the plugin's _finish(): X-RateLimit-* per window, RateLimit-* of the window with the
-        # least remaining (ties: the longer one), Retry-After and the error on a denial
-        cdef int u, i, best = -1
-        cdef int64_t remaining, best_remaining = 0, reset = 0
-        cdef list headers = None
-        if not self.rl_hide and nu > 0:
-            if stop >= 0:
-                headers = [(b"Content-Type", JSON_CT)]
-            for u in range(nu):
-                i = idx[u]
-                remaining = self.w[i].count_limit - counts[u] if i != stop else 0
-                if remaining < 0:
-                    remaining = 0
-                limit_line, rem_prefix, lh, rh = <tuple>self.w_cap[i]
-                if headers is not None:
-                    headers.append((lh, <bytes>self.w_limit[i]))
-                    headers.append((rh, str(remaining).encode()))
-                else:
-                    _putb(b, limit_line)
-                    _putb(b, rem_prefix)
-                    _put_int(b, remaining)
-                    _put(b, b"\r\n", 2)
-                if best < 0 or remaining < best_remaining or (
-                        remaining == best_remaining and self.w[i].seconds > self.w[best].seconds):
-                    best = i
-                    best_remaining = remaining
-                    reset = resets[u]
-            if headers is not None:
-                headers.append((b"RateLimit-Limit", <bytes>self.w_limit[best]))
-                headers.append((b"RateLimit-Remaining", str(best_remaining).encode()))
-                headers.append((b"RateLimit-Reset", str(reset).encode()))
-            else:
-                _put(b, b"RateLimit-Limit: ", 17)
-                _putb(b, <bytes>self.w_limit[best])
-                _put(b, b"\r\nRateLimit-Remaining: ", 23)
-                _put_int(b, best_remaining)
-                _put(b, b"\r\nRateLimit-Reset: ", 19)
-                _put_int(b, reset)
-                _put(b, b"\r\n", 2)
-        if stop >= 0:
-            if headers is None:
-                headers = [(b"Content-Type", JSON_CT)]
-            else:
-                headers.append((b"Retry-After", str(reset).encode()))
-            return self._exit(r, self.rl_error_code, headers, self.rl_error_body)
-        if b.n:
-            self._set_resp_lines(b)
-        return 0
-
-    cdef int _set_resp_lines(self, Buf* b) except -1:
+    cdef int set_resp_lines(self, Buf* b) except -1:
         if b.n > b.cap:
             raise OverflowError("rate-limiting response headers too long")
         self.resp_lines = PyBytes_FromStringAndSize(b.p, b.n)
         return 0
 
     cdef bint strip_response_header(self, const char* name, Py_ssize_t n) noexcept:
-        """The upstream's lines the rate-limiting headers replace (header_op set_header)."""
-        cdef int i
-        if n >= 64 or not (self.strip_lens & (<uint64_t>1 << n)):
-            return False
-        for i in range(self.n_strip):
-            if self.strip_len[i] == n and _ieq(name, PyBytes_AS_STRING(self.strip_blob)
-                                               + self.strip_off[i], n):
-                return True
-        return False
+        """The upstream's lines the chain's response headers replace."""
+        return self.rl is not None and self.rl.strip(name, n)
 
-    # ------------------------------------------------------------------- log
     cdef void log(self, NativeReq* r, int64_t bytes_in, int64_t bytes_out,
                   double request_ms) noexcept:
-        """prometheus' log phase: one SharedMetrics.record, as Prometheus.log."""
-        cdef uint32_t flags
-        cdef uint32_t consumer = 0
-        cdef int code
-        if not self.pm:
-            return
-        flags = self.pm_flags
-        if r.exit:
-            flags |= MF_SOURCE_KONG
-        if self.pm_per_consumer and 0 < r.consumer <= self.pm_n_consumers:
-            consumer = self.pm_consumers[r.consumer - 1]
-        code = r.code
-        if code < 0 or code >= 1024:
-            code = 0
-        self.pm_metrics.record(self.pm_service, self.pm_route, consumer, <uint32_t>code, flags,
-                               bytes_in if bytes_in > 0 else 0, bytes_out if bytes_out > 0 else 0,
-                               request_ms, r.up_ms, r.kong_ms)
+        if self.pm is not None:
+            self.pm.log(r, bytes_in, bytes_out, request_ms)
 
     # ------------------------------------------------- Python API (tests, tools)
     def run(self, bytes head not None, bytes client_ip=b"127.0.0.1", now=None):
@@ -570,19 +280,6 @@ cdef class NativeChain:
 # -------------------------------------------------------------------------------------------
 # build (once per snapshot and route)
 
-def _one_parts(w):
-    # the constant parts of w.allowed_headers(rem, reset) as header lines; the plugin's shape
-    # is [(limit, L), (remaining, R), (RL limit, L), (RL remaining, R), (RL reset, T)]
-    hs = w.allowed_headers("\x00R", "\x00T")
-    lim = w.limit_str.encode()
-    if [v for _, v in hs] != [lim, b"\x00R", lim, b"\x00R", b"\x00T"]:
-        raise ValueError("rate-limiting allowed_headers has an unknown shape")
-    (n0, _), (n1, _), (n2, _), (n3, _), (n4, _) = hs
-    return (n0 + b": " + lim + b"\r\n" + n1 + b": ",
-            b"\r\n" + n2 + b": " + lim + b"\r\n" + n3 + b": ",
-            b"\r\n" + n4 + b": ")
-
-
 def native_enabled() -> bool:
     """FASTGW_NATIVE_PLUGINS=0 forces the Python chain everywhere (differential tests)."""
     return os.environ.get("FASTGW_NATIVE_PLUGINS", "1") != "0"
@@ -601,144 +298,86 @@ def compile_chain(chain, route=None, service=None, *, hash_spec=None, clock=None
         return None
     try:
         return _build(chain, route, service, clock)
-    except (ValueError, TypeError) as e:
-        # a Python plugin changed shape in a way this module does not know: stay correct
-        log.warning("route %s: Python plugin chain (native build failed: %s)",
-                    getattr(route, "name", None), e)
+    except Exception:
+        # a kernel that cannot mirror its plugin's config never fails the config: the route
+        # keeps the Python chain, which is the spec
+        log.exception("route %s: Python plugin chain (native build failed)",
+                      getattr(route, "name", None))
         return None
 
 
 def unsupported(chain, hash_spec=None):
     """Why ``chain`` cannot run natively (a short reason), or None when it can."""
+    from fastgw.plugins.jwt import Jwt
     from fastgw.plugins.key_auth import KeyAuth
     from fastgw.plugins.prometheus import Prometheus
     from fastgw.plugins.rate_limiting import RateLimiting
 
-    if getattr(chain, "_by_scheme", None) is not None:
+    if chain.scheme_scoped:
         return "plugins limited to a scheme"
-    if getattr(chain, "_by_consumer", None) is not None:
+    if chain.consumer_scoped:
         return "consumer-scoped plugins"
     if chain.needs_request_body:
         return "a plugin needs the request body"
     if hash_spec is not None and "consumer" in (getattr(hash_spec, "hash_on", None),
                                                 getattr(hash_spec, "hash_fallback", None)):
         return "consistent hashing on the consumer"
+    auth = 0
     for p in chain.plugins:
         t = type(p)
         c = p.config
         if t is KeyAuth:
+            auth += 1
             if c.hide_credentials or c.anonymous or c.key_in_body:
                 return "key-auth hide_credentials/anonymous/key_in_body"
+        elif t is Jwt:
+            auth += 1
+            if c.anonymous or c.cookie_names:
+                return "jwt anonymous/cookie_names"
         elif t is RateLimiting:
-            if c.policy != "local" or c.window_type != "fixed" or p._table is None:
+            if c.policy != "local" or c.window_type != "fixed" or p.table is None:
                 return "rate-limiting policy/window_type"
             if c.limit_by not in ("consumer", "credential", "ip", "service"):
                 return "rate-limiting limit_by " + c.limit_by
             if chain.env is not None and chain.env.trusted_networks:
                 return "trusted_ips (the client IP comes from X-Forwarded-For)"
-            if len(p._windows) > NATIVE_MAX_WINDOWS:
+            if len(p.windows) > NATIVE_MAX_WINDOWS:
                 return "rate-limiting windows"
         elif t is Prometheus:
             pass
         else:
             return "plugin " + str(p.name)
+    if auth > 1:
+        return "more than one authentication plugin"
     return None
 
 
 cdef NativeChain _build(chain, route, service, clock):
+    from fastgw.plugins.jwt import Jwt
     from fastgw.plugins.key_auth import KeyAuth
-    from fastgw.plugins.prometheus import Prometheus, _consumer_label, _route_label, _service_label
+    from fastgw.plugins.prometheus import Prometheus
     from fastgw.plugins.rate_limiting import RateLimiting
 
     cdef NativeChain n = NativeChain()
-    cdef KeyRecord rec
-    cdef int i
     pm = None
     n.clock = clock
     n.names = [p.name for p in chain.plugins]
-    n.has_header_filter = bool(chain.has_header_filter)
     for p in chain.plugins:
         t = type(p)
-        c = p.config
         if t is KeyAuth:
-            n.ka = True
-            n.ka_header = c.key_in_header
-            n.ka_query = c.key_in_query
-            n.ka_preflight = c.run_on_preflight
-            n.ka_lnames = [lname for _, lname, _, _ in p._names]
-            n.ka_names = [(name, qname, qenc) for name, _, qname, qenc in p._names]
-            n.ka_index = key_index(p)
-            n.ka_challenge = p._challenge.encode("latin-1")
-            n.ka_body_none = orjson.dumps({"message": "No API key found in request"})
-            n.ka_body_dup = orjson.dumps({"message": "Duplicate API key found"})
-            n.ka_body_invalid = orjson.dumps({"message": "Invalid authentication credentials"})
+            n.ka = KeyAuthKernel(p)
+            n.records = n.ka.index.records
+        elif t is Jwt:
+            n.jwt = JwtKernel(p)
+            n.records = n.jwt.records
         elif t is RateLimiting:
-            n.rl = True
-            n.rl_plugin = p
-            n.rl_table = p._table
-            n.rl_by = {"consumer": RL_BY_CONSUMER, "credential": RL_BY_CREDENTIAL,
-                       "ip": RL_BY_IP, "service": RL_BY_SERVICE}[c.limit_by]
-            sid = getattr(service, "id", None) if service is not None else None
-            n.rl_service_ident = str(sid).encode() if sid else None
-            n.rl_one = p._one is not None
-            n.rl_hide = c.hide_client_headers
-            n.rl_error_code = c.error_code
-            n.rl_error_body = orjson.dumps({"message": c.error_message})
-            # the counter keys' seeds, by the plugin's own functions (same keys, same table)
-            seeds = p._seeds_for(p._scope_prefix(SimpleNamespace(route=route, service=service)))
-            n.nw = len(p._windows)
-            n.w_py = list(p._windows)
-            n.one_parts = _one_parts(p._windows[0]) if n.rl_one else None
-            n.w_cap = []
-            n.w_limit = []
-            names = []
-            for i, w in enumerate(p._windows):
-                n.w[i].seconds = w.seconds
-                n.w[i].count_limit = w.count_limit
-                n.w[i].calendar = w.calendar
-                n.w[i].cal_start = 0
-                n.w[i].cal_end = 0
-                n.w[i].seed = seeds[i]
-                limit = w.limit_str.encode()
-                n.w_limit.append(limit)
-                lh = w.limit_header.encode("latin-1")
-                rh = w.remaining_header.encode("latin-1")
-                n.w_cap.append((lh + b": " + limit + b"\r\n", rh + b": ", lh, rh))
-                names += [lh.lower(), rh.lower()]
-            names += [b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"]
-            if n.rl_one:
-                names += [k.lower() for k, _ in p._windows[0].allowed_headers("0", "0")]
-            names = list(dict.fromkeys(names))
-            if len(names) > NATIVE_MAX_STRIP:
-                raise ValueError("rate-limiting sets too many response headers")
-            n.strip_blob = b"".join(names)
-            n.n_strip = len(names)
-            off = 0
-            n.strip_lens = 0
-            for i, name in enumerate(names):
-                n.strip_off[i] = off
-                n.strip_len[i] = len(name)
-                n.strip_lens |= (<uint64_t>1) << len(name)
-                off += len(name)
+            n.rl = RateLimitKernel(p, route, service)
         elif t is Prometheus:
             pm = p
-            n.pm = p._flags != 0
-            n.pm_metrics = p._m
-            n.pm_flags = p._flags
-            n.pm_service = p._label_id(service, _service_label) if service is not None else 0
-            n.pm_route = p._label_id(route, _route_label) if route is not None else 0
-            n.pm_per_consumer = c.per_consumer
         else:
             raise TypeError(f"no native implementation of {p.name}")
-    if n.pm and n.pm_per_consumer and n.ka:
-        n.pm_n_consumers = len(n.ka_index.records)
-        n.pm_consumers = <uint32_t*>malloc(max(1, n.pm_n_consumers) * sizeof(uint32_t))
-        if n.pm_consumers == NULL:
-            raise MemoryError()
-        for rec in n.ka_index.records:
-            n.pm_consumers[rec.index] = pm._label_id(rec.consumer, _consumer_label) \
-                if rec.consumer is not None else 0
-    if n.pm and n.pm_service == 0 and service is None:
-        n.pm = False   # Kong: no stats without a service
-    n.timed = n.pm and (n.pm_flags & MF_LATENCY) != 0
+    # Kong: no stats without a service; a config that counts nothing has no log phase
+    if pm is not None and pm.flags != 0 and service is not None:
+        n.pm = PrometheusKernel(pm, route, service, n.records)
+    n.timed = n.pm is not None and (n.pm.flags & MF_LATENCY) != 0
     return n

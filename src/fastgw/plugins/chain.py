@@ -170,6 +170,16 @@ class Chain:
     def names(self) -> list[str]:
         return [p.name for p in self.plugins]
 
+    @property
+    def scheme_scoped(self) -> bool:
+        """Some instance is limited to a scheme: the chain has per-scheme variants."""
+        return self._by_scheme is not None
+
+    @property
+    def consumer_scoped(self) -> bool:
+        """Some instance is scoped to a consumer: the chain switches after authentication."""
+        return self._by_consumer is not None
+
     # ------------------------------------------------------------------ access
     def run_access(self, ctx: Context) -> None | Response | Awaitable[None | Response]:
         """rewrite + access. None: proxy the request (applying ctx's overrides); a Response:

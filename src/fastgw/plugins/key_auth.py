@@ -49,12 +49,12 @@ class KeyAuth(Plugin):
 
     def __init__(self, config: KeyAuthConfig, env: PluginEnv) -> None:
         super().__init__(config, env)
-        self._keys: dict[str, tuple[Any, Any]] = {}
+        self.keys: dict[str, tuple[Any, Any]] = {}
         for consumer, cred in env.credentials_for("key-auth"):
             key = getattr(cred, "key", None)
             if key and consumer is not None:
-                self._keys[str(key)] = (consumer, cred)
-        self._names = [
+                self.keys[str(key)] = (consumer, cred)
+        self.names = [
             (
                 n,
                 n.lower().encode("latin-1"),
@@ -63,7 +63,7 @@ class KeyAuth(Plugin):
             )
             for n in config.key_names
         ]
-        self._challenge = f'Key realm="{config.realm}"' if config.realm else "Key"
+        self.challenge = f'Key realm="{config.realm}"' if config.realm else "Key"
         self.needs_request_body = config.key_in_body
 
     def access(self, ctx: Any) -> Response | None:
@@ -84,12 +84,12 @@ class KeyAuth(Plugin):
         key: str | None = None
         body: Any = None
         kind: str | None = None
-        for name, lname, qname, qname_enc in self._names:
+        for name, lname, qname, qname_enc in self.names:
             v: Any = None
             if conf.key_in_header:
                 vals = req.get_header_all_bytes(lname)
                 if len(vals) > 1:
-                    return unauthorized("Duplicate API key found", self._challenge)
+                    return unauthorized("Duplicate API key found", self.challenge)
                 if vals:
                     v = vals[0].decode("latin-1")
             if v is None and conf.key_in_query:
@@ -103,17 +103,17 @@ class KeyAuth(Plugin):
                     body = decode_body(kind, req.get_body()) or {}
                 v = body.get(name)
             if isinstance(v, list):
-                return unauthorized("Duplicate API key found", self._challenge)
+                return unauthorized("Duplicate API key found", self.challenge)
             if isinstance(v, str):
                 key = v
                 if conf.hide_credentials:
                     self._hide(req, name, lname, body, kind)
                 break
         if not key:
-            return unauthorized("No API key found in request", self._challenge)
-        found = self._keys.get(key)
+            return unauthorized("No API key found in request", self.challenge)
+        found = self.keys.get(key)
         if found is None:
-            return unauthorized("Invalid authentication credentials", self._challenge)
+            return unauthorized("Invalid authentication credentials", self.challenge)
         consumer, cred = found
         cred_id = getattr(cred, "id", None)
         ctx.authenticate(consumer, cred, str(cred_id) if cred_id else None)

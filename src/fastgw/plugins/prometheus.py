@@ -114,12 +114,12 @@ class PrometheusConfig(msgspec.Struct, forbid_unknown_fields=True):
     ai_metrics: bool = False
 
 
-def _service_label(service: Any) -> str:
+def service_label(service: Any) -> str:
     # Kong: message.service.name or message.service.host
     return str(getattr(service, "name", None) or getattr(service, "host", None) or "")
 
 
-def _route_label(route: Any) -> str:
+def route_label(route: Any) -> str:
     # Kong: message.route.name or message.route.id
     if route is None:
         return ""
@@ -142,7 +142,7 @@ class Prometheus(Plugin):
     def __init__(self, config: PrometheusConfig, env: PluginEnv) -> None:
         global _export_upstream_health
         super().__init__(config, env)
-        self._m = shared_metrics()
+        self.metrics = shared_metrics()
         flags = 0
         if config.status_code_metrics:
             flags |= _m.FLAG_STATUS
@@ -150,25 +150,25 @@ class Prometheus(Plugin):
             flags |= _m.FLAG_LATENCY
         if config.bandwidth_metrics:
             flags |= _m.FLAG_BANDWIDTH
-        self._flags = flags
+        self.flags = flags
         if config.upstream_health_metrics:
             _export_upstream_health = True
         # label ids, interned once per snapshot: object id -> string id
         self._ids: dict[Any, int] = {}
         for s in env.services:
-            self._label_id(s, _service_label)
+            self.label_id(s, service_label)
         for r in env.routes or ():
-            self._label_id(r, _route_label)
+            self.label_id(r, route_label)
         if config.per_consumer:
             for c in env.consumers:
-                self._label_id(c, _consumer_label)
+                self.label_id(c, consumer_label)
 
-    def _label_id(self, ent: Any, label: Callable[[Any], str]) -> int:
+    def label_id(self, ent: Any, label: Callable[[Any], str]) -> int:
         key = (label, getattr(ent, "id", None) or id(ent))
         sid = self._ids.get(key)
         if sid is None:
             try:
-                sid = self._m.intern(_fit(label(ent)))
+                sid = self.metrics.intern(_fit(label(ent)))
             except OverflowError:
                 log.error("prometheus: label table full; series of %r are dropped", label(ent))
                 sid = 0
@@ -176,7 +176,7 @@ class Prometheus(Plugin):
         return sid
 
     def log(self, ctx: Any) -> None:
-        flags = self._flags
+        flags = self.flags
         if not flags:
             return
         service = ctx.service
@@ -188,10 +188,10 @@ class Prometheus(Plugin):
             flags |= _m.FLAG_SOURCE_KONG
         consumer = 0
         if self.config.per_consumer and ctx.consumer is not None:
-            consumer = self._label_id(ctx.consumer, _consumer_label)
-        self._m.record(
-            self._label_id(service, _service_label),
-            self._label_id(ctx.route, _route_label) if ctx.route is not None else 0,
+            consumer = self.label_id(ctx.consumer, consumer_label)
+        self.metrics.record(
+            self.label_id(service, service_label),
+            self.label_id(ctx.route, route_label) if ctx.route is not None else 0,
             consumer,
             code if 0 <= code < 1024 else 0,
             flags,
@@ -203,7 +203,7 @@ class Prometheus(Plugin):
         )
 
 
-def _consumer_label(consumer: Any) -> str:
+def consumer_label(consumer: Any) -> str:
     return str(getattr(consumer, "username", None) or "")
 
 

@@ -232,11 +232,11 @@ class RateLimiting(Plugin):
 
     def __init__(self, config: RateLimitingConfig, env: PluginEnv) -> None:
         super().__init__(config, env)
-        self._windows = [_Window(p, getattr(config, p), config.window_type == "sliding")
+        self.windows = [_Window(p, getattr(config, p), config.window_type == "sliding")
                          for p in PERIODS if getattr(config, p) is not None]
         self._sliding = config.window_type == "sliding"
-        w0 = self._windows[0]
-        self._one: _Window | None = (w0 if len(self._windows) == 1 and not self._sliding and not w0.calendar
+        w0 = self.windows[0]
+        self.single: _Window | None = (w0 if len(self.windows) == 1 and not self._sliding and not w0.calendar
                                      and config.policy == "local" else None)
         self._header_lower = (config.header_name or "").lower().encode("latin-1")
         self._calendar_cache: dict[tuple[str, int], tuple[int, int]] = {}
@@ -244,7 +244,7 @@ class RateLimiting(Plugin):
         self._scope_str: str | None = None
         self._scope_cache: dict[tuple[int, int], str] = {}
         self._seed_cache: dict[str, tuple[int, ...]] = {}
-        self._table: SharedCounters | None = None
+        self.table: SharedCounters | None = None
         self._redis: Any = None
         if config.policy == "redis":
             from fastgw.cluster.redis_limits import RedisLimiter, RedisParams
@@ -255,7 +255,7 @@ class RateLimiting(Plugin):
                 password=r.password, database=r.database, ssl=r.ssl, ssl_verify=r.ssl_verify,
                 server_name=r.server_name))
         else:
-            self._table = shared_counters()
+            self.table = shared_counters()
 
     # ---- identifier (Kong's get_identifier) ----
     def _identifier(self, ctx: Any) -> str:
@@ -276,7 +276,7 @@ class RateLimiting(Plugin):
                 ident = self.config.path
         return str(ident) if ident else ctx.client_ip
 
-    def _scope_prefix(self, ctx: Any) -> str:
+    def scope_prefix(self, ctx: Any) -> str:
         scope = self.scope
         if scope is not None:
             p = self._scope_str
@@ -294,16 +294,16 @@ class RateLimiting(Plugin):
                                                    getattr(service, "id", None) if service is not None else None)
         return p
 
-    def _seeds_for(self, scope: str) -> tuple[int, ...]:
+    def seeds_for(self, scope: str) -> tuple[int, ...]:
         seeds = self._seed_cache.get(scope)
         if seeds is None:
             if len(self._seed_cache) > 4096:
                 self._seed_cache.clear()
             seeds = self._seed_cache[scope] = tuple(
-                xxhash.xxh3_64_intdigest(scope.encode() + b":" + w.suffix) for w in self._windows)
+                xxhash.xxh3_64_intdigest(scope.encode() + b":" + w.suffix) for w in self.windows)
         return seeds
 
-    def _bounds(self, w: _Window, now_s: int) -> tuple[int, int]:
+    def bounds(self, w: _Window, now_s: int) -> tuple[int, int]:
         """[start, end) in seconds of the fixed window containing now_s."""
         if w.calendar:
             ck = (w.period, now_s // 86400)
@@ -325,16 +325,16 @@ class RateLimiting(Plugin):
         now_ms = int(ctx.now * 1000)
         now_s = now_ms // 1000
         # key = xxh3(identifier, seed = xxh3("route:service:period")): one small hash per window
-        seeds = self._seeds_for(self._scope_prefix(ctx))
+        seeds = self.seeds_for(self.scope_prefix(ctx))
         ident = self._identifier(ctx).encode()
         h64 = xxhash.xxh3_64_intdigest
-        one = self._one
+        one = self.single
         if one is not None:
             # The common shape (one fixed second/minute/hour/day limit): no lists, no tuples
             # beyond the headers. Denials and every other shape take the general path below.
             seconds = one.seconds
             start = now_s - now_s % seconds
-            r = self._table.hit(h64(ident, seeds[0]), now_ms, start * 1000,  # type: ignore[union-attr]
+            r = self.table.hit(h64(ident, seeds[0]), now_ms, start * 1000,  # type: ignore[union-attr]
                                 (start + seconds) * 1000, one.count_limit)
             if r >= 0:
                 if not self.config.hide_client_headers:
@@ -344,21 +344,21 @@ class RateLimiting(Plugin):
                                                                            str(reset if reset > 1 else 1))
                 return None
             if r == FAIL_OPEN:
-                self._log_overflow(self._table)  # type: ignore[arg-type]
+                self.log_overflow(self.table)  # type: ignore[arg-type]
                 return None
-        table = self._table
+        table = self.table
         assert table is not None
         counted: list[tuple[int, int, int]] = []  # (usage index, key, window start ms)
         usage: list[tuple[_Window, int, int]] = []  # (window, count, reset seconds)
         stop: _Window | None = None
         sliding = self._sliding
-        for wi, w in enumerate(self._windows):
+        for wi, w in enumerate(self.windows):
             key = h64(ident, seeds[wi])
             if sliding:
                 start = 0
                 reset = w.seconds - (now_ms % w.ms) // 1000
             else:
-                start, end = self._bounds(w, now_s)
+                start, end = self.bounds(w, now_s)
                 start *= 1000
                 reset = end - now_s
             if stop is not None:
@@ -371,7 +371,7 @@ class RateLimiting(Plugin):
             else:
                 r = table.hit(key, now_ms, start, end * 1000, w.count_limit)
             if r == FAIL_OPEN:
-                self._log_overflow(table)
+                self.log_overflow(table)
                 continue
             if r < 0:  # denied: the current usage, without this request
                 stop = w
@@ -398,12 +398,12 @@ class RateLimiting(Plugin):
         conf = self.config
         now_ms = int(ctx.now * 1000)
         now_s = now_ms // 1000
-        base = f"ratelimit:{self._scope_prefix(ctx)}:{self._identifier(ctx)}:"
+        base = f"ratelimit:{self.scope_prefix(ctx)}:{self._identifier(ctx)}:"
         resets: list[int] = []
         try:
             if self._sliding:
                 sl = []
-                for w in self._windows:
+                for w in self.windows:
                     idx = now_ms // w.ms
                     weight = (w.ms - (now_ms - idx * w.ms)) / w.ms
                     sl.append((f"{base}{idx * w.ms}:{w.period}:s", f"{base}{(idx - 1) * w.ms}:{w.period}:s",
@@ -412,8 +412,8 @@ class RateLimiting(Plugin):
                 res = await self._redis.hit_sliding(sl)
             else:
                 fx = []
-                for w in self._windows:
-                    start, end = self._bounds(w, now_s)
+                for w in self.windows:
+                    start, end = self.bounds(w, now_s)
                     # Kong's key: ratelimit:<route>:<service>:<identifier>:<period_date ms>:<period>
                     fx.append((f"{base}{start * 1000}:{w.period}", w.limit, (end - start) * 1000))
                     resets.append(end - now_s)
@@ -426,7 +426,7 @@ class RateLimiting(Plugin):
             return None
         usage = []
         stop = None
-        for i, w in enumerate(self._windows):
+        for i, w in enumerate(self.windows):
             usage.append((w, res.counts[i], max(1, resets[i])))
             if res.denied == i:
                 stop = w
@@ -470,7 +470,7 @@ class RateLimiting(Plugin):
             for name, value in headers:
                 ctx.response.set_header(name, value)
 
-    def _log_overflow(self, table: SharedCounters) -> None:
+    def log_overflow(self, table: SharedCounters) -> None:
         now = time.monotonic()
         if now - self._last_overflow_log >= 60.0:
             self._last_overflow_log = now
