@@ -9,6 +9,10 @@ Method (see bench/README.md):
   spreads over all rows. Quoted numbers are medians over the rounds.
 - wrk runs with --latency; requests/s, p50 and p99 come from its output. Non-2xx responses
   and socket errors are reported and flag the row.
+- CPU per request: the proxy's own utime+stime (the process and every live descendant, read
+  from /proc/<pid>/stat before and after the round) divided by the requests wrk completed.
+  wrk shares the cores with the proxy, so req/s ties at the client's limit; the CPU a proxy
+  spends per request does not, and is the number to compare with nginx in the same run.
 - Everything binds and loads 127.0.0.1 only. Every process started here is stopped on exit,
   Ctrl-C, SIGTERM or error (tests/servers.py stops each process group).
 
@@ -112,6 +116,40 @@ def run_wrk(url: str, duration: float, connections: int, threads: int,
     return res
 
 
+# ---------------------------------------------------------------------------------------- cpu
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(ppid, utime+stime seconds) of a live process, None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds used so far by `root` and its live descendants (nginx/fastgw workers)."""
+    stats: dict[int, tuple[int, float]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            st = _stat(int(d.name))
+            if st is not None:
+                stats[int(d.name)] = st
+    total, todo, seen = 0.0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        total += stats[pid][1]
+        todo.extend(c for c, (ppid, _) in stats.items() if ppid == pid)
+    return total
+
+
 # --------------------------------------------------------------------------------------- rows
 
 def render(template: str, **values: Any) -> str:
@@ -138,6 +176,7 @@ class Row:
     description: str
     headers: list[str] = dataclasses.field(default_factory=list)
     url: str = ""
+    pid: int | None = None  # the process whose CPU is measured (the proxy, or direct's upstream)
     failed: str = ""  # why it was not (fully) measured
     rounds: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
@@ -177,13 +216,16 @@ def start_row(row: Row, up: NginxUpstream, args: argparse.Namespace,
     upstream = {"UPSTREAM_PORT": up.ports[0]}
     if row.name == "direct":
         row.url = up.url("/")
+        row.pid = up.pid
     elif row.name == "nginx":
         port = free_port()
         conf = render("nginx-proxy.conf", PORT=port, **upstream)
-        row.url = enter(NginxProcess(conf, [port], workers=1)).url("/")
+        server = enter(NginxProcess(conf, [port], workers=1))
+        row.url, row.pid = server.url("/"), server.pid
     elif row.name == "haproxy":
         port = free_port()
-        row.url = enter(HAProxyProcess(render("haproxy.cfg", PORT=port, **upstream), [port])).url("/")
+        server = enter(HAProxyProcess(render("haproxy.cfg", PORT=port, **upstream), [port]))
+        row.url, row.pid = server.url("/"), server.pid
     else:
         cfg = {
             "fastgw": lambda: render("fastgw.yml", **upstream),
@@ -193,8 +235,9 @@ def start_row(row: Row, up: NginxUpstream, args: argparse.Namespace,
             "fastgw-jwt": lambda: render("fastgw-jwt.yml", JWT_KEY=JWT_KEY, JWT_SECRET=JWT_SECRET,
                                          **upstream),
         }[row.name]()
-        row.url = enter(FastgwProcess(cfg, workers=args.fastgw_workers,
-                                      command=shlex.split(args.fastgw_cmd))).url("/")
+        server = enter(FastgwProcess(cfg, workers=args.fastgw_workers,
+                                     command=shlex.split(args.fastgw_cmd)))
+        row.url, row.pid = server.url("/"), server.pid
 
 
 def probe(row: Row) -> None:
@@ -216,7 +259,7 @@ def summarize(rows: list[Row]) -> list[dict[str, Any]]:
     ref = next((r for r in rows if r.name == REFERENCE and r.rounds), None)
     out = []
     for r in rows:
-        med = {k: r.median(k) for k in ("rps", "p50_ms", "p90_ms", "p99_ms")}
+        med = {k: r.median(k) for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "cpu_us")}
         rps = [x["rps"] for x in r.rounds if "rps" in x]
         out.append({
             "name": r.name, "description": r.description, "url": r.url, "headers": r.headers,
@@ -227,6 +270,7 @@ def summarize(rows: list[Row]) -> list[dict[str, Any]]:
             else None,
             "ratio_rps_vs_nginx": ratio(med["rps"], ref.median("rps") if ref else None),
             "ratio_p99_vs_nginx": ratio(med["p99_ms"], ref.median("p99_ms") if ref else None),
+            "ratio_cpu_vs_nginx": ratio(med["cpu_us"], ref.median("cpu_us") if ref else None),
             "rounds": r.rounds,
         })
     return out
@@ -250,6 +294,13 @@ def targets(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     if limit is not None else f"{name} req/s vs fastgw (issue {issue}, reported)")
             res.append({"goal": goal, "value": f"{change:+.1f}% req/s vs fastgw",
                         "met": None if limit is None else -change <= limit})
+    for name in ("fastgw-plugins", "fastgw-jwt"):
+        cpu, base = (by.get(name, {}).get("median", {}).get("cpu_us"),
+                     by.get("fastgw", {}).get("median", {}).get("cpu_us"))
+        if cpu and base:
+            change = 100 * (cpu / base - 1)
+            res.append({"goal": f"{name} costs at most 10% more CPU per request than fastgw",
+                        "value": f"{change:+.1f}% CPU/request", "met": change <= 10.0})
     return res
 
 
@@ -258,21 +309,23 @@ def _fmt(v: float | None, spec: str) -> str:
 
 
 def table(summary: list[dict[str, Any]], rounds: int) -> str:
-    hdr = ("row", "req/s", "p50 ms", "p99 ms", "req/s÷nginx", "p99÷nginx", "spread", "notes")
+    hdr = ("row", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "req/s÷nginx", "p99÷nginx",
+           "CPU÷nginx", "spread", "notes")
     lines = []
     for s in summary:
         m = s["median"]
         note = ("FAILED: " + s["failed"].splitlines()[0][:70]) if s["failed"] else (
             f"{s['errors']} errors!" if s["errors"] else "")
         lines.append((s["name"] + ("  !" if s["flagged"] else ""), _fmt(m["rps"], ",.0f"),
-                      _fmt(m["p50_ms"], ".2f"), _fmt(m["p99_ms"], ".2f"),
+                      _fmt(m["p50_ms"], ".2f"), _fmt(m["p99_ms"], ".2f"), _fmt(m["cpu_us"], ".1f"),
                       _fmt(s["ratio_rps_vs_nginx"], ".2f"), _fmt(s["ratio_p99_vs_nginx"], ".2f"),
+                      _fmt(s["ratio_cpu_vs_nginx"], ".2f"),
                       _fmt(s["spread_pct"], ".1f") + ("%" if s["spread_pct"] is not None else ""),
                       note))
     widths = [max(len(str(x[i])) for x in [hdr, *lines]) for i in range(len(hdr))]
 
     def fmt(cols: tuple) -> str:
-        return "  ".join(str(c).ljust(w) if i in (0, 7) else str(c).rjust(w)
+        return "  ".join(str(c).ljust(w) if i in (0, len(hdr) - 1) else str(c).rjust(w)
                          for i, (c, w) in enumerate(zip(cols, widths))).rstrip()
 
     out = [f"medians of {rounds} alternating round(s); spread = (max-min)/median of req/s",
@@ -399,7 +452,10 @@ def main(argv: list[str] | None = None) -> int:
             order = live[rnd % len(live):] + live[:rnd % len(live)] if live else []
             for r in order:
                 try:
+                    cpu0 = tree_cpu_s(r.pid) if r.pid else None
                     res = run_wrk(r.url, args.duration, args.connections, args.threads, r.headers)
+                    if cpu0 is not None and res.get("requests"):
+                        res["cpu_us"] = 1e6 * (tree_cpu_s(r.pid) - cpu0) / res["requests"]
                 except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
                     r.failed = r.failed or f"round {rnd + 1}: {type(e).__name__}: {e}"
                     res = {"errors": 1, "failed": str(e)}
@@ -407,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                 r.rounds.append(res)
                 print(f"  round {rnd + 1}/{args.rounds} {r.name:<16} "
                       f"{res.get('rps', 0):>10,.0f} req/s  p99 {res.get('p99_ms', 0):7.2f} ms"
+                      f"  {res.get('cpu_us', 0):6.1f} µs CPU/req"
                       + (f"  errors {res['errors']}" if res.get("errors") else ""), flush=True)
     elapsed = time.monotonic() - t0
 
