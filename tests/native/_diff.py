@@ -64,8 +64,8 @@ def rl_counts(gw: Any, idents: list[str], now: float) -> dict[tuple[str, str, st
             continue
         seeds = p.seeds_for(p.scope_prefix(None))
         for ident in idents:
-            for w, seed in zip(p.windows, seeds):
-                start, _ = p.bounds(w, now_ms // 1000)
+            for i, (w, seed) in enumerate(zip(p.windows, seeds)):
+                start, _ = p.limiter.window_bounds(i, now_ms // 1000)
                 key = xxhash.xxh3_64_intdigest(ident.encode(), seed)
                 out[(p.scope_prefix(None), ident, w.period)] = p.table.peek(key, now_ms, start * 1000)
     return out

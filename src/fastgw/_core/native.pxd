@@ -4,8 +4,8 @@
 # Rules:
 # - A kernel is built from a Python plugin instance's PUBLIC attributes (fastgw/plugins/*.py)
 #   and holds only what the request path needs. Behaviour that exists in a kernel module of its
-#   own (token verification: jwt.pyx; counters: ratelimit.pxd; metrics: metrics.pxd) is called,
-#   never re-implemented here.
+#   own (token verification: jwt.pyx; windows, counting, headers: limiter.pyx; metrics:
+#   metrics.pxd) is the Python plugin's too, and is called here, never re-implemented.
 # - A NativeChain is built (compile_chain) only when EVERY plugin of a route's chain has a kernel
 #   for its config; anything else keeps the Python chain. A build that fails for any reason is
 #   logged and the route keeps the Python chain: a kernel never fails a config.
@@ -17,12 +17,11 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from fastgw._core.http_parser cimport RequestParser
 from fastgw._core.jwt cimport JwtVerifier
+from fastgw._core.limiter cimport LIMITER_MAX_WINDOWS, Buf, WindowLimiter
 from fastgw._core.metrics cimport SharedMetrics
-from fastgw._core.ratelimit cimport SharedCounters
 
 cdef enum:
-    NATIVE_MAX_WINDOWS = 6      # second .. year
-    NATIVE_MAX_STRIP = 16       # response header names a rate-limiting instance sets
+    NATIVE_MAX_WINDOWS = LIMITER_MAX_WINDOWS
 
 
 ctypedef struct NativeReq:
@@ -34,13 +33,6 @@ ctypedef struct NativeReq:
     int code           # status prometheus records; 0 = none (Python: ctx.response unset)
     double kong_ms     # latencies in ms, -1 = not measured (Python: None)
     double up_ms
-
-
-ctypedef struct Buf:
-    # bounded output assembly on the stack (n > cap after an overflow)
-    char* p
-    Py_ssize_t n
-    Py_ssize_t cap
 
 
 cdef class ConsumerRecord:
@@ -100,43 +92,16 @@ cdef class _Keys:
     cdef uint64_t k[NATIVE_MAX_WINDOWS]
 
 
-ctypedef struct NWindow:
-    int64_t seconds
-    int64_t count_limit
-    bint calendar
-    int64_t cal_start      # cached [start, end) of the current month/year (seconds)
-    int64_t cal_end
-    uint64_t seed
-
-
 cdef class RateLimitKernel:
-    cdef object plugin                  # for its public bounds() and log_overflow()
-    cdef SharedCounters table
+    cdef WindowLimiter limiter          # the plugin's own
     cdef int by                         # RL_BY_* in native_ratelimit.pxi
     cdef bytes service_ident
-    cdef bint one                       # the plugin's single-fixed-window fast path
-    cdef bint hide
-    cdef int error_code
-    cdef bytes error_body
     cdef int nw
-    cdef NWindow w[NATIVE_MAX_WINDOWS]
-    cdef list w_py                      # the plugin's windows
-    cdef tuple one_parts                # the fast path's header lines around R, R, T
-    cdef list w_cap                     # per window: its header lines and names
-    cdef list w_limit                   # per window: the limit as bytes (Lua's tostring)
+    cdef uint64_t seeds[NATIVE_MAX_WINDOWS]
     cdef dict keys                      # identifier bytes -> _Keys
-    cdef bytes strip_blob               # lowercase response header names rate-limiting sets
-    cdef int n_strip
-    cdef Py_ssize_t strip_off[NATIVE_MAX_STRIP]
-    cdef Py_ssize_t strip_len[NATIVE_MAX_STRIP]
-    cdef uint64_t strip_lens            # bit n set: some name has length n (fast reject)
 
     cdef _Keys keys_for(self, bytes ident)
-    cdef void bounds(self, int i, int64_t now_s, int64_t* start, int64_t* end) except *
     cdef int access(self, NativeChain c, NativeReq* r, bytes client_ip, double now) except -1
-    cdef int finish(self, NativeChain c, NativeReq* r, int nu, int* idx, int64_t* counts,
-                    int64_t* resets, int stop, Buf* b) except -1
-    cdef bint strip(self, const char* name, Py_ssize_t n) noexcept
 
 
 cdef class PrometheusKernel:
@@ -173,7 +138,6 @@ cdef class NativeChain:
     cdef int _access(self, NativeReq* r, const char* head, RequestParser p, uint32_t query_off,
                      uint32_t query_n, bytes client_ip, double now) except -1
     cdef int exit(self, NativeReq* r, int status, list headers, bytes body) except -1
-    cdef int set_resp_lines(self, Buf* b) except -1
     cdef bint strip_response_header(self, const char* name, Py_ssize_t n) noexcept
     cdef void log(self, NativeReq* r, int64_t bytes_in, int64_t bytes_out,
                   double request_ms) noexcept

@@ -18,22 +18,19 @@
 #   consumer (the proxy has no Context to read it).
 #
 # Mirrored oddities of the Python path (the Python plugins are the spec, both paths coexist):
-# - rate-limiting's single fixed window fast path and its general path spell their header
-#   names each their own way: the fast path's names are taken from the window's
-#   allowed_headers().
 # - an exit response (and a gateway error: 502/504/503) is seen by prometheus with its code and
 #   source "kong" (the proxy sets both for responses it makes).
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 from fastgw._core.http_parser cimport Header, M_OPTIONS, RequestParser
 from fastgw._core.jwt cimport JwtKey, JwtVerdict, JwtVerifier
 from fastgw._core.metrics cimport MF_LATENCY, MF_SOURCE_KONG, SharedMetrics
-from fastgw._core.ratelimit cimport RL_FAIL_OPEN, SharedCounters
+from fastgw._core.limiter cimport LIMITER_LINES_CAP, Buf, WindowLimiter
 
 import logging
 import os
@@ -49,36 +46,6 @@ cdef bytes SERVER_ERROR_BODY = orjson.dumps({"message": "An unexpected error occ
 
 # -------------------------------------------------------------------------------------------
 # small C helpers
-
-cdef inline void _put(Buf* b, const char* s, Py_ssize_t n) noexcept:
-    if b.n + n <= b.cap:
-        memcpy(b.p + b.n, s, n)
-    b.n += n   # an overflow shows as n > cap (checked by the caller)
-
-
-cdef inline void _putb(Buf* b, bytes s) noexcept:
-    _put(b, PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s))
-
-
-cdef inline void _put_int(Buf* b, int64_t v) noexcept:
-    # Python's str(int) for the values headers carry (never negative here)
-    cdef char tmp[24]
-    cdef int i = 24
-    cdef bint neg = v < 0
-    if neg:
-        v = -v
-    if v == 0:
-        _put(b, b"0", 1)
-        return
-    while v > 0:
-        i -= 1
-        tmp[i] = <char>(48 + v % 10)
-        v //= 10
-    if neg:
-        i -= 1
-        tmp[i] = b'-'
-    _put(b, tmp + i, 24 - i)
-
 
 cdef inline bint _ieq(const char* a, const char* lower, Py_ssize_t n) noexcept:
     # ASCII case-insensitive compare of a with an already lowercase name
@@ -244,15 +211,9 @@ cdef class NativeChain:
         r.code = status
         return status
 
-    cdef int set_resp_lines(self, Buf* b) except -1:
-        if b.n > b.cap:
-            raise OverflowError("rate-limiting response headers too long")
-        self.resp_lines = PyBytes_FromStringAndSize(b.p, b.n)
-        return 0
-
     cdef bint strip_response_header(self, const char* name, Py_ssize_t n) noexcept:
         """The upstream's lines the chain's response headers replace."""
-        return self.rl is not None and self.rl.strip(name, n)
+        return self.rl is not None and self.rl.limiter.strip(name, n)
 
     cdef void log(self, NativeReq* r, int64_t bytes_in, int64_t bytes_out,
                   double request_ms) noexcept:
@@ -335,14 +296,12 @@ def unsupported(chain, hash_spec=None):
             if c.anonymous or c.cookie_names:
                 return "jwt anonymous/cookie_names"
         elif t is RateLimiting:
-            if c.policy != "local" or c.window_type != "fixed" or p.table is None:
+            if c.policy != "local" or c.window_type != "fixed":
                 return "rate-limiting policy/window_type"
             if c.limit_by not in ("consumer", "credential", "ip", "service"):
                 return "rate-limiting limit_by " + c.limit_by
             if chain.env is not None and chain.env.trusted_networks:
                 return "trusted_ips (the client IP comes from X-Forwarded-For)"
-            if len(p.windows) > NATIVE_MAX_WINDOWS:
-                return "rate-limiting windows"
         elif t is Prometheus:
             pass
         else:

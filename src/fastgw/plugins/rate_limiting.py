@@ -11,8 +11,9 @@ Policies:
   when Redis fails; false answers Kong's 500.
 - ``cluster`` needs Kong's database; fastgw is DB-less, so the config is rejected.
 
-Counting is exact: a request over any of its limits is counted in none (a window already
-counted is taken back), so N workers never allow more than a limit in a window.
+The window arithmetic, the exact counting (a request over any of its limits is counted in
+none) and the response headers are the compiled :class:`fastgw._core.limiter.WindowLimiter`'s,
+which the compiled plugin chain calls too; this module computes the identifier and the keys.
 
 Windows as Kong: second, minute, hour, day (UTC, epoch-aligned), month and year (UTC calendar);
 counter keys ``route:service:identifier:period`` where route/service are the PLUGIN's scope
@@ -29,7 +30,6 @@ the least remaining (ties: the longer window), ``Retry-After`` on 429; none with
 
 from __future__ import annotations
 
-import calendar
 import logging
 import time
 from typing import Any, Literal
@@ -37,7 +37,8 @@ from typing import Any, Literal
 import msgspec
 import xxhash
 
-from fastgw._core.ratelimit import FAIL_OPEN, MAX_COUNT, SharedCounters
+from fastgw._core.limiter import WindowLimiter
+from fastgw._core.ratelimit import MAX_COUNT, SharedCounters
 
 from .base import KONG_SERVER_ERROR, Plugin, PluginEnv, Response, field_error
 
@@ -173,7 +174,7 @@ class _Window:
     """One configured limit, with what is precomputed for it."""
 
     __slots__ = ("period", "limit", "count_limit", "seconds", "ms", "limit_header", "remaining_header",
-                 "limit_str", "suffix", "calendar", "_lh", "_rh", "_limit_b")
+                 "limit_str", "suffix", "calendar")
 
     def __init__(self, period: str, limit: float, sliding: bool = False) -> None:
         self.period = period
@@ -187,16 +188,6 @@ class _Window:
         self.limit_header = f"X-RateLimit-Limit-{cap}"
         self.remaining_header = f"X-RateLimit-Remaining-{cap}"
         self.limit_str = _num(limit)
-        # Kong's spelling on the wire ("X-RateLimit-Limit-Minute"): the proxy keeps the case
-        self._lh = self.limit_header.encode()
-        self._rh = self.remaining_header.encode()
-        self._limit_b = self.limit_str.encode()
-
-    def allowed_headers(self, remaining: str, reset: str) -> list[tuple[bytes, bytes]]:
-        """Headers of an allowed request limited by this window alone (header_filter form)."""
-        rem = remaining.encode()
-        return [(self._lh, self._limit_b), (self._rh, rem), (b"RateLimit-Limit", self._limit_b),
-                (b"RateLimit-Remaining", rem), (b"RateLimit-Reset", reset.encode())]
 
 
 # Kong's EMPTY_UUID for a missing scope
@@ -205,20 +196,6 @@ _EMPTY_UUID = "00000000-0000-0000-0000-000000000000"
 
 def _scope_str(route_id: Any, service_id: Any) -> str:
     return f"{route_id or _EMPTY_UUID}:{service_id or _EMPTY_UUID}"
-
-
-def _calendar_bounds(period: str, now_s: int) -> tuple[int, int]:
-    """UTC [start, end) in seconds of the month or year containing ``now_s`` (Kong's
-    timestamp.get_timestamps uses the UTC calendar for both)."""
-    t = time.gmtime(now_s)
-    if period == "month":
-        start = calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0))
-        y, m = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
-        end = calendar.timegm((y, m, 1, 0, 0, 0))
-    else:
-        start = calendar.timegm((t.tm_year, 1, 1, 0, 0, 0))
-        end = calendar.timegm((t.tm_year + 1, 1, 1, 0, 0, 0))
-    return start, end
 
 
 class RateLimiting(Plugin):
@@ -235,11 +212,7 @@ class RateLimiting(Plugin):
         self.windows = [_Window(p, getattr(config, p), config.window_type == "sliding")
                          for p in PERIODS if getattr(config, p) is not None]
         self._sliding = config.window_type == "sliding"
-        w0 = self.windows[0]
-        self.single: _Window | None = (w0 if len(self.windows) == 1 and not self._sliding and not w0.calendar
-                                     and config.policy == "local" else None)
         self._header_lower = (config.header_name or "").lower().encode("latin-1")
-        self._calendar_cache: dict[tuple[str, int], tuple[int, int]] = {}
         self._last_overflow_log = 0.0
         self._scope_str: str | None = None
         self._scope_cache: dict[tuple[int, int], str] = {}
@@ -256,6 +229,13 @@ class RateLimiting(Plugin):
                 server_name=r.server_name))
         else:
             self.table = shared_counters()
+        # the window arithmetic, counting and headers (the redis policy uses its bounds and
+        # headers; counting there is the Lua script's)
+        self.limiter = WindowLimiter(self.table, self.windows, sliding=self._sliding,
+                                     hide=config.hide_client_headers,
+                                     error_code=config.error_code,
+                                     error_message=config.error_message,
+                                     on_overflow=self.log_overflow)
 
     # ---- identifier (Kong's get_identifier) ----
     def _identifier(self, ctx: Any) -> str:
@@ -303,94 +283,16 @@ class RateLimiting(Plugin):
                 xxhash.xxh3_64_intdigest(scope.encode() + b":" + w.suffix) for w in self.windows)
         return seeds
 
-    def bounds(self, w: _Window, now_s: int) -> tuple[int, int]:
-        """[start, end) in seconds of the fixed window containing now_s."""
-        if w.calendar:
-            ck = (w.period, now_s // 86400)
-            b = self._calendar_cache.get(ck)
-            if b is None:
-                if len(self._calendar_cache) > 64:
-                    self._calendar_cache.clear()
-                b = self._calendar_cache[ck] = _calendar_bounds(w.period, now_s)
-            if not b[0] <= now_s < b[1]:
-                b = _calendar_bounds(w.period, now_s)
-            return b
-        start = now_s - now_s % w.seconds
-        return start, start + w.seconds
-
     # ---- phases ----
     def access(self, ctx: Any) -> Any:
         if self._redis is not None:
             return self._access_redis(ctx)
-        now_ms = int(ctx.now * 1000)
-        now_s = now_ms // 1000
         # key = xxh3(identifier, seed = xxh3("route:service:period")): one small hash per window
         seeds = self.seeds_for(self.scope_prefix(ctx))
         ident = self._identifier(ctx).encode()
         h64 = xxhash.xxh3_64_intdigest
-        one = self.single
-        if one is not None:
-            # The common shape (one fixed second/minute/hour/day limit): no lists, no tuples
-            # beyond the headers. Denials and every other shape take the general path below.
-            seconds = one.seconds
-            start = now_s - now_s % seconds
-            r = self.table.hit(h64(ident, seeds[0]), now_ms, start * 1000,  # type: ignore[union-attr]
-                                (start + seconds) * 1000, one.count_limit)
-            if r >= 0:
-                if not self.config.hide_client_headers:
-                    rem = one.count_limit - r
-                    reset = start + seconds - now_s
-                    ctx.vars["rate-limiting.headers"] = one.allowed_headers(str(rem if rem > 0 else 0),
-                                                                           str(reset if reset > 1 else 1))
-                return None
-            if r == FAIL_OPEN:
-                self.log_overflow(self.table)  # type: ignore[arg-type]
-                return None
-        table = self.table
-        assert table is not None
-        counted: list[tuple[int, int, int]] = []  # (usage index, key, window start ms)
-        usage: list[tuple[_Window, int, int]] = []  # (window, count, reset seconds)
-        stop: _Window | None = None
-        sliding = self._sliding
-        for wi, w in enumerate(self.windows):
-            key = h64(ident, seeds[wi])
-            if sliding:
-                start = 0
-                reset = w.seconds - (now_ms % w.ms) // 1000
-            else:
-                start, end = self.bounds(w, now_s)
-                start *= 1000
-                reset = end - now_s
-            if stop is not None:
-                # after a denial: show the other windows' usage without counting (Kong shows all)
-                cur = table.peek_sliding(key, now_ms, w.ms) if sliding else table.peek(key, now_ms, start)
-                usage.append((w, cur, reset if reset > 1 else 1))
-                continue
-            if sliding:
-                r = table.hit_sliding(key, now_ms, w.ms, w.count_limit)
-            else:
-                r = table.hit(key, now_ms, start, end * 1000, w.count_limit)
-            if r == FAIL_OPEN:
-                self.log_overflow(table)
-                continue
-            if r < 0:  # denied: the current usage, without this request
-                stop = w
-                cur = table.peek_sliding(key, now_ms, w.ms) if sliding else table.peek(key, now_ms, start)
-                usage.append((w, cur, max(1, reset)))
-                continue
-            counted.append((len(usage), key, w.ms if sliding else start))
-            usage.append((w, r, reset if reset > 1 else 1))
-        if stop is not None:
-            # exactness: a denied request counts in no window; those windows then show their
-            # usage without this request, as Kong's do
-            for i, key, arg in counted:
-                if sliding:
-                    table.unhit_sliding(key, now_ms, arg)
-                else:
-                    table.unhit(key, now_ms, arg)
-                w, r, reset = usage[i]
-                usage[i] = (w, r - 1, reset)
-        return self._finish(ctx, usage, stop)
+        status, headers = self.limiter.hit([h64(ident, seed) for seed in seeds], ctx.now)
+        return self._result(ctx, status, headers)
 
     async def _access_redis(self, ctx: Any) -> Response | None:
         from fastgw.cluster.redis_limits import RedisError
@@ -412,8 +314,8 @@ class RateLimiting(Plugin):
                 res = await self._redis.hit_sliding(sl)
             else:
                 fx = []
-                for w in self.windows:
-                    start, end = self.bounds(w, now_s)
+                for i, w in enumerate(self.windows):
+                    start, end = self.limiter.window_bounds(i, now_s)
                     # Kong's key: ratelimit:<route>:<service>:<identifier>:<period_date ms>:<period>
                     fx.append((f"{base}{start * 1000}:{w.period}", w.limit, (end - start) * 1000))
                     resets.append(end - now_s)
@@ -424,42 +326,12 @@ class RateLimiting(Plugin):
                 return Response.json(500, KONG_SERVER_ERROR)
             log.error("rate-limiting: failed to get usage from redis (fault tolerant, request let through): %s", e)
             return None
-        usage = []
-        stop = None
-        for i, w in enumerate(self.windows):
-            usage.append((w, res.counts[i], max(1, resets[i])))
-            if res.denied == i:
-                stop = w
-        return self._finish(ctx, usage, stop)
+        status, headers = self.limiter.headers_for(res.counts, resets, res.denied)
+        return self._result(ctx, status, headers)
 
-    def _finish(self, ctx: Any, usage: list[tuple[_Window, int, int]], stop: _Window | None) -> Response | None:
-        conf = self.config
-        headers: list[tuple[str, str]] | None = None
-        reset = 0
-        if not conf.hide_client_headers and usage:
-            headers = []
-            best: _Window | None = None
-            best_remaining = 0
-            for w, count, w_reset in usage:
-                # allowed: count includes this request (Kong's remaining - 1); the stopping
-                # window shows 0; other windows of a denied request show what is left.
-                remaining = w.count_limit - count if w is not stop else 0
-                if remaining < 0:
-                    remaining = 0
-                headers.append((w.limit_header, w.limit_str))
-                headers.append((w.remaining_header, str(remaining)))
-                # Kong: the least remaining wins; on a tie the longer window
-                if best is None or remaining < best_remaining or (remaining == best_remaining
-                                                                  and w.seconds > best.seconds):
-                    best, best_remaining, reset = w, remaining, w_reset
-            assert best is not None
-            headers.append(("RateLimit-Limit", best.limit_str))
-            headers.append(("RateLimit-Remaining", str(best_remaining)))
-            headers.append(("RateLimit-Reset", str(reset)))
-        if stop is not None:
-            if headers is not None:
-                headers.append(("Retry-After", str(reset)))
-            return Response.message(conf.error_code, conf.error_message, headers)
+    def _result(self, ctx: Any, status: int, headers: list[tuple[bytes, bytes]]) -> Response | None:
+        if status:
+            return Response.message(status, self.config.error_message, headers or None)
         if headers:
             ctx.vars["rate-limiting.headers"] = headers
         return None
