@@ -69,8 +69,8 @@ def test_sliding_windows_weigh_the_previous_window() -> None:
     lim = limiter(("second", 4), sliding=True)
     for _ in range(4):
         assert lim.hit([9], 100.0)[0] == 0
-    assert lim.hit([9], 100.5)[0] == 429            # 4 * 0.5 + 0 = 2, then 4 counted... denied
-    assert lim.hit([9], 101.75)[0] == 0             # 4 * 0.25 = 1 in the weighed window
+    assert lim.hit([9], 100.5)[0] == 429            # the current window holds 4 already
+    assert lim.hit([9], 101.75)[0] == 0             # the previous 4 weigh 4 * 0.25 = 1
 
 
 def test_headers_for_usage_counted_elsewhere() -> None:
