@@ -13,7 +13,8 @@ from fastgw.plugins import PluginConfigError, validate_config
 from fastgw.plugins import rate_limiting as rl
 from fastgw.plugins.chain import PluginInstanceError
 
-from plugins_engines.helpers import NOW, Gateway, hdrs
+from plugins_engines import helpers
+from plugins_engines.helpers import ENGINES, NOW, Gateway, hdrs
 
 ALICE = SimpleNamespace(id="c-alice", username="alice", custom_id=None)
 BOB = SimpleNamespace(id="c-bob", username="bob", custom_id=None)
@@ -22,6 +23,16 @@ BOB = SimpleNamespace(id="c-bob", username="bob", custom_id=None)
 @pytest.fixture(autouse=True)
 def fresh_table() -> None:
     rl.init_shared(4096)  # each test counts in its own table
+
+
+@pytest.fixture(autouse=True, params=ENGINES)
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test of this file runs on the Python chain and on the compiled chain; those that
+    reach into the Python chain itself are marked python_only."""
+    if request.param == "native" and request.node.get_closest_marker("python_only"):
+        pytest.skip("drives the Python chain directly")
+    monkeypatch.setattr(helpers, "engine", request.param)
+    return request.param
 
 
 def gw(**config: object) -> Gateway:
@@ -150,6 +161,7 @@ def test_several_windows_report_the_tightest_and_count_denied_nowhere() -> None:
     assert g.request(now=NOW + 1)[1].status == 429
 
 
+@pytest.mark.python_only
 @pytest.mark.parametrize("limit_by", ["consumer", "credential"])
 def test_limit_by_consumer_or_credential_separates_and_falls_back_to_ip(limit_by: str) -> None:
     g = gw(second=1, limit_by=limit_by)
