@@ -4,9 +4,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fastgw-installed
-SOURCES := pyproject.toml setup.py $(wildcard src/fastgw/_core/*.pyx src/fastgw/_core/*.pxd src/fastgw/_core/*.pxi)
+SOURCES := pyproject.toml setup.py $(wildcard src/fastgw/_core/*.pyx src/fastgw/_core/*.pxd src/fastgw/_core/*.pxi src/fastgw/_core/*.h)
 
-.PHONY: run test build sysdeps bench annotate clean
+.PHONY: run test build sysdeps bench annotate sanitize clean
 
 $(STAMP): $(SOURCES)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,9 @@ test: sysdeps $(STAMP)
 
 bench: build
 	$(PY) bench/run.py $(ARGS)
+
+sanitize: $(STAMP)
+	PYTHON=$(PY) bash scripts/sanitize.sh $(PYTEST_ARGS)
 
 annotate: $(STAMP)
 	FASTGW_ANNOTATE=1 $(PY) setup.py -q build_ext --inplace --force

@@ -5,7 +5,8 @@ Rules:
   stray global Cython cannot produce a subtly different core.
 - Cython warnings are errors. Generated .c files are build outputs: never committed, never shipped.
 - FASTGW_BUILD_ONLY=router,balancer restricts the build to those modules (for parallel work on one
-  tree); FASTGW_DEBUG=1 builds with -O0 -g and Cython's bounds checks for sanitizer runs.
+  tree); FASTGW_DEBUG=1 builds with -O0 -g and Cython's bounds checks; FASTGW_SANITIZE=1 builds
+  with AddressSanitizer and UndefinedBehaviorSanitizer (scripts/sanitize.sh runs the tests so).
 """
 import os
 import sys
@@ -32,6 +33,10 @@ def extensions():
 
     Options.warning_errors = True  # "Warnings are errors" (STYLE.md)
     debug = os.environ.get("FASTGW_DEBUG") == "1"
+    sanitize = os.environ.get("FASTGW_SANITIZE") == "1"
+    # msgspec's MSGSPEC_SANITIZE idea: the same sources, instrumented; Python itself is not
+    san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+           "-fno-omit-frame-pointer"] if sanitize else []
     only = {m for m in os.environ.get("FASTGW_BUILD_ONLY", "").split(",") if m}
     core = Path("src/fastgw/_core")
     sources = sorted(core.glob("*.pyx"))
@@ -46,15 +51,16 @@ def extensions():
             Extension(
                 f"fastgw._core.{pyx.stem}",
                 [str(pyx)],
-                extra_compile_args=(["-O0", "-g"] if debug else ["-O2"])
-                + ["-Wall", "-Werror", "-Wno-unused-function", "-Wno-unreachable-code"],
+                extra_compile_args=(["-O0", "-g"] if debug else ["-O1", "-g"] if sanitize else ["-O2"])
+                + ["-Wall", "-Werror", "-Wno-unused-function", "-Wno-unreachable-code"] + san,
+                extra_link_args=san,
             )
         )
     return cythonize(
         exts,
         language_level=3,
         compiler_directives={
-            "boundscheck": debug,
+            "boundscheck": debug or sanitize,
             "wraparound": False,
             "cdivision": True,
             "embedsignature": True,
