@@ -368,8 +368,10 @@ class NginxProcess(ManagedProcess):
     name = "nginx"
 
     def __init__(self, http_conf: str, ports: Sequence[int], workers: int = 1,
-                 master_process: bool = True, start_timeout: float = 10.0) -> None:
+                 master_process: bool = True, start_timeout: float = 10.0,
+                 worker_connections: int = 4096) -> None:
         super().__init__()
+        self.worker_connections = worker_connections
         self.http_conf = http_conf
         self.ports = list(ports)
         self.workers = workers
@@ -386,7 +388,8 @@ class NginxProcess(ManagedProcess):
 
     def _write_conf(self) -> Path:
         conf = self.tmpdir / "nginx.conf"
-        conf.write_text(nginx_conf(self.tmpdir, self.http_conf, self.workers, self.master_process))
+        conf.write_text(nginx_conf(self.tmpdir, self.http_conf, self.workers, self.master_process,
+                                   self.worker_connections))
         return conf
 
     def start(self) -> "NginxProcess":
