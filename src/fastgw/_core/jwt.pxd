@@ -32,7 +32,6 @@ cdef class JwtKey:
     cdef readonly str key             # the credential's `key` (what key_claim_name names)
     cdef readonly object consumer
     cdef readonly object credential
-    cdef readonly object tag          # caller data (the compiled chain's consumer record)
     cdef int alg
     cdef bytes secret                 # HS*: the raw secret (after base64 when configured)
     cdef object pkey                  # others: a cryptography public key; None: unusable

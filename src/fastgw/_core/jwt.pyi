@@ -10,13 +10,11 @@ class JwtKey:
     key: str
     consumer: Any
     credential: Any
-    tag: Any
     @property
     def algorithm(self) -> str | None: ...
     def __init__(self, key: str, algorithm: str, *, secret: str | bytes | None = None,
                  rsa_public_key: str | bytes | None = None, consumer: Any = None,
-                 credential: Any = None, tag: Any = None) -> None: ...
-    def set_tag(self, tag: Any) -> None: ...
+                 credential: Any = None) -> None: ...
 
 class JwtVerdict:
     key: JwtKey | None

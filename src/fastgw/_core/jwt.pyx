@@ -88,7 +88,7 @@ cdef bint _verify_pkey(int alg, object key, bytes data, bytes sig) except -1:
 
 cdef class JwtKey:
     def __init__(self, str key, str algorithm, *, secret=None, rsa_public_key=None,
-                 consumer=None, credential=None, tag=None):
+                 consumer=None, credential=None):
         """``secret``: the HS* secret as stored (already base64-decoded when the plugin says
         so); ``rsa_public_key``: the PEM of the other algorithms. An unusable key is kept: its
         requests answer Kong's "Invalid key/secret" instead of failing the whole snapshot."""
@@ -96,7 +96,6 @@ cdef class JwtKey:
         self.alg = _ALG.get(algorithm, ALG_NONE)
         self.consumer = consumer
         self.credential = credential
-        self.tag = tag
         self.secret = None
         self.pkey = None
         if ALG_HS256 <= self.alg <= ALG_HS512:
@@ -111,9 +110,6 @@ cdef class JwtKey:
     @property
     def algorithm(self):
         return ALGORITHMS[self.alg - 1] if self.alg else None
-
-    def set_tag(self, tag):
-        self.tag = tag
 
     cdef bint usable(self):
         return self.secret is not None or self.pkey is not None

@@ -44,13 +44,14 @@ cdef class ConsumerRecord:
     cdef readonly bytes req_lines       # upstream header lines; None: authenticate raises (500)
     cdef readonly bytes ident_consumer  # rate-limiting identifiers (None: the client IP)
     cdef readonly bytes ident_credential
+    cdef int pm_label                   # prometheus' consumer label id; -1: not interned yet
 
 
-cdef class KeyIndex:
-    # the credentials of one key-auth plugin instance (shared by every chain that has it)
-    cdef readonly dict by_bytes         # key (latin-1 bytes) -> ConsumerRecord: header keys
-    cdef readonly dict by_str           # key str -> ConsumerRecord: query keys (percent-decoded)
-    cdef readonly list records
+cdef class Records:
+    cdef readonly list items            # by index (NativeReq.consumer - 1)
+    cdef dict by_cred                   # id(credential) -> ConsumerRecord
+
+    cdef ConsumerRecord get(self, consumer, credential, identifier)
 
 
 cdef class NativeChain
@@ -62,7 +63,8 @@ cdef class KeyAuthKernel:
     cdef bint preflight
     cdef list lnames                    # lowercase header names (bytes), in config order
     cdef list names                     # [(name str, qname bytes, qname_enc bytes | None)]
-    cdef readonly KeyIndex index
+    cdef dict keys                      # the plugin's key str -> (consumer, credential)
+    cdef readonly Records records
     cdef bytes challenge
     cdef bytes body_none
     cdef bytes body_dup
@@ -81,7 +83,7 @@ cdef class JwtKernel:
     cdef list markers                   # raw query substrings that make a parameter possible
     cdef bytes challenge                # no token sent
     cdef bytes challenge_invalid        # a token that fails
-    cdef readonly list records          # ConsumerRecord per jwt secret (JwtKey.tag)
+    cdef readonly Records records
 
     cdef int access(self, NativeChain c, NativeReq* r, const char* head, RequestParser p,
                     uint32_t query_off, uint32_t query_n, double now) except -1
@@ -110,8 +112,8 @@ cdef class PrometheusKernel:
     cdef uint32_t service
     cdef uint32_t route
     cdef bint per_consumer
-    cdef uint32_t* consumers            # label id per auth record index (malloc'd)
-    cdef Py_ssize_t n_consumers
+    cdef object plugin                  # for its public label_id() (a consumer's first log)
+    cdef Records records                # the chain's auth records (None: no auth)
 
     cdef void log(self, NativeReq* r, int64_t bytes_in, int64_t bytes_out,
                   double request_ms) noexcept
@@ -121,7 +123,7 @@ cdef class NativeChain:
     cdef readonly list names            # plugin names, in chain order
     cdef object clock                   # None: the wall clock; else a callable (FakeClock)
     cdef readonly bint timed            # prometheus records latencies (the proxy times them)
-    cdef list records                   # the auth kernel's ConsumerRecords (None: no auth)
+    cdef Records records                # the auth kernel's (None: no auth plugin)
     cdef KeyAuthKernel ka
     cdef JwtKernel jwt
     cdef RateLimitKernel rl

@@ -12,26 +12,22 @@ class ConsumerRecord:
     ident_credential: bytes | None
     def __init__(self, index: int, consumer: Any, credential: Any, identifier: str | None) -> None: ...
 
-class KeyIndex:
-    by_bytes: dict[bytes, ConsumerRecord]
-    by_str: dict[str, ConsumerRecord]
-    records: list[ConsumerRecord]
-    def __init__(self, keys: dict[str, tuple[Any, Any]]) -> None: ...
+class Records:
+    items: list[ConsumerRecord]
 
 class KeyAuthKernel:
-    index: KeyIndex
+    records: Records
     def __init__(self, plugin: Any) -> None: ...
 
 class JwtKernel:
-    records: list[ConsumerRecord]
+    records: Records
     def __init__(self, plugin: Any) -> None: ...
 
 class RateLimitKernel:
     def __init__(self, plugin: Any, route: Any, service: Any) -> None: ...
 
 class PrometheusKernel:
-    def __init__(self, plugin: Any, route: Any, service: Any,
-                 records: list[ConsumerRecord] | None) -> None: ...
+    def __init__(self, plugin: Any, route: Any, service: Any, records: Records | None) -> None: ...
 
 class NativeChain:
     names: list[str]

@@ -22,8 +22,8 @@
 #   source "kong" (the proxy sets both for responses it makes).
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
@@ -96,38 +96,37 @@ include "native_ratelimit.pxi"
 cdef class PrometheusKernel:
     """prometheus' log phase: one SharedMetrics.record, as Prometheus.log."""
 
-    def __init__(self, plugin, route, service, list records):
-        cdef ConsumerRecord rec
-        from fastgw.plugins.prometheus import consumer_label, route_label, service_label
+    def __init__(self, plugin, route, service, Records records):
+        from fastgw.plugins.prometheus import route_label, service_label
 
+        self.plugin = plugin
         self.metrics = plugin.metrics
         self.flags = plugin.flags
         self.service = plugin.label_id(service, service_label) if service is not None else 0
         self.route = plugin.label_id(route, route_label) if route is not None else 0
         self.per_consumer = plugin.config.per_consumer and records is not None
-        if self.per_consumer:
-            self.n_consumers = len(records)
-            self.consumers = <uint32_t*>malloc(max(1, self.n_consumers) * sizeof(uint32_t))
-            if self.consumers == NULL:
-                raise MemoryError()
-            for rec in records:
-                self.consumers[rec.index] = plugin.label_id(rec.consumer, consumer_label) \
-                    if rec.consumer is not None else 0
-
-    def __dealloc__(self):
-        if self.consumers != NULL:
-            free(self.consumers)
-            self.consumers = NULL
+        self.records = records
 
     cdef void log(self, NativeReq* r, int64_t bytes_in, int64_t bytes_out,
                   double request_ms) noexcept:
         cdef uint32_t flags = self.flags
         cdef uint32_t consumer = 0
+        cdef ConsumerRecord rec
         cdef int code
         if r.exit:
             flags |= MF_SOURCE_KONG
-        if self.per_consumer and 0 < r.consumer <= self.n_consumers:
-            consumer = self.consumers[r.consumer - 1]
+        if self.per_consumer and r.consumer > 0:
+            rec = <ConsumerRecord>self.records.items[r.consumer - 1]
+            if rec.pm_label < 0:
+                # interned on the consumer's first logged request (then a C read)
+                try:
+                    from fastgw.plugins.prometheus import consumer_label
+                    rec.pm_label = self.plugin.label_id(rec.consumer, consumer_label) \
+                        if rec.consumer is not None else 0
+                except Exception:
+                    log.exception("prometheus: consumer label")
+                    rec.pm_label = 0
+            consumer = <uint32_t>rec.pm_label
         code = r.code
         if code < 0 or code >= 1024:
             code = 0
@@ -325,7 +324,7 @@ cdef NativeChain _build(chain, route, service, clock):
         t = type(p)
         if t is KeyAuth:
             n.ka = KeyAuthKernel(p)
-            n.records = n.ka.index.records
+            n.records = n.ka.records
         elif t is Jwt:
             n.jwt = JwtKernel(p)
             n.records = n.jwt.records

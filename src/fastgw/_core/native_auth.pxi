@@ -1,12 +1,14 @@
 # Authentication kernels of the compiled chain: key-auth and jwt (included by native.pyx).
 #
 # Both end the same way as their Python plugins: ctx.authenticate(consumer, credential, id),
-# rendered once per credential into a ConsumerRecord (the upstream header lines and the
-# rate-limiting identifiers), so a request only picks the record.
+# rendered into a ConsumerRecord (the upstream header lines and the rate-limiting identifiers) the
+# first time a credential authenticates on the route, so a request only picks the record and a
+# snapshot with 100k credentials builds no per-credential object up front.
 
 cdef class ConsumerRecord:
     def __init__(self, int index, consumer, credential, identifier):
         self.index = index
+        self.pm_label = -1
         self.consumer = consumer
         self.credential = credential
         # what ctx.authenticate(consumer, credential, identifier) records, rendered as the
@@ -40,24 +42,23 @@ cdef class ConsumerRecord:
         self.ident_credential = str(v).encode() if v else None
 
 
-cdef class KeyIndex:
-    def __init__(self, dict keys):
-        # keys: the KeyAuth plugin's index (key str -> (consumer, credential))
+cdef class Records:
+    """The ConsumerRecords of one route's auth kernel, made on first use."""
+
+    def __init__(self):
+        self.items = []
+        self.by_cred = {}
+
+    cdef ConsumerRecord get(self, consumer, credential, identifier):
+        # keyed by the credential object: it lives as long as the snapshot that holds this
+        cdef object o = self.by_cred.get(id(credential))
         cdef ConsumerRecord rec
-        self.by_bytes = {}
-        self.by_str = {}
-        self.records = []
-        for key, (consumer, cred) in keys.items():
-            cred_id = getattr(cred, "id", None)
-            rec = ConsumerRecord(len(self.records), consumer, cred,
-                                 str(cred_id) if cred_id else None)
-            self.records.append(rec)
-            self.by_str[key] = rec
-            try:
-                # a header value is decoded as latin-1: only latin-1 keys can match it
-                self.by_bytes[key.encode("latin-1")] = rec
-            except UnicodeEncodeError:
-                pass
+        if o is not None:
+            return <ConsumerRecord>o
+        rec = ConsumerRecord(len(self.items), consumer, credential, identifier)
+        self.items.append(rec)
+        self.by_cred[id(credential)] = rec
+        return rec
 
 
 # -------------------------------------------------------------------------------------------
@@ -78,7 +79,8 @@ cdef class KeyAuthKernel:
         self.preflight = c.run_on_preflight
         self.lnames = [lname for _, lname, _, _ in plugin.names]
         self.names = [(name, qname, qenc) for name, _, qname, qenc in plugin.names]
-        self.index = KeyIndex(plugin.keys)
+        self.keys = plugin.keys     # the plugin's own index: key str -> (consumer, credential)
+        self.records = Records()
         self.challenge = plugin.challenge.encode("latin-1")
         self.body_none = orjson.dumps({"message": "No API key found in request"})
         self.body_dup = orjson.dumps({"message": "Duplicate API key found"})
@@ -94,7 +96,6 @@ cdef class KeyAuthKernel:
         cdef const char* lp
         cdef const char* qs = head + query_off + 1
         cdef object key_str = None
-        cdef ConsumerRecord rec
         cdef bint have = False
         if not self.preflight and p.method == M_OPTIONS:
             return 0
@@ -133,16 +134,19 @@ cdef class KeyAuthKernel:
         if key_str is None:
             if found_h.value_len == 0:
                 return self.unauthorized(c, r, self.body_none)
-            k = self.index.by_bytes.get(PyBytes_FromStringAndSize(
-                head + found_h.value_off, found_h.value_len))
+            # Request.get_header: the value as latin-1 text
+            k = self.keys.get(PyUnicode_DecodeLatin1(head + found_h.value_off,
+                                                     found_h.value_len, NULL))
         else:
             if not key_str:
                 return self.unauthorized(c, r, self.body_none)
-            k = self.index.by_str.get(key_str)
+            k = self.keys.get(key_str)
         if k is None:
             return self.unauthorized(c, r, self.body_invalid)
-        rec = <ConsumerRecord>k
-        return _authenticated(c, r, rec)
+        consumer, cred = <tuple>k
+        cred_id = getattr(cred, "id", None)
+        return _authenticated(c, r, self.records.get(consumer, cred,
+                                                     str(cred_id) if cred_id else None))
 
     cdef int unauthorized(self, NativeChain c, NativeReq* r, bytes body) except -1:
         return c.exit(r, 401, [(b"Content-Type", JSON_CT), (b"WWW-Authenticate", self.challenge)],
@@ -190,7 +194,6 @@ cdef class JwtKernel:
     JwtVerifier, shared with its Python path."""
 
     def __init__(self, plugin):
-        cdef int i
         c = plugin.config
         self.verifier = plugin.verifier
         self.preflight = c.run_on_preflight
@@ -199,12 +202,7 @@ cdef class JwtKernel:
         self.markers = list(plugin.query_markers)
         self.challenge = plugin.challenge.encode("latin-1")
         self.challenge_invalid = plugin.challenge_invalid.encode("latin-1")
-        self.records = []
-        for i, key in enumerate(self.verifier.keys.values()):
-            # Kong's set_consumer: the credential identifier is the jwt secret's key
-            rec = ConsumerRecord(i, key.consumer, key.credential, key.key or None)
-            key.set_tag(rec)
-            self.records.append(rec)
+        self.records = Records()
 
     cdef int access(self, NativeChain c, NativeReq* r, const char* head, RequestParser p,
                     uint32_t query_off, uint32_t query_n, double now) except -1:
@@ -217,6 +215,7 @@ cdef class JwtKernel:
         cdef dict found = None
         cdef object token = None
         cdef JwtVerdict verdict
+        cdef JwtKey key
         if not self.preflight and p.method == M_OPTIONS:
             return 0
         # Kong's retrieve_tokens: the query parameters, then the headers, deduplicated
@@ -256,7 +255,10 @@ cdef class JwtKernel:
             return self.fail(c, r, self.challenge_invalid, orjson.dumps(verdict.errors))
         if verdict.key is None:
             return self.fail(c, r, self.challenge_invalid, _message_body(verdict.message))
-        return _authenticated(c, r, <ConsumerRecord>verdict.key.tag)
+        key = verdict.key
+        # Kong's set_consumer: the credential identifier is the jwt secret's key
+        return _authenticated(c, r, self.records.get(key.consumer, key.credential,
+                                                     key.key or None))
 
     cdef int fail(self, NativeChain c, NativeReq* r, bytes challenge, bytes body) except -1:
         return c.exit(r, 401, [(b"Content-Type", JSON_CT), (b"WWW-Authenticate", challenge)], body)

@@ -61,7 +61,7 @@ cdef class RateLimitKernel:
         if self.by == RL_BY_SERVICE:
             ident = self.service_ident
         elif self.by != RL_BY_IP and r.consumer > 0:
-            rec = <ConsumerRecord>c.records[r.consumer - 1]
+            rec = <ConsumerRecord>c.records.items[r.consumer - 1]
             ident = rec.ident_consumer if self.by == RL_BY_CONSUMER else rec.ident_credential
         if ident is None:
             ident = client_ip
