@@ -45,13 +45,21 @@ class Snapshot:
 
 
 def split_host_port(target: str, default_port: int = 8000) -> tuple[str, int]:
-    if target.startswith("["):
-        host, _, rest = target[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    host, sep, port = target.rpartition(":")
-    if not sep:
-        return target, default_port
-    return host, int(port)
+    # a target "host[:port]" (Kong's default target port 8000)
+    from fastgw._core.hostport import split_host_port as split
+
+    return split(target, default_port)
+
+
+def _hash_input(spec: Any) -> Any:
+    """What the proxy calls per request for a consistent-hashing service (None: no hashing)."""
+    if spec is None:
+        return None
+    from functools import partial
+
+    from fastgw.balancing import request_hash
+
+    return partial(request_hash, spec)
 
 
 class Compiler:
@@ -169,6 +177,7 @@ class Compiler:
                 host_header = None
             services[s.id] = ServiceRT(
                 s.id, s.name or s.id, bal, health=health_rt, hash_spec=hash_spec,
+                hash_input=_hash_input(hash_spec),
                 host_header=host_header, connect_timeout=s.connect_timeout / 1000.0, read_timeout=s.read_timeout / 1000.0,
                 write_timeout=s.write_timeout / 1000.0, retries=s.retries, entity=s)
 
