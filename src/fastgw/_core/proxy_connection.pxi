@@ -150,6 +150,16 @@ cdef class Downstream(Sink):
             ex.up.transport.resume_reading()
         self.wake()
 
+    @property
+    def exchange(self):
+        """The exchange in progress, or None (tests, debugging)."""
+        return self.ex
+
+    @property
+    def holds_buffer(self) -> bool:
+        """Whether a read buffer is borrowed right now (idle connections hold none)."""
+        return self.rb.p != NULL
+
     # -- framing ------------------------------------------------------------------------------
     cdef void process(self):
         cdef Exchange ex

@@ -98,6 +98,11 @@ cdef class Exchange:
         """(request side, response side) names (tests, debugging)."""
         return _RQ_NAMES[self.rq], _RP_NAMES[self.rp]
 
+    def transition(self, str rq, str rp) -> bool:
+        """Exchange.to() by state names ("" keeps a side): for tests and debugging; an
+        illegal one is handled exactly as on the request path."""
+        return self.to(_RQ_NAMES.index(rq) if rq else KEEP, _RP_NAMES.index(rp) if rp else KEEP)
+
     # HeaderSource for the router's header conditions (valid only while start() runs)
     def get(self, bytes name_lower):
         return self.req.find_header(self.head_p, name_lower)
