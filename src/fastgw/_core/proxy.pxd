@@ -140,6 +140,10 @@ cdef class ProxyCore:
                                           # targets (fastgw.inprocess.open_inprocess)
     cdef public object pools            # dict (host, port, tls, verify) -> Pool
     cdef public object drained          # asyncio.Future set when draining and no requests left
+    cdef list parsers                   # idle RequestParsers (fixed slots: no list resizing)
+    cdef int nparsers
+    cdef RequestParser take_parser(self)
+    cdef void give_parser(self, RequestParser p)
 
 
 cdef class Sink:
@@ -187,6 +191,7 @@ cdef class Downstream(Sink):
     cdef void update_reading(self)
     cdef void reject(self, int status, str reason)
     cdef void release_buffer(self)
+    cdef void forget(self, Exchange ex)
     cdef void close(self)
     cdef void check(self, double now)
 

@@ -67,7 +67,6 @@ cdef class Sink:
 cdef class Downstream(Sink):
     def __init__(self, ProxyCore core):
         self.core = core
-        self.parser = RequestParser(**core.limits.parser_kwargs())
         self.cstate = CS_OPEN
         self.client_ip = "127.0.0.1"
 
@@ -127,8 +126,7 @@ cdef class Downstream(Sink):
         self.cstate = CS_CLOSED
         self.core.conns.discard(self)
         if ex is not None:
-            self.ex = None
-            self.core.active_requests -= 1
+            self.forget(ex)
             ex.abandon(499)
         self.transport = None
         self.release_buffer()
@@ -174,6 +172,8 @@ cdef class Downstream(Sink):
                     break
                 if self.writing_paused:
                     break   # the previous response is still queued: the next one waits
+                if self.parser is None:
+                    self.parser = self.core.take_parser()
                 r = self.parser.parse_head(self.rb.p + self.rb.rpos, self.rb.wpos - self.rb.rpos)
                 if r == 0:
                     break
@@ -244,6 +244,8 @@ cdef class Downstream(Sink):
     cdef void reject(self, int status, str reason):
         # a head the parser refused, or one that timed out: answered, then the connection closes
         cdef Exchange ex = Exchange.__new__(Exchange)
+        if self.parser is None:
+            self.parser = self.core.take_parser()
         ex.core = self.core
         ex.sink = self
         ex.req = self.parser
@@ -275,8 +277,20 @@ cdef class Downstream(Sink):
             self.transport.resume_reading()
 
     cdef void release_buffer(self):
+        # idle between requests: the read buffer and the parser go back to their pools
         if self.rb.rpos == self.rb.wpos:
             rbuf_give_back(&self.rb)
+            if self.parser is not None and self.ex is None:
+                self.core.give_parser(self.parser)
+                self.parser = None
+
+    cdef void forget(self, Exchange ex):
+        # the exchange leaves this connection; a parser that plugins read (HeadCopy) goes
+        # with it, never back to the pool
+        self.ex = None
+        self.core.active_requests -= 1
+        if ex._head_copy is not None:
+            self.parser = None
 
     # -- Sink: HTTP/1.1 output ------------------------------------------------------------------
     cdef void begin_head(self, Exchange ex, int status, const char* reason, Py_ssize_t n):
@@ -291,7 +305,7 @@ cdef class Downstream(Sink):
             putb(b"\r\n")
 
     cdef void end_head(self, Exchange ex, bint unknown_length):
-        cdef RequestParser p = self.parser
+        cdef RequestParser p = ex.req
         self.resp_chunked = False
         if unknown_length:
             # RFC 9112 6.1: an HTTP/1.0 client cannot take chunked; the body ends at close
@@ -367,14 +381,14 @@ cdef class Downstream(Sink):
     cdef void exchange_done(self, Exchange ex):
         if ex is not self.ex:
             return
-        self.ex = None
-        self.core.active_requests -= 1
+        self.forget(ex)
         if self.cstate == CS_CLOSED:
             return
         if ex.must_close or not ex.keep_alive or ex.rq != RQ_COMPLETE or self.core.draining:
             self.close()
             return
-        self.parser.reset()
+        if self.parser is not None and self.rb.rpos < self.rb.wpos:
+            self.parser.reset()   # a pipelined head is next (else give_parser resets it)
         self.deadline = self.core.now + self.core.keepalive_timeout
         self.wake()
 
@@ -391,8 +405,7 @@ cdef class Downstream(Sink):
         if ex is not None:
             # the request ends with the connection (truncated response, broken body): counted
             # and logged here, once (connection_lost then finds no exchange)
-            self.ex = None
-            self.core.active_requests -= 1
+            self.forget(ex)
             ex.abandon(0)
         if truncated:
             self.transport.abort()   # truncated response: no clean end

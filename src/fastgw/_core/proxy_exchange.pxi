@@ -271,7 +271,7 @@ cdef class Exchange:
             self.sink.send_continue(self)
         self.replayable = self.rq == RQ_COMPLETE and (self.req.body_kind == BODY_NONE
                                                       or self.fixed_body is not None)
-        self.connect()
+        exchange_connect(self)
 
     cdef void compute_hash(self):
         exchange_compute_hash(self)

@@ -90,7 +90,7 @@ cdef void exchange_start(Exchange ex, const char* head, Py_ssize_t head_len):
     if chain is None:
         if ex.route.native is not None and ex.run_native(head, head_len):
             return
-        ex.req_head = ex.build_head(head, m, None)
+        ex.req_head = exchange_build_head(ex, head, m, None)
         ex.proceed()
         return
     # plugin path: keep a copy of the head for the plugins, then run rewrite + access
@@ -300,7 +300,7 @@ cdef void exchange_connect(Exchange ex):
     pool = <Pool>t.pool
     up = pool.take(core.now)
     if up is not None:
-        ex.attach(up)
+        exchange_attach(ex, up)
         return
     if pool.handler is not None:
         # in-process target: the same Upstream protocol over a memory transport (the Gateway

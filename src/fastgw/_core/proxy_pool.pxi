@@ -129,7 +129,7 @@ cdef class Upstream:
         if self.state == US_BODY and self.parser.body_kind == BODY_UNTIL_CLOSE \
                 and self.parser.feed_eof() == 0:
             self.state = US_IDLE
-            ex.on_response_done(self)
+            exchange_on_response_done(ex, self)
             return
         ex.upstream_failed(self, FAIL_RESET)
 
@@ -169,14 +169,14 @@ cdef class Upstream:
                     self.rb.rpos += r   # interim response (100 Continue): not forwarded
                     self.parser.reset()
                     continue
-                ex.on_response_head(self)
+                exchange_on_response_head(ex, self)
                 self.rb.rpos += r
                 if self.ex is not ex:
                     return      # a header_filter answered instead
                 self.state = US_BODY
                 if self.parser.body_kind == BODY_NONE:
                     self.state = US_IDLE
-                    ex.on_response_done(self)
+                    exchange_on_response_done(ex, self)
                     return
             elif self.state == US_TUNNEL:
                 if self.rb.rpos < self.rb.wpos:
@@ -198,7 +198,7 @@ cdef class Upstream:
                 self.rb.rpos += c
                 if self.parser.body_done:
                     self.state = US_IDLE
-                    ex.on_response_done(self)
+                    exchange_on_response_done(ex, self)
                     return
             else:
                 break

@@ -7,6 +7,11 @@
 #   Gateway hands ProxyCore its context factory and in-process connector.
 # - set_snapshot is one reference assignment: exchanges in flight keep the RouteRT they matched.
 
+cdef enum:
+    # idle RequestParsers kept per worker for reuse (~5 KiB each); more are freed
+    PARSER_POOL_MAX = 256
+
+
 cdef class ServiceRT:
     def __init__(self, str id, str name, Balancer balancer, *, health=None, hash_spec=None,
                  hash_input=None, bytes host_header=None, double connect_timeout=60.0,
@@ -59,6 +64,8 @@ cdef class ProxyCore:
         self.context_factory = context_factory
         self.inprocess_connect = inprocess_connect
         self.drained = None
+        self.parsers = [None] * PARSER_POOL_MAX
+        self.nparsers = 0
         self._refresh_date()
         if snapshot is not None:
             self.set_snapshot(snapshot)
@@ -79,6 +86,22 @@ cdef class ProxyCore:
                                        self.limits.upstream_keepalive_idle_timeout)
             p.ssl = ssl
         return p
+
+    cdef RequestParser take_parser(self):
+        cdef RequestParser p
+        if self.nparsers > 0:
+            self.nparsers -= 1
+            p = <RequestParser>self.parsers[self.nparsers]
+            self.parsers[self.nparsers] = None
+            return p
+        return RequestParser(**self.limits.parser_kwargs())
+
+    cdef void give_parser(self, RequestParser p):
+        # an idle connection holds no parser (its header array is ~5 KiB)
+        if self.nparsers < PARSER_POOL_MAX:
+            p.reset()
+            self.parsers[self.nparsers] = p
+            self.nparsers += 1
 
     def protocol(self):
         return DownstreamProtocol(self)

@@ -145,9 +145,10 @@ cdef inline Py_ssize_t host_len(const char* v, Py_ssize_t n):
 # -- pooled read buffers -------------------------------------------------------------------------
 
 cdef enum:
-    # Blocks kept for reuse after their connections went idle; more are freed (RSS returns
-    # towards baseline after a burst). nginx keeps none: it frees idle connections' buffers.
-    RBUF_POOL_MAX = 256
+    # Blocks kept for reuse after their connections went idle (64 x 64 KiB = 4 MiB at most);
+    # more are unmapped, so RSS returns towards baseline after a burst. nginx keeps none: it
+    # frees an idle keep-alive connection's buffers.
+    RBUF_POOL_MAX = 64
 
 cdef char* _rbuf_free[RBUF_POOL_MAX]
 cdef int _rbuf_nfree = 0
@@ -155,15 +156,19 @@ cdef int _rbuf_nfree = 0
 
 cdef inline int rbuf_borrow(RBuf* b) except -1:
     global _rbuf_nfree
+    cdef void* mem
     if b.p != NULL:
         return 0
     if _rbuf_nfree > 0:
         _rbuf_nfree -= 1
         b.p = _rbuf_free[_rbuf_nfree]
     else:
-        b.p = <char*>malloc(CONN_BUFFER_SIZE)
-        if b.p == NULL:
+        # mmap, not malloc: an unmapped block leaves RSS at once (heap blocks may not)
+        mem = mmap(NULL, CONN_BUFFER_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0)
+        if mem == MAP_FAILED:
             raise MemoryError()
+        b.p = <char*>mem
     b.rpos = b.wpos = 0
     return 0
 
@@ -177,7 +182,7 @@ cdef inline void rbuf_give_back(RBuf* b) noexcept:
         _rbuf_free[_rbuf_nfree] = b.p
         _rbuf_nfree += 1
     else:
-        free(b.p)
+        munmap(b.p, CONN_BUFFER_SIZE)
     b.p = NULL
     b.rpos = b.wpos = 0
 
