@@ -10,9 +10,9 @@ from _util import InProcessGateway, RawClient, get, kong, route, service
 from servers import EchoUpstream, pattern_bytes, wait_until
 
 
-def _cfg(echo: EchoUpstream, **svc) -> dict:
-    return kong(service("echo", echo.url("/"), [route("r", paths=["/up"], strip_path=False)],
-                        **svc))
+def _cfg(echo: EchoUpstream, buffering: bool = True, **svc) -> dict:
+    return kong(service("echo", echo.url("/"), [route("r", paths=["/up"], strip_path=False,
+                                                      request_buffering=buffering)], **svc))
 
 
 def test_stalled_body_to_a_404_is_closed_after_client_body_timeout(echo: EchoUpstream) -> None:
@@ -53,7 +53,7 @@ def test_stalled_body_buffered_for_a_plugin_gets_408(echo: EchoUpstream) -> None
 
 
 def test_half_close_mid_upload_closes_the_upstream_at_once(echo: EchoUpstream) -> None:
-    with InProcessGateway(_cfg(echo)) as gw:    # write_timeout 60 s: must not be waited for
+    with InProcessGateway(_cfg(echo, buffering=False)) as gw:    # write_timeout 60 s: must not be waited for
         c = RawClient(gw.port)
         c.send(get("/up", method="POST", extra="Content-Length: 1000000\r\n") + b"x" * 50_000)
         echo.wait_requests(1)

@@ -67,6 +67,11 @@ def feed(protocol: Any, data: bytes) -> None:
         data = data[n:]
 
 
+#: Kong's request_buffering / response_buffering off: bodies stream (most tests watch that)
+STREAMING_ROUTE = {"name": "r", "paths": ["/"], "request_buffering": False,
+                   "response_buffering": False}
+
+
 class Rig:
     """One ProxyCore, routes to the in-process target "python:up", upstream connections
     recorded in `ups` (each an UpstreamProtocol with a MockTransport)."""
@@ -81,7 +86,7 @@ class Rig:
             "_format_version": "3.0",
             "upstreams": [{"name": "u", "targets": [{"target": "python:up"}]}],
             "services": [{"name": "s", "host": "u", "retries": 2,
-                          "routes": routes or [{"name": "r", "paths": ["/"]}]}],
+                          "routes": routes or [STREAMING_ROUTE]}],
             "plugins": plugins or [],
         })
         compiler = Compiler(self.core, handlers={"python:up": object()}, active_health=False)

@@ -57,3 +57,8 @@ cdef enum:
     # that client's next pipelined request or the upstream's body. asyncio's high-water mark is
     # 64 KiB; nginx sends one response at a time (proxy_buffers 8 x 4-8 KiB).
     DEFAULT_MAX_QUEUED_OUTPUT = 65536          # bytes
+    # Response bytes queued to a slow client before the upstream is paused, on routes with
+    # response_buffering (Kong's default): the upstream is freed early. nginx proxy_buffers
+    # 8 x 8 KiB in memory plus proxy_max_temp_file_size 1 GiB on disk; fastgw keeps it in
+    # memory only, so less. response_buffering false: paused at max_queued_output.
+    DEFAULT_RESPONSE_BUFFER_SIZE = 1048576     # bytes (1 MiB)

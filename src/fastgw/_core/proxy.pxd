@@ -67,6 +67,7 @@ cdef class Limits:
     cdef readonly double client_body_timeout               # seconds
     cdef readonly int worker_connections
     cdef readonly Py_ssize_t max_queued_output
+    cdef readonly Py_ssize_t response_buffer_size
     cdef readonly bint underscores_in_headers
     cdef void _set(self, str name, str kind, object v) except *
 
@@ -98,6 +99,8 @@ cdef class RouteRT:
     cdef public NativeChain native    # the compiled chain (then chain is None), or None
     cdef public int https_redirect    # 0, or the status for plain-http requests to an
                                       # https-only route (https_redirect_status_code)
+    cdef public bint request_buffering   # read the whole body before the upstream sees it
+    cdef public bint response_buffering  # keep reading the upstream while the client is slow
 
 
 cdef class Pool:
@@ -160,6 +163,7 @@ cdef class Sink:
     cdef void send_continue(self, Exchange ex)
     cdef void flush(self)
     cdef void update_reading(self)
+    cdef bint backlogged(self)
     cdef void wake(self)
     cdef void abort(self, Exchange ex)
     cdef void exchange_done(self, Exchange ex)
@@ -240,6 +244,8 @@ cdef class Exchange:
     cdef int64_t max_body       # ctx.max_body_size, -1 = none
     cdef int64_t body_sent
     cdef bytearray body_buf
+    cdef int64_t body_len       # request body bytes buffered (memory or spill file)
+    cdef object spill           # temporary file of a buffered body beyond max_buffered_body
     cdef bytes fixed_body       # a buffered (or plugin-replaced) body, sent with Content-Length
     cdef object _plugin_match   # RouteMatch kept while plugins run
     cdef object _upstream_override  # canary: upstream chosen by a plugin
@@ -267,6 +273,9 @@ cdef class Exchange:
     cdef void https_only(self, const char* head, bytes host)
     cdef bytes build_head(self, const char* head, m, ctx)
     cdef void proceed(self)
+    cdef void go_upstream(self)
+    cdef void buffered(self)
+    cdef void pump_spill(self)
     cdef void compute_hash(self)
     cdef Balancer current_balancer(self)
     cdef void connect(self)

@@ -51,6 +51,9 @@ cdef class Sink:
     cdef void update_reading(self):
         pass
 
+    cdef bint backlogged(self):
+        return False
+
     cdef void wake(self):
         pass
 
@@ -135,7 +138,10 @@ cdef class Downstream(Sink):
     def pause_writing(self):
         cdef Exchange ex = self.ex
         self.writing_paused = True
-        if ex is not None and ex.up is not None and not ex.up.reading_paused:
+        if ex is not None and ex.up is not None and not ex.up.reading_paused \
+                and not (ex.route is not None and ex.route.response_buffering):
+            # response_buffering routes keep reading up to response_buffer_size
+            # (Exchange.on_response_data pauses then)
             ex.up.reading_paused = True
             ex.up.transport.pause_reading()
 
@@ -370,6 +376,9 @@ cdef class Downstream(Sink):
             if self.ex is not None:
                 self.ex.bytes_out += PyBytes_GET_SIZE(data)
             self.transport.write(data)
+
+    cdef bint backlogged(self):
+        return self.writing_paused
 
     cdef void wake(self):
         if self.depth == 0 and self.cstate == CS_OPEN:

@@ -120,6 +120,9 @@ cdef class Exchange:
         if not self.to(RQ_COMPLETE, KEEP):
             return
         if rq == RQ_BUFFERING:
+            if self.req_head is not None:
+                self.buffered()       # request buffering: the upstream gets it whole now
+                return
             self.fixed_body = bytes(self.body_buf)
             self.body_buf = None
             self.ctx.request.body = self.fixed_body
@@ -152,8 +155,26 @@ cdef class Exchange:
             self.send_error(408, MSG_REQUEST_TIMEOUT, True)
 
     cdef void buffer_data(self, char* data, Py_ssize_t n):
-        if len(self.body_buf) + n > self.core.limits.max_buffered_body:
+        cdef Limits lim = self.core.limits
+        self.body_len += n
+        if (lim.client_max_body_size > 0 and self.body_len > lim.client_max_body_size) \
+                or (self.max_body >= 0 and self.body_len > self.max_body):
+            # client_max_body_size, or request-size-limiting (ctx.max_body_size)
             self.send_error(413, MSG_BODY_TOO_LARGE, True)
+            return
+        if self.spill is not None:
+            self.spill.write(PyBytes_FromStringAndSize(data, n))
+            return
+        if self.body_len > lim.max_buffered_body:
+            if self.req_head is None:
+                # plugins read the body as bytes: it must fit in memory
+                self.send_error(413, MSG_BODY_TOO_LARGE, True)
+                return
+            # request buffering beyond memory: a temporary file (nginx client_body_temp_path)
+            self.spill = tempfile.TemporaryFile(prefix="fastgw-body-")
+            self.spill.write(self.body_buf)
+            self.body_buf = None
+            self.spill.write(PyBytes_FromStringAndSize(data, n))
             return
         self.body_buf += PyBytes_FromStringAndSize(data, n)
 
@@ -162,6 +183,9 @@ cdef class Exchange:
         if self.ended:
             return
         self.ended = True
+        if self.spill is not None:
+            self.spill.close()
+            self.spill = None
         self.end_log()
         self.sink.exchange_done(self)
 
@@ -171,6 +195,9 @@ cdef class Exchange:
             return
         self.ended = True
         self.detach(False)
+        if self.spill is not None:
+            self.spill.close()
+            self.spill = None
         if log_status and self.rp != RP_TUNNEL:
             self.status = log_status
         self.rq = RQ_ABORTED
@@ -269,9 +296,43 @@ cdef class Exchange:
             self.compute_hash()
         if self.req.expect_continue and self.rq == RQ_HEAD:
             self.sink.send_continue(self)
+        if self.route.request_buffering and self.rq == RQ_HEAD:
+            # Kong request_buffering (nginx proxy_request_buffering on): the whole body is
+            # read and its framing validated before anything goes upstream
+            if self.to(RQ_BUFFERING, KEEP):
+                self.body_buf = bytearray()
+            return
+        self.go_upstream()
+
+    cdef void go_upstream(self):
         self.replayable = self.rq == RQ_COMPLETE and (self.req.body_kind == BODY_NONE
-                                                      or self.fixed_body is not None)
+                                                      or self.fixed_body is not None
+                                                      or self.spill is not None)
         exchange_connect(self)
+
+    cdef void buffered(self):
+        # the body is complete: sent with Content-Length (a chunked request is re-framed)
+        if self.spill is None:
+            self.fixed_body = bytes(self.body_buf)
+            self.body_buf = None
+        if self.req_chunked:
+            self.req_chunked = False
+            self.req_head = self.req_head.replace(
+                b"\r\nTransfer-Encoding: chunked\r\n",
+                b"\r\nContent-Length: " + str(self.body_len).encode() + b"\r\n", 1)
+        self.go_upstream()
+
+    cdef void pump_spill(self):
+        # a spilled body goes out at the upstream's pace (its transport's backpressure)
+        cdef Upstream up = self.up
+        while up is not None and self.spill is not None and not up.writing_paused:
+            chunk = self.spill.read(CONN_BUFFER_SIZE)
+            if not chunk:
+                self.spill.close()
+                self.spill = None
+                break
+            up.transport.write(chunk)
+            self.up_deadline = self.core.now + self.route.service.write_timeout
 
     cdef void compute_hash(self):
         exchange_compute_hash(self)
@@ -378,6 +439,10 @@ cdef class Exchange:
             return
         self.sink.send_body(self, data, n)
         self.up_deadline = self.core.now + self.route.service.read_timeout
+        if self.sink.backlogged() and self.up is not None and not self.up.reading_paused \
+                and self.sink.queued_output() > self.core.limits.response_buffer_size:
+            self.up.reading_paused = True
+            self.up.transport.pause_reading()
 
     cdef void on_upgrade(self, Upstream up, Py_ssize_t head_len):
         exchange_on_upgrade(self, up, head_len)

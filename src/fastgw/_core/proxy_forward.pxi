@@ -338,6 +338,9 @@ cdef void exchange_attach(Exchange ex, Upstream up):
     if ex.fixed_body is not None:
         req = req + ex.fixed_body
     up.transport.write(req)
+    if ex.spill is not None:
+        ex.spill.seek(0)          # from the start (a retry sends it again)
+        ex.pump_spill()
     if ex.ctx is not None or ex.nat.timed:
         ex.t_up = ex.core.loop.time()
     ex.current_balancer().on_start(<Target>ex.target)

@@ -27,6 +27,7 @@ LIMITS = {
     "client_body_timeout": ("ms", 1, 1 << 31, DEFAULT_CLIENT_BODY_TIMEOUT_MS),
     "worker_connections": ("int", 1, 1 << 24, DEFAULT_WORKER_CONNECTIONS),
     "max_queued_output": ("int", 1024, 1 << 30, DEFAULT_MAX_QUEUED_OUTPUT),
+    "response_buffer_size": ("int", 0, 1 << 34, DEFAULT_RESPONSE_BUFFER_SIZE),
     # nginx underscores_in_headers off: names with "_" are dropped (backends that fold "_"
     # into "-" would otherwise see a different request)
     "underscores_in_headers": ("bool", 0, 1, 0),
@@ -69,6 +70,7 @@ cdef class Limits:
         elif name == "client_body_timeout": self.client_body_timeout = s
         elif name == "worker_connections": self.worker_connections = v
         elif name == "max_queued_output": self.max_queued_output = v
+        elif name == "response_buffer_size": self.response_buffer_size = v
         elif name == "underscores_in_headers": self.underscores_in_headers = v
 
     def parser_kwargs(self) -> dict:

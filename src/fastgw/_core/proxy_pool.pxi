@@ -141,6 +141,8 @@ cdef class Upstream:
     def resume_writing(self):
         self.writing_paused = False
         if self.ex is not None:
+            if self.ex.spill is not None:
+                self.ex.pump_spill()
             self.ex.sink.update_reading()
             self.ex.sink.wake()
 

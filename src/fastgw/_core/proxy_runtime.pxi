@@ -33,7 +33,8 @@ cdef class ServiceRT:
 
 cdef class RouteRT:
     def __init__(self, str id, str name, ServiceRT service, chain=None, entity=None,
-                 NativeChain native=None, int https_redirect=0):
+                 NativeChain native=None, int https_redirect=0, bint request_buffering=True,
+                 bint response_buffering=True):
         self.id = id
         self.name = name
         self.service = service
@@ -41,6 +42,8 @@ cdef class RouteRT:
         self.entity = entity
         self.native = native
         self.https_redirect = https_redirect
+        self.request_buffering = request_buffering
+        self.response_buffering = response_buffering
 
 
 cdef class ProxyCore:

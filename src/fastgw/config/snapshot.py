@@ -203,7 +203,9 @@ class Compiler:
             https_only = "http" not in r.protocols and "https" in r.protocols
             rt = RouteRT(r.id, r.name or r.id, svc, chain=None if native is not None else chain,
                          entity=r, native=native,
-                         https_redirect=r.https_redirect_status_code if https_only else 0)
+                         https_redirect=r.https_redirect_status_code if https_only else 0,
+                         request_buffering=r.request_buffering,
+                         response_buffering=r.response_buffering)
             routes[r.id] = rt
             specs.append(RouteSpec(
                 rt, hosts=list(r.hosts or []), paths=list(r.paths or []),
