@@ -67,8 +67,9 @@ def test_request_buffering_off_streams(echo: EchoUpstream) -> None:
 
 
 def test_response_buffering_frees_the_upstream_from_a_slow_client(echo: EchoUpstream) -> None:
-    size = 600_000
-    with InProcessGateway(_cfg(echo)) as gw, RawClient(gw.port, 10) as c:
+    size = 40_000_000      # beyond what socket buffers hold, within response_buffer_size
+    with InProcessGateway(_cfg(echo), limits={"response_buffer_size": 64 << 20}) as gw, \
+            RawClient(gw.port, 10) as c:
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         c.send(get("/d", extra=f"X-Echo: size={size}; close=1\r\n"))
         time.sleep(0.2)

@@ -93,3 +93,29 @@ def test_websocket_upgrade_becomes_a_tunnel(rig: Rig) -> None:
     assert ct.take().endswith(b"\r\n\r\nfrom-up")
     feed(c, b"from-client")
     assert ut.take() == b"from-client"
+
+
+def test_request_buffering_reads_the_body_before_the_upstream() -> None:
+    r = Rig(routes=[{"name": "r", "paths": ["/"]}])     # Kong's default: request_buffering
+    try:
+        c, ct = r.client()
+        feed(c, b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        assert c.exchange.state() == ("BUFFERING", "NONE") and not r.ups
+        feed(c, b"0\r\n\r\n")
+        assert c.exchange.state() == ("COMPLETE", "UPSTREAM")
+        _, fields, body = head_of(r.up()[1].take())
+        assert fields["content-length"] == "3" and "transfer-encoding" not in fields
+        assert body == b"abc"
+    finally:
+        r.close()
+
+
+def test_request_buffering_rejects_broken_framing_with_nothing_sent() -> None:
+    r = Rig(routes=[{"name": "r", "paths": ["/"]}])
+    try:
+        c, ct = r.client()
+        feed(c, b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n")
+        assert head_of(ct.take())[0] == "HTTP/1.1 400 Bad Request"
+        assert ct.closed and not r.ups
+    finally:
+        r.close()
