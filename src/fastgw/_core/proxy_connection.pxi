@@ -89,7 +89,7 @@ cdef class Downstream(Sink):
             # nginx worker_connections: beyond it a new connection is closed unanswered
             core.connections_refused += 1
             self.cstate = CS_CLOSED
-            transport.abort()
+            transport.close()
             return
         core.conns.add(self)
         transport.set_write_buffer_limits(core.limits.max_queued_output)
@@ -117,12 +117,9 @@ cdef class Downstream(Sink):
             # the client finished sending: let the response complete, then close
             ex.keep_alive = False
             return True
-        if ex.rq == RQ_STREAMING or ex.rq == RQ_HEAD or ex.rq == RQ_BUFFERING:
-            # half-close mid-upload: the request can never complete
-            # (nginx: "client prematurely closed connection", 499, upstream closed at once)
-            return False
-        ex.keep_alive = False
-        return True
+        # half-close mid-upload: the request can never complete (nginx: "client prematurely
+        # closed connection", 499, the upstream closed at once); mid-discard: already answered
+        return False
 
     def connection_lost(self, exc):
         cdef Exchange ex = self.ex

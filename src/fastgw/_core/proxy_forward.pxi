@@ -356,8 +356,10 @@ cdef void exchange_forward_data(Exchange ex, char* data, Py_ssize_t n):
     if up is None:
         return
     ex.body_sent += n
-    if ex.max_body >= 0 and ex.body_sent > ex.max_body:
-        # request-size-limiting on a streamed (chunked) body
+    if (ex.max_body >= 0 and ex.body_sent > ex.max_body) or \
+            (ex.core.limits.client_max_body_size > 0
+             and ex.body_sent > ex.core.limits.client_max_body_size):
+        # request-size-limiting / client_max_body_size on a streamed (chunked) body
         ex.detach(False)
         ex.send_error(413, MSG_BODY_TOO_LARGE, True)
         return
