@@ -121,6 +121,13 @@ def cookie_header(spec: Any, value: str) -> str:
     return f"{spec.hash_on_cookie}={value}; Path={path}"
 
 
+def request_hash(spec: Any, req: Any) -> tuple[bytes | None, str | None]:
+    """The proxy core's per-request call (ServiceRT.hash_input): the bytes to hash and the
+    Set-Cookie value to add to the response (a generated hash cookie), each or both None."""
+    data, cookie = hash_input(spec, req)
+    return data, (cookie_header(spec, cookie) if cookie is not None else None)
+
+
 def hash_value(data: bytes) -> int:
     """The ring key of a hash input (XXH64, seed 0)."""
     return xxh64(data)

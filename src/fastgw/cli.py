@@ -27,6 +27,7 @@ from importlib import resources
 from typing import Any
 
 from fastgw import __version__
+from fastgw.limits import add_arguments as add_limit_arguments, from_args as limits_from_args
 
 log = logging.getLogger("fastgw")
 
@@ -61,7 +62,7 @@ async def _serve_single(args: argparse.Namespace, config_path: str, demo: bool) 
         from fastgw.demo import start_demo_upstreams
 
         demo_servers = await start_demo_upstreams()
-    gw = Gateway(_load(config_path), limits=_limits(args))
+    gw = Gateway(_load(config_path), limits=limits_from_args(args))
     await gw.start(args.listen, args.admin_listen, admin_token=args.admin_token,
                    persist_path=args.persist, config_source=None if demo else config_path)
     if args.status_listen:
@@ -134,10 +135,6 @@ def _announce(args: argparse.Namespace, address: Any) -> None:
           file=sys.stderr, flush=True)
 
 
-def _limits(args: argparse.Namespace) -> dict[str, int]:
-    return {}
-
-
 # ------------------------------------------------------------------------------------------
 # master + workers
 
@@ -178,7 +175,7 @@ def _worker_main(args: argparse.Namespace, config_json: bytes, rfd: int, wfd: in
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        gw = Gateway(decode_config(config_json), limits=_limits(args),
+        gw = Gateway(decode_config(config_json), limits=limits_from_args(args),
                      node_id=f"worker-{index}")
         await gw.start(args.listen, None, reuse_port=True)
         stop = asyncio.Event()
@@ -475,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="Kong's status listener host:port: GET /status and /metrics only")
     run.add_argument("--workers", type=int, default=1, help="worker processes (SO_REUSEPORT)")
     run.add_argument("--log-level", default=os.environ.get("FASTGW_LOG_LEVEL", "info"))
+    add_limit_arguments(run)
     chk = sub.add_parser("check", help="validate a declarative file")
     chk.add_argument("file")
     sub.add_parser("version", help="print the version")
@@ -490,6 +488,10 @@ def main(argv: list[str] | None = None) -> int:
         args.admin_listen = None
     if args.workers < 1:
         parser.error("--workers must be >= 1")
+    try:
+        limits_from_args(args)
+    except ValueError as e:
+        parser.error(str(e))
     return cmd_run(args)
 
 

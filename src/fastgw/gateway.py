@@ -19,7 +19,8 @@ import uuid
 from typing import Any, Callable, Mapping
 
 from fastgw import __version__
-from fastgw._core.proxy import ProxyCore
+from fastgw._core.hostport import split_host_port
+from fastgw._core.proxy import Limits, ProxyCore
 from fastgw.config.errors import ConfigError
 from fastgw.config.model import Config
 from fastgw.config.snapshot import Compiler, Snapshot
@@ -38,13 +39,10 @@ def parse_listen(value: str | tuple[str, int]) -> tuple[str, int]:
     """'127.0.0.1:8000', ':8000', '[::1]:8000' or ('host', port) -> (host, port)."""
     if isinstance(value, tuple):
         return value[0], int(value[1])
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        return host, int(rest.lstrip(":"))
-    host, sep, port = value.rpartition(":")
-    if not sep:
+    host, port = split_host_port(value)
+    if port < 0:
         raise ValueError(f"listen address needs host:port, got {value!r}")
-    return host or "127.0.0.1", int(port)
+    return host or "127.0.0.1", port
 
 
 def load_config(source: Any) -> Config:
@@ -87,14 +85,16 @@ class Gateway:
     def __init__(self, config: Any = None, *, listen: str | tuple[str, int] | None = None,
                  admin_listen: str | tuple[str, int] | None = None,
                  handlers: Mapping[str, Any] | None = None, trusted_ips: tuple[str, ...] = (),
-                 limits: Mapping[str, int] | None = None, node_id: str | None = None,
+                 limits: Limits | Mapping[str, Any] | None = None, node_id: str | None = None,
                  active_health: bool = True, clock: Callable[[], float] | None = None) -> None:
         self.config: Config = load_config(config)
         self.listen = listen
         self.admin_listen = admin_listen
         self.handlers: dict[str, Any] = dict(handlers or {})
         self.trusted_ips = tuple(trusted_ips)
-        self.limits = dict(limits or {})
+        from fastgw.limits import make as make_limits
+
+        self.limits: Limits = make_limits(limits)   # ValueError names a bad limit
         self.node_id = node_id or str(uuid.uuid4())
         self.active_health = active_health
         self.clock = clock
@@ -133,8 +133,11 @@ class Gateway:
         listen = listen or self.listen or "127.0.0.1:8000"
         admin_listen = admin_listen if admin_listen is not None else self.admin_listen
         host, port = parse_listen(listen) if sock is None else sock.getsockname()[:2]
-        self.core = core = ProxyCore(loop, listen_port=port, limits=self.limits)
-        core.context_factory = self._make_context
+        from fastgw.inprocess import open_inprocess
+
+        self.core = core = ProxyCore(loop, listen_port=port, limits=self.limits,
+                                     context_factory=self._make_context,
+                                     inprocess_connect=open_inprocess)
         self.compiler = Compiler(core, handlers=self.handlers, trusted_ips=self.trusted_ips,
                                  settings={"node_id": self.node_id},
                                  health_clock=self.clock, active_health=self.active_health)

@@ -75,6 +75,8 @@ def test_request_body_is_streamed_to_the_app(fastgw_run, gateway_client):
 
     async def main():
         cfg = upstream_config(["asgi:sink"])
+        # Kong's default request_buffering reads the body whole first: streaming is opt-in
+        cfg["services"][0]["routes"][0]["request_buffering"] = False
         async with gateway_client(cfg, handlers={"asgi:sink": app}) as client:
             # a chunked upload written slowly: the app must see pieces before the end
             reader, writer = await asyncio.open_connection("127.0.0.1",

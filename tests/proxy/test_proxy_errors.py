@@ -68,7 +68,8 @@ def dead_port() -> int:
 def gw(echo_mod: EchoUpstream, blackhole: int, dead_port: int) -> Iterator[FastgwProcess]:
     e = echo_mod
     cfg = kong(
-        service("echo", e.url("/"), [route("r", paths=["/"], strip_path=False)]),
+        service("echo", e.url("/"), [route("r", paths=["/"], strip_path=False,
+                                            request_buffering=False)]),
         service("refused", f"http://{HOST}:{dead_port}/", [route("refused", paths=["/refused"])],
                 retries=2, connect_timeout=1000),
         service("slow", e.url("/slow"), [route("slow", paths=["/slow"])], read_timeout=300,

@@ -13,7 +13,8 @@ from servers import Behaviour, EchoUpstream, FastgwProcess
 
 @pytest.fixture(scope="module")
 def gw(echo_mod: EchoUpstream) -> Iterator[FastgwProcess]:
-    cfg = kong(service("echo", echo_mod.url("/"), [route("r", paths=["/"], strip_path=False)]))
+    cfg = kong(service("echo", echo_mod.url("/"), [route("r", paths=["/"], strip_path=False,
+                                                           request_buffering=False)]))
     with FastgwProcess(cfg, wait_admin=True) as p:
         yield p
 

@@ -21,7 +21,8 @@ RSS_GROWTH_KIB = 48 << 10   # allowed growth over the warmed-up RSS: far below o
 
 @pytest.fixture(scope="module")
 def gw(echo_mod: EchoUpstream) -> Iterator[FastgwProcess]:
-    cfg = kong(service("echo", echo_mod.url("/"), [route("r", paths=["/"], strip_path=False)],
+    cfg = kong(service("echo", echo_mod.url("/"), [route("r", paths=["/"], strip_path=False,
+                                                           request_buffering=False, response_buffering=False)],
                        read_timeout=30000, write_timeout=30000))
     with FastgwProcess(cfg, wait_admin=True) as p:
         # warm up: the first requests allocate the buffers and import what they need

@@ -25,7 +25,7 @@ cdef enum:
 
 
 ctypedef struct NativeReq:
-    # what one exchange of a native route carries (a field of the proxy's Downstream)
+    # what one exchange of a native route carries (a field of the proxy's Exchange)
     bint active        # the native chain ran: its log phase is due
     bint timed         # prometheus records latencies: the proxy stamps the times
     bint exit          # a plugin answered (prometheus source "kong")

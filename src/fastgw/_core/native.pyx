@@ -38,10 +38,12 @@ from types import SimpleNamespace
 
 import orjson
 
+from fastgw._core import messages as _messages
+
 log = logging.getLogger("fastgw.native")
 
 cdef bytes JSON_CT = b"application/json; charset=utf-8"
-cdef bytes SERVER_ERROR_BODY = orjson.dumps({"message": "An unexpected error occurred"})
+cdef bytes SERVER_ERROR_BODY = orjson.dumps({"message": _messages.INTERNAL})
 
 
 # -------------------------------------------------------------------------------------------

@@ -1,6 +1,31 @@
-"""The compiled request path: client/upstream protocols, pools, the per-worker core."""
+"""The compiled request path: client/upstream protocols, exchanges, pools, the per-worker core."""
 import asyncio
 from typing import Any, Callable
+
+LIMITS: dict[str, tuple[str, int, int, int]]
+
+class Limits:
+    max_start_line: int
+    max_header_line: int
+    max_head: int
+    max_headers: int
+    max_chunk_ext: int
+    max_buffered_body: int
+    client_max_body_size: int
+    upstream_keepalive_pool_size: int
+    upstream_keepalive_max_requests: int
+    upstream_keepalive_idle_timeout: float
+    keepalive_timeout: float
+    client_header_timeout: float
+    client_body_timeout: float
+    worker_connections: int
+    max_queued_output: int
+    underscores_in_headers: bool
+    def __init__(self, **values: int | bool) -> None: ...
+    def parser_kwargs(self) -> dict[str, int]: ...
+    def as_dict(self) -> dict[str, int | bool]: ...
+
+def rbuf_pool_stats() -> dict[str, int]: ...
 
 class ServiceRT:
     id: str
@@ -8,6 +33,7 @@ class ServiceRT:
     balancer: Any
     health: Any
     hash_spec: Any
+    hash_input: Callable[[Any], tuple[bytes | None, bytes | str | None]] | None
     host_header: bytes | None
     connect_timeout: float
     read_timeout: float
@@ -15,7 +41,7 @@ class ServiceRT:
     retries: int
     entity: Any
     def __init__(self, id: str, name: str, balancer: Any, *, health: Any = None,
-                 hash_spec: Any = None, host_header: bytes | None = None,
+                 hash_spec: Any = None, hash_input: Any = None, host_header: bytes | None = None,
                  connect_timeout: float = 60.0, read_timeout: float = 60.0,
                  write_timeout: float = 60.0, retries: int = 5, entity: Any = None) -> None: ...
 
@@ -56,19 +82,22 @@ class ProxyCore:
     date_header: bytes
     requests_total: int
     connections_total: int
+    connections_refused: int
     active_requests: int
     draining: bool
     listen_port: int
     keepalive_timeout: float
     header_timeout: float
+    body_timeout: float
     context_factory: Callable[..., Any] | None
+    inprocess_connect: Callable[[Any, Any, asyncio.AbstractEventLoop], Any] | None
     pools: dict[tuple[str, int, bool, bool], Pool]
-    limits: dict[str, int]
+    limits: Limits
     drained: asyncio.Future[None] | None
     def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Any = None, *,
-                 listen_port: int = 8000, keepalive_timeout: float = 60.0,
-                 header_timeout: float = 60.0,
-                 limits: dict[str, int] | None = None) -> None: ...
+                 listen_port: int = 8000, limits: Limits | None = None,
+                 context_factory: Callable[..., Any] | None = None,
+                 inprocess_connect: Callable[..., Any] | None = None) -> None: ...
     def set_snapshot(self, snapshot: Any) -> None: ...
     def pool(self, host: str, port: int, ssl: Any = None, verify: bool = False) -> Pool: ...
     def protocol(self) -> DownstreamProtocol: ...
@@ -83,22 +112,33 @@ class HeadCopy:
     def get_all(self, name_lower: bytes) -> list[bytes]: ...
     def items(self) -> list[tuple[bytes, bytes]]: ...
 
-class ConnBuffer:
-    def get_buffer(self, sizehint: int) -> memoryview: ...
+class Sink:
+    """What an Exchange writes to: its carrier (HTTP/1.1 Downstream; C-level methods)."""
 
-class Downstream(ConnBuffer):
+class Exchange:
+    """One request and its response (C-level; made by the carrier)."""
+    def state(self) -> tuple[str, str]: ...
+    def transition(self, rq: str, rp: str) -> bool: ...
+    def get(self, name_lower: bytes) -> bytes | None: ...
+
+class Downstream(Sink):
     transport: asyncio.Transport | None
+    @property
+    def exchange(self) -> Exchange | None: ...
+    @property
+    def holds_buffer(self) -> bool: ...
     def __init__(self, core: ProxyCore) -> None: ...
+    def get_buffer(self, sizehint: int) -> memoryview: ...
     def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
     def buffer_updated(self, nbytes: int) -> None: ...
     def eof_received(self) -> bool: ...
     def connection_lost(self, exc: BaseException | None) -> None: ...
     def pause_writing(self) -> None: ...
     def resume_writing(self) -> None: ...
-    def get(self, name_lower: bytes) -> bytes | None: ...
 
-class Upstream(ConnBuffer):
+class Upstream:
     def __init__(self, core: ProxyCore, pool: Pool) -> None: ...
+    def get_buffer(self, sizehint: int) -> memoryview: ...
     def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
     def buffer_updated(self, nbytes: int) -> None: ...
     def eof_received(self) -> bool: ...

@@ -35,6 +35,7 @@ from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeyViolati
                                   schema_violation_message)
 from fastgw.config.model import ENTITY_CLASSES, FOREIGN, entity_to_json
 from fastgw.config.store import ConfigStore
+from fastgw._core.messages import INTERNAL
 
 log = logging.getLogger("fastgw.admin")
 
@@ -301,7 +302,7 @@ class AdminAPI:
             status, payload = _error_response(e)
         except Exception:  # noqa: BLE001 - never let one request kill the listener
             log.exception("admin API error on %s %s", method, path)
-            status, payload = 500, {"message": "An unexpected error occurred"}
+            status, payload = 500, {"message": INTERNAL}
         ctype = JSON_CT
         if isinstance(payload, tuple):  # raw (bytes, content type), e.g. /metrics
             out, ctype = payload

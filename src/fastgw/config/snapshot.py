@@ -45,13 +45,21 @@ class Snapshot:
 
 
 def split_host_port(target: str, default_port: int = 8000) -> tuple[str, int]:
-    if target.startswith("["):
-        host, _, rest = target[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    host, sep, port = target.rpartition(":")
-    if not sep:
-        return target, default_port
-    return host, int(port)
+    # a target "host[:port]" (Kong's default target port 8000)
+    from fastgw._core.hostport import split_host_port as split
+
+    return split(target, default_port)
+
+
+def _hash_input(spec: Any) -> Any:
+    """What the proxy calls per request for a consistent-hashing service (None: no hashing)."""
+    if spec is None:
+        return None
+    from functools import partial
+
+    from fastgw.balancing import request_hash
+
+    return partial(request_hash, spec)
 
 
 class Compiler:
@@ -169,6 +177,7 @@ class Compiler:
                 host_header = None
             services[s.id] = ServiceRT(
                 s.id, s.name or s.id, bal, health=health_rt, hash_spec=hash_spec,
+                hash_input=_hash_input(hash_spec),
                 host_header=host_header, connect_timeout=s.connect_timeout / 1000.0, read_timeout=s.read_timeout / 1000.0,
                 write_timeout=s.write_timeout / 1000.0, retries=s.retries, entity=s)
 
@@ -194,7 +203,9 @@ class Compiler:
             https_only = "http" not in r.protocols and "https" in r.protocols
             rt = RouteRT(r.id, r.name or r.id, svc, chain=None if native is not None else chain,
                          entity=r, native=native,
-                         https_redirect=r.https_redirect_status_code if https_only else 0)
+                         https_redirect=r.https_redirect_status_code if https_only else 0,
+                         request_buffering=r.request_buffering,
+                         response_buffering=r.response_buffering)
             routes[r.id] = rt
             specs.append(RouteSpec(
                 rt, hosts=list(r.hosts or []), paths=list(r.paths or []),

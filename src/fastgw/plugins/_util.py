@@ -15,6 +15,7 @@ import orjson
 
 from .base import Response
 from .context import parse_query
+from fastgw._core.messages import INTERNAL
 
 JSON = "json"
 FORM = "form"
@@ -87,6 +88,6 @@ def use_anonymous(ctx: Any, env: Any, anonymous: str | None, failure: Response) 
         import logging
 
         logging.getLogger("fastgw.plugins").error('anonymous consumer "%s" not found', anonymous)
-        return Response.message(500, "An unexpected error occurred")
+        return Response.message(500, INTERNAL)
     ctx.authenticate(consumer, None)
     return None

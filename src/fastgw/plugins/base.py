@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import msgspec
 import orjson
+from fastgw._core.messages import INTERNAL
 
 __all__ = [
     "Plugin",
@@ -100,7 +101,7 @@ class Response:
 
 
 # Kong's body for an error inside a plugin (kong/runloop/handler.lua -> kong.response.error(500)).
-KONG_SERVER_ERROR = {"message": "An unexpected error occurred"}
+KONG_SERVER_ERROR = {"message": INTERNAL}
 
 
 def field_error(field: str, message: str) -> ValueError:
