@@ -20,6 +20,7 @@ from cpython.bytearray cimport PyByteArray_AS_STRING
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc
 from libc.string cimport memcpy, memmove
+from posix.strings cimport strncasecmp
 
 from fastgw._core.balancer cimport Balancer, Target
 from fastgw._core.consts cimport CONN_BUFFER_SIZE
@@ -158,6 +159,7 @@ cdef dict REASONS = {
 
 # Kong's messages for the responses the gateway makes itself.
 MSG_NO_ROUTE = "no Route matched with those values"
+MSG_NO_SERVICE = "no Service found with those values"   # kong/init.lua access phase
 MSG_BAD_GATEWAY = "An invalid response was received from the upstream server"
 MSG_TIMEOUT = "The upstream server is timing out"
 MSG_NO_PEER = "failure to get a peer from the ring-balancer"
@@ -485,9 +487,10 @@ cdef class Downstream(ConnBuffer):
             self.up.reading_paused = False
             self.up.transport.resume_reading()
 
-    # HeaderSource for the router's header conditions (valid only during match)
+    # HeaderSource for the router's header conditions (valid only during match): a header sent
+    # on several lines gives the list of its values
     def get(self, bytes name_lower):
-        return self.parser.find_header(self.bufp + self.rpos, name_lower)
+        return self.parser.find_header_lines(self.bufp + self.rpos, name_lower)
 
     # -- request path -----------------------------------------------------------------------
     cdef void process(self):
@@ -638,6 +641,10 @@ cdef class Downstream(ConnBuffer):
             self.https_only(head, host)
             return
         chain = self.route.chain
+        if chain is None and self.route.service is None:
+            self.rpos += head_len
+            self.send_error(503, MSG_NO_SERVICE, False)
+            return
         if chain is None:
             if self.route.native is not None and self.run_native(head, head_len):
                 return
@@ -767,6 +774,10 @@ cdef class Downstream(ConnBuffer):
         if override is not None:
             self.fixed_body = _to_bytes(override)
         self.ctx.proxy_latency = (self.core.loop.time() - self.t_up) * 1000.0
+        if self.route.service is None:
+            # a route without a service: its plugins ran and none answered (kong/init.lua)
+            self.send_error(503, MSG_NO_SERVICE, not self.req_done)
+            return
         try:
             self.req_head = self.build_head(PyBytes_AS_STRING(self._head_copy),
                                             self._plugin_match, self.ctx)
@@ -865,6 +876,8 @@ cdef class Downstream(ConnBuffer):
                 if xff < 0 and (ops is None or b"x-forwarded-for" not in ops):
                     xff = i
                 continue
+            if h.name_len == 18 and strncasecmp(head + h.name_off, b"x-forwarded-prefix", 18) == 0:
+                continue    # set by the proxy from the route match, below (Kong handler.lua)
             if ops is not None and PyBytes_FromStringAndSize(
                     head + h.name_off, h.name_len).lower() in ops:
                 continue
@@ -930,6 +943,9 @@ cdef class Downstream(ConnBuffer):
             put(head + self.path_off, self.path_n)
         else:
             putb(b"/")
+        if m.prefix is not None:
+            putb(b"\r\nX-Forwarded-Prefix: ")
+            putb(m.prefix)
         putb(b"\r\nX-Real-IP: ")
         putb(self.client_ip_b)
         putb(b"\r\nVia: 1.1 fastgw\r\n")

@@ -135,7 +135,10 @@ def parse_text(text: str | bytes, source: str = "<string>") -> Any:
         except orjson.JSONDecodeError:
             pass  # flow-style YAML is also allowed; let the YAML parser judge
     try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return yaml_load.safe_load(text)
+    except yaml_load.YamlLimitError as exc:
+        raise ConfigError([("", f"failed parsing declarative configuration: {exc}")],
+                          source=source) from None
     except yaml.YAMLError as exc:
         raise ConfigError([("", f"failed parsing declarative configuration: {exc}")],
                           source=source) from None
