@@ -16,6 +16,8 @@ _METHOD = _pyre.compile(r"^[A-Z]+$")
 _HOST_CHARS = _pyre.compile(r"^[0-9A-Za-z._-]+$")
 _IPV4ISH = _pyre.compile(r"^[0-9.]+(?::[0-9]+)?$")
 _PERCENT_BAD = _pyre.compile(r"%(?![0-9A-Fa-f]{2})")
+# kong/db/schema/typedefs.lua validate_path: unreserved, "%", ":", "@" and the sub-delims
+_RFC3986_PATH = _pyre.compile(r"^/[A-Za-z0-9._~/%:@!$&'()*+,;=-]*$")
 _REGEX_META = frozenset(".^$*+?{}[]\\|()")
 
 
@@ -77,9 +79,11 @@ def _path_error(str p):
         return "should start with: / (fixed path) or ~/ (regex path)"
     if "//" in p:
         return "must not have empty segments"
-    bad = _PERCENT_BAD.search(p)
+    # validate_path checks the character set first and the percent-encoding only when the set
+    # is fine; validate_path_with_regexes then only reports the percent error (so a regex
+    # path, starting with "~", never gets it)
+    bad = _PERCENT_BAD.search(p) if _RFC3986_PATH.match(p) else None
     if bad is not None:
-        # validate_path: the "percent" error comes back for regex paths too
         return "invalid url-encoded value: '" + p[bad.start():bad.start() + 3] + "'"
     if not p.startswith("~"):
         pb = p.encode("utf-8", "surrogatepass")
