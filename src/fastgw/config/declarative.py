@@ -24,7 +24,7 @@ import msgspec
 import orjson
 import yaml
 
-from fastgw.config import model
+from fastgw.config import model, yaml_load
 from fastgw.config.errors import ConfigError, ErrorList
 from fastgw.config.model import (ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, is_uuid, join,
                                  stable_id)
