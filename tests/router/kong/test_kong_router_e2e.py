@@ -131,3 +131,42 @@ def test_regex_route_redos_answers_fast_while_others_are_served(echo: EchoUpstre
         assert evil_time < 2.0, evil_time      # 20 requests; Python's re took ~3 s for ONE
         assert served and max(served) < 1.0, max(served or [0])
         assert gw.call(lambda: gw.gw.snapshot.router.regex_limit_hits) >= 20
+
+
+def test_route_without_service_runs_its_plugins_then_answers_503(echo: EchoUpstream) -> None:
+    # kong/init.lua: the access phase runs, then "no Service found with those values"
+    cfg = {"_format_version": "3.0",
+           "routes": [{"name": "lonely", "paths": ["/lonely"],
+                       "plugins": [{"name": "key-auth"}]}],
+           "consumers": [{"username": "u", "keyauth_credentials": [{"key": "k1"}]}]}
+    with InProcessGateway(cfg) as gw:
+        with RawClient(gw.port) as c:
+            r = c.request(get("/lonely"))
+        assert r.status == 401
+        with RawClient(gw.port) as c:
+            r = c.request(get("/lonely", extra="apikey: k1\r\n"))
+        assert r.status == 503
+        assert r.json()["message"] == "no Service found with those values"
+
+
+def test_client_x_forwarded_prefix_is_replaced(echo: EchoUpstream) -> None:
+    cfg = kong_config([{"paths": ["/p"], "strip_path": True},
+                       {"paths": ["/q"], "strip_path": False}], echo)
+    with InProcessGateway(cfg) as gw:
+        for path, want in (("/p/x", ["/p"]), ("/q/x", [])):
+            with RawClient(gw.port) as c:
+                r = c.request(get(path, extra="X-Forwarded-Prefix: /evil\r\n"))
+            assert r.status == 200
+            got = [v for k, v in json.loads(r.body)["headers"]
+                   if k.lower() == "x-forwarded-prefix"]
+            assert got == want, path
+
+
+def test_forwarded_path_is_escaped_as_kong_does(echo: EchoUpstream) -> None:
+    # runloop/handler.lua escape(): decoded "others" go upstream percent-encoded again
+    cfg = kong_config([{"paths": ["/e"], "strip_path": False}], echo)
+    with InProcessGateway(cfg) as gw:
+        with RawClient(gw.port) as c:
+            r = c.request(get('/e/a%7cb/"q"/%c3%a9/%2f//x'))
+        assert r.status == 200
+        assert json.loads(r.body)["target"] == "/e/a%7Cb/%22q%22/%C3%A9/%2F/x"
