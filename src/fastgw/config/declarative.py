@@ -115,7 +115,7 @@ def _escape(value: Any) -> Any:
 def load_file(path: str) -> Config:
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            text = f.read(yaml_load.MAX_DOCUMENT_BYTES + 1)  # larger: refused by safe_load
     except OSError as exc:
         raise ConfigError([("", f"cannot read {path}: {exc.strerror}")], source=path) from None
     return load_text(text, source=path)

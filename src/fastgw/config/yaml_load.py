@@ -6,7 +6,8 @@ snapshot compile) walks the document as a tree: 373 bytes of nested aliases expa
 nodes and froze a gateway for seconds ("billion laughs", CVE-2019-11253 for Kubernetes).
 
 Rules:
-  1. A document larger than MAX_DOCUMENT_BYTES is refused unread.
+  1. A document larger than MAX_DOCUMENT_BYTES (bytes, or characters for text) is refused
+     unparsed; declarative.load_file reads at most one more than that.
   2. The document is composed (parsed into nodes, aliases still shared), then the size it would
      have as a tree is counted on the node graph (each distinct node once, memoized, no
      recursion). It is refused when that size exceeds both MAX_EXPANDED_NODES_FLOOR and
@@ -75,8 +76,8 @@ def _tree_size(root: yaml.Node, limit: int) -> int:
 def safe_load(text: str | bytes) -> Any:
     """Rules 1-3: the document's data, or YamlLimitError / yaml.YAMLError."""
     if len(text) > MAX_DOCUMENT_BYTES:
-        raise YamlLimitError(f"document too large: {len(text)} bytes (at most "
-                             f"{MAX_DOCUMENT_BYTES})")
+        unit = "bytes" if isinstance(text, bytes) else "characters"
+        raise YamlLimitError(f"document too large: more than {MAX_DOCUMENT_BYTES} {unit}")
     loader = _LOADER(text)
     try:
         node = loader.get_single_node()
