@@ -170,3 +170,40 @@ def test_forwarded_path_is_escaped_as_kong_does(echo: EchoUpstream) -> None:
             r = c.request(get('/e/a%7cb/"q"/%c3%a9/%2f//x'))
         assert r.status == 200
         assert json.loads(r.body)["target"] == "/e/a%7Cb/%22q%22/%C3%A9/%2F/x"
+
+
+def test_kong_slash_handling_end_to_end(echo: EchoUpstream) -> None:
+    # 02-router_spec.lua "slash handling" (plain and regex): every v0 row of Kong's
+    # router_path_handling_tests.lua fixture, each on its own host, through one gateway
+    rows = yaml.safe_load((HERE / "path_handling.yml").read_text())
+    services: list[dict] = []
+    cases: list[tuple[str, str, str]] = []
+    for row in rows:
+        strips = row["strip_path"] if isinstance(row["strip_path"], list) else [row["strip_path"]]
+        if "v0" not in (row["path_handling"] if isinstance(row["path_handling"], list)
+                        else [row["path_handling"]]):
+            continue
+        kinds = ["plain", "regex"] if row["route_path"] is not None else ["host"]
+        for strip in strips:
+            for kind in kinds:
+                n = len(services)
+                host = f"localbin-{n}.test"
+                route: dict[str, Any] = {"name": f"r{n}", "hosts": [host], "strip_path": strip}
+                if kind == "plain":
+                    route["paths"] = [row["route_path"]]
+                elif kind == "regex":
+                    route["paths"] = ["~/[0]?" + row["route_path"][1:]]
+                services.append({"name": f"s{n}", "url": echo.url(row["service_path"]),
+                                 "routes": [route]})
+                cases.append((host, row["request_path"], row["expected_path"]))
+    cfg = {"_format_version": "3.0", "services": services}
+    with InProcessGateway(cfg) as gw:
+        bad = []
+        for host, path, want in cases:
+            with RawClient(gw.port) as c:
+                r = c.request(get(path, host))
+            got = json.loads(r.body)["target"] if r.status == 200 else r.status
+            if got != want:
+                bad.append((host, path, want, got))
+        assert not bad, bad
+    assert len(cases) > 150
