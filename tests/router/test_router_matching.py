@@ -310,3 +310,14 @@ def test_no_reference_leaks_on_the_match_path():
         assert r.match(b"PUT", b"b.com", b"/q", None).key == "root"
     after = [sys.getrefcount(o) for o in (key_obj, path, host, method, hdrs)]
     assert after == before
+
+
+def test_host_port_falls_back_to_the_listener_port():
+    # kong/router/fields.lua net.dst.port: the Host header's port, else the server port
+    r = Router([RouteSpec("p", hosts=["a.com:8000"]), RouteSpec("any", hosts=["b.com"])])
+    assert r.match(b"GET", b"a.com", b"/", None, None, 8000).key == "p"
+    assert r.match(b"GET", b"a.com", b"/", None, None, 9000) is None
+    assert r.match(b"GET", b"a.com:8000", b"/", None, None, 9000).key == "p"
+    assert r.match(b"GET", b"a.com:9000", b"/", None, None, 8000) is None
+    assert r.match(b"GET", b"a.com", b"/", None) is None
+    assert r.match(b"GET", b"b.com", b"/", None, None, 8000).key == "any"

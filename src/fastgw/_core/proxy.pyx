@@ -624,7 +624,7 @@ cdef class Downstream(ConnBuffer):
         path = PyBytes_FromStringAndSize(head + self.path_off, self.path_n) \
             if self.path_n else b"/"
         try:
-            m = (<Router>core.router).match(method, host, path, self)
+            m = (<Router>core.router).match(method, host, path, self, None, core.listen_port)
         except Exception:
             log.exception("router failed")
             m = None

@@ -133,7 +133,7 @@ cdef class Router:
     cdef Py_ssize_t _meth_len[ROUTER_MAX_METHODS]
 
     cpdef RouteMatch match(self, bytes method, bytes host, bytes path, object headers,
-                           bytes sni=*)
+                           bytes sni=*, int port=*)
     cdef bint _headers_match(self, int idx, object headers) except -1
     cdef bint _sni_match(self, int idx, bytes sni) except -1
     cdef RouteMatch _build(self, Cand* c, bytes npath, Regex rx)

@@ -15,8 +15,9 @@ Rule 1 (what a route matches). A request matches a route when every configured f
 (fields AND, values OR):
   - hosts: the Host header, lowercased, port split off. "example.com" is exact; "*.example.com"
     means "ends with .example.com"; "example.*" means "starts with example.". A host written with
-    a port ("example.com:8080") also requires that port in the Host header. Without a port in
-    the route the request port is ignored.
+    a port ("example.com:8080") also requires that port: the Host header's, or when it has none
+    the port the request came in on (`match(port=)`; Kong fields.lua net.dst.port falls back to
+    the server port). Without a port in the route the request port is ignored.
   - methods: exact, case-sensitive method token.
   - headers: name -> values. Route header names are lowercased with "_" read as "-" (Kong's
     router names the field http.headers.<lower name, "-" -> "_">, and nginx finds a request
@@ -483,9 +484,10 @@ cdef class Router:
         return False
 
     cpdef RouteMatch match(self, bytes method, bytes host, bytes path, object headers,
-                           bytes sni=None):
+                           bytes sni=None, int port=-1):
         """The best route for a request, or None (see the module docstring for the rules).
-        `sni`: None for a plain-http request, the TLS server name (b"" without one) otherwise."""
+        `sni`: None for a plain-http request, the TLS server name (b"" without one) otherwise.
+        `port`: the port the request came in on, used when the Host header has none."""
         cdef bytes npath = normalize(path) if path is not None else b"/"
         cdef const char* p = PyBytes_AS_STRING(npath)
         cdef Py_ssize_t plen = PyBytes_GET_SIZE(npath)
@@ -506,7 +508,7 @@ cdef class Router:
         # Host: split the port, lowercase (only copying when needed)
         cdef const char* h = NULL
         cdef Py_ssize_t hlen = 0, k
-        cdef int port = -1
+        cdef int hport = -1
         cdef bint upper = False
         cdef const char* close
         cdef bytes hkey = None
@@ -521,12 +523,13 @@ cdef class Router:
                 close = <const char*>memchr(h, c':', hlen)
                 k = (close - h) if close != NULL else hlen
             if k < hlen and h[k] == c':' and k + 1 < hlen and hlen - k - 1 <= 5:
-                port = 0
+                hport = 0
                 for i in range(<int>(k + 1), <int>hlen):
                     if h[i] < c'0' or h[i] > c'9':
-                        port = -1
+                        hport = -1
                         break
-                    port = port * 10 + (h[i] - c'0')
+                    hport = hport * 10 + (h[i] - c'0')
+                port = hport    # Kong fields.lua net.dst.port: the Host's port first
             hlen = k
             for i in range(<int>hlen):
                 if h[i] >= c'A' and h[i] <= c'Z':
