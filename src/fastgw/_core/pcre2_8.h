@@ -5,4 +5,13 @@
 #define FASTGW_PCRE2_8_H
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+
+/* Subjects are request bytes that may not be UTF-8. PCRE2 >= 10.34 matches them in UTF mode
+ * (an invalid sequence just matches nothing); older releases (e.g. 10.32 in RHEL 8 based
+ * manylinux images) would refuse such a subject, so there the patterns match bytes. */
+#ifdef PCRE2_MATCH_INVALID_UTF
+#define FASTGW_PCRE2_UTF_OPTIONS (PCRE2_UTF | PCRE2_MATCH_INVALID_UTF)
+#else
+#define FASTGW_PCRE2_UTF_OPTIONS 0
+#endif
 #endif

@@ -15,8 +15,8 @@ Why PCRE2 (and not Python's `re`, nor RE2):
 Rules:
   1. A pattern is compiled once (a small cache keeps it across snapshots), with PCRE2_UTF |
      PCRE2_MATCH_INVALID_UTF (subjects are bytes that may not be UTF-8: an invalid sequence just
-     does not match a character) and PCRE2_NEVER_BACKSLASH_C, then JIT-compiled when the
-     platform supports it (the interpreter otherwise, under the same limits).
+     does not match a character; pcre2_8.h for PCRE2 < 10.34) and PCRE2_NEVER_BACKSLASH_C, then
+     JIT-compiled when the platform supports it (the interpreter otherwise, same limits).
   2. Every match runs under REGEX_MATCH_LIMIT / REGEX_DEPTH_LIMIT / REGEX_HEAP_LIMIT_KIB (see
      regex.pxd). Running out of any of them, or of the JIT stack, is "no match", reported as a
      negative result so the caller can count or log it; it is never an exception.
@@ -78,7 +78,7 @@ cdef class Regex:
         cdef bytes pb = pattern.encode("utf-8", "surrogatepass")
         cdef int err = 0
         cdef PCRE2_SIZE erroff = 0
-        cdef uint32_t opts = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_NEVER_BACKSLASH_C
+        cdef uint32_t opts = FASTGW_PCRE2_UTF_OPTIONS | PCRE2_NEVER_BACKSLASH_C
         if caseless:
             opts |= PCRE2_CASELESS
         self.code = pcre2_compile(<PCRE2_SPTR>PyBytes_AS_STRING(pb), PyBytes_GET_SIZE(pb),
