@@ -642,8 +642,8 @@ def _check_route(r: Route, path: str, errors: ErrorList) -> Route:
             errors.append((join(path, field), f"cannot set '{field}' when 'protocols' is "
                                               f"{label}"))
     if r.snis and not protos & {"https", "grpcs", "tls", "tls_passthrough"}:
-        errors.append((join(path, "snis"), "'snis' can only be set when 'protocols' is 'grpcs', 'https', "
-                             "'tls' or 'tls_passthrough'"))
+        errors.append((join(path, "snis"), "'snis' can only be set when 'protocols' is "
+                                           "'grpcs', 'https', 'tls' or 'tls_passthrough'"))
     if not (r.methods or r.hosts or r.paths or r.headers or (
             r.snis and protos & {"https", "grpcs"})):
         which = "'methods', 'hosts', 'headers', 'paths'"

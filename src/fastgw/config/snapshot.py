@@ -175,7 +175,7 @@ class Compiler:
         chains = self._chains(config, errors)
         routes: dict[str, RouteRT] = {}
         specs = []
-        for ri, r in enumerate(config.routes):
+        for r in config.routes:
             svc = services.get(r.service) if r.service else None
             if svc is not None and not svc.entity.enabled:
                 continue
