@@ -321,3 +321,18 @@ def test_host_port_falls_back_to_the_listener_port():
     assert r.match(b"GET", b"a.com:9000", b"/", None, None, 8000) is None
     assert r.match(b"GET", b"a.com", b"/", None) is None
     assert r.match(b"GET", b"b.com", b"/", None, None, 8000).key == "any"
+
+
+def test_header_values_lowercase_ascii_only_on_both_sides():
+    # Lua's string.lower (Kong) and bytes.lower leave non-ASCII bytes alone
+    r = Router([RouteSpec("r", headers={"x-a": ["ÀB"]})])
+
+    class H:
+        def __init__(self, v: bytes) -> None:
+            self.v = v
+
+        def get(self, name: bytes):
+            return self.v
+
+    assert r.match(b"GET", None, b"/", H("Àb".encode("latin-1"))).key == "r"
+    assert r.match(b"GET", None, b"/", H("àb".encode("latin-1"))) is None

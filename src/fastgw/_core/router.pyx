@@ -277,7 +277,7 @@ cdef class Router:
                         if v.startswith("~*"):
                             rxs.append(compile_regex(v[2:], True))
                         else:
-                            exact.add(v.lower().encode("latin-1"))
+                            exact.add(v.encode("latin-1").lower())  # ASCII lowercasing
                     conds.append((header_field(name), frozenset(exact), tuple(rxs)))
                 hdr_idx = len(self._headers)
                 self._headers.append(tuple(conds))
