@@ -6,7 +6,6 @@
 import ipaddress
 import re as _pyre   # only for the checks below; route regexes never run on Python's re
 
-from fastgw._core.uri import normalize_path as _normalize_path
 
 # kong/tools/http.lua validate_header_name
 _HEADER_NAME = _pyre.compile(r"^[a-zA-Z0-9_-]+$")
@@ -87,7 +86,7 @@ def _path_error(str p):
         return "invalid url-encoded value: '" + p[bad.start():bad.start() + 3] + "'"
     if not p.startswith("~"):
         pb = p.encode("utf-8", "surrogatepass")
-        norm = _normalize_path(pb)
+        norm = normalize(pb)
         if norm != pb:
             return ("non-normalized path, consider use '" + norm.decode("utf-8", "replace")
                     + "' instead")
