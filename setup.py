@@ -16,6 +16,10 @@ from setuptools import Extension, setup
 
 CYTHON_RANGE = ((3, 0, 11), (3, 4, 0))  # keep in sync with pyproject.toml [build-system]
 
+# native libraries a module links (Debian packages in scripts/sysdeps.sh; wheels bundle them
+# with auditwheel). Only regex.pyx calls PCRE2; the router reaches it through regex.pxd.
+LIBRARIES = {"regex": ["pcre2-8"]}
+
 
 def _check_cython():
     import Cython
@@ -51,6 +55,7 @@ def extensions():
             Extension(
                 f"fastgw._core.{pyx.stem}",
                 [str(pyx)],
+                libraries=LIBRARIES.get(pyx.stem, []),
                 extra_compile_args=(["-O0", "-g"] if debug else ["-O1", "-g"] if sanitize else ["-O2"])
                 + ["-Wall", "-Werror", "-Wno-unused-function", "-Wno-unreachable-code"] + san,
                 extra_link_args=san,

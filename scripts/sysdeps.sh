@@ -8,6 +8,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v wrk >/dev/null || need+=(wrk)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v curl >/dev/null || need+=(curl)
+# PCRE2 headers for the route regex engine (src/fastgw/_core/regex.pyx links libpcre2-8)
+[ -f /usr/include/pcre2.h ] || need+=(libpcre2-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "sysdeps: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2

@@ -177,6 +177,8 @@ ensure_cross() {
     local need=()
     command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
     [ -e /usr/include/aarch64-linux-gnu/python3.11/pyconfig.h ] || need+=(libpython3.11-dev:arm64)
+    # route regexes link PCRE2 (src/fastgw/_core/regex.pyx); auditwheel bundles it
+    [ -e /usr/lib/aarch64-linux-gnu/libpcre2-8.so ] || need+=(libpcre2-dev:arm64)
     [ -x /usr/bin/python3.11 ] && /usr/bin/python3.11 -c 'import ensurepip' 2>/dev/null || need+=(python3.11-venv)
     if [ ${#need[@]} -gt 0 ]; then
       log "apt-get install ${need[*]}"

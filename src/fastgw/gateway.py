@@ -278,8 +278,9 @@ class Gateway:
     def _make_context(self, route: Any, method: bytes, target: bytes, headers: Any,
                       client_ip: str) -> Any:
         # per request on plugin routes only: keep it to one constructor call
+        service = route.service.entity if route.service is not None else None
         return _Context(method, target, headers, client_ip, "http", route.entity,
-                        route.service.entity, time.time(), route.chain.env)
+                        service, time.time(), route.chain.env)
 
     # -- what the Admin API reads ------------------------------------------------------------
     def status(self) -> dict[str, Any]:

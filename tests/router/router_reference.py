@@ -10,50 +10,58 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-UNRESERVED = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-
-
-def pct_normalize(s: str) -> str:
-    out = []
-    i = 0
-    while i < len(s):
-        trip = s[i : i + 3]
-        if len(trip) == 3 and trip[0] == "%" and all(c in "0123456789abcdefABCDEF" for c in trip[1:]):
-            ch = chr(int(trip[1:], 16))
-            out.append(ch if ch in UNRESERVED else trip.upper())
-            i += 3
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
-def remove_dot_segments(s: str) -> str:
-    # RFC 3986 5.2.4, written as the RFC's string rewriting loop
-    inp, out = s, ""
-    while inp:
-        if inp.startswith("../"):
-            inp = inp[3:]
-        elif inp.startswith("./"):
-            inp = inp[2:]
-        elif inp.startswith("/./"):
-            inp = inp[2:]
-        elif inp == "/.":
-            inp = "/"
-        elif inp.startswith("/../") or inp == "/..":
-            inp = "/" + inp[4:] if inp.startswith("/../") else "/"
-            out = out[: out.rfind("/")] if "/" in out else ""
-        elif inp in (".", ".."):
-            inp = ""
-        else:
-            j = inp.find("/", 1)
-            seg, inp = (inp, "") if j < 0 else (inp[:j], inp[j:])
-            out += seg
-    return out
+# kong/tools/uri.lua: reserved characters stay encoded, everything else is decoded
+RESERVED = set("!*'();:@&=+$,/?%#[]")
+# kong/tools/uri.lua ESCAPE_PATTERN: what goes upstream without percent-encoding
+KEEP = set("!#$&'()*+,/:;=?@[]-_.~%ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 
 def normalize(path: str) -> str:
-    return remove_dot_segments(pct_normalize(path))
+    """kong/tools/uri.lua normalize(uri, true), transcribed case by case (latin-1 str)."""
+    uri = path
+    if uri in ("", "/"):
+        return uri
+    if "%" in uri:
+        uri = re.sub(r"%([0-9A-Fa-f]{2})",
+                     lambda m: m.group(0).upper() if chr(int(m.group(1), 16)) in RESERVED
+                     else chr(int(m.group(1), 16)), uri)
+    if "." not in uri and "//" not in uri:
+        return uri
+    out: list[str] = []
+    while uri:
+        if uri == "/.":
+            uri = "/"
+        elif uri == "/..":
+            uri = "/"
+            if out:
+                out.pop()
+        elif uri in (".", ".."):
+            uri = ""
+        elif uri.startswith("../"):
+            uri = uri[3:]
+        elif uri.startswith("./"):
+            uri = uri[2:]
+        elif uri.startswith("/./"):
+            uri = uri[2:]
+        elif uri.startswith("/../"):
+            uri = uri[3:]
+            if out:
+                out.pop()
+        elif uri.startswith("//"):
+            uri = uri[1:]
+        else:
+            i = uri.find("/", 1)
+            if i >= 0:
+                out.append(uri[:i])
+                uri = uri[i:]
+            else:
+                out.append(uri)
+                uri = ""
+    return "".join(out)
+
+
+def escape(path: str) -> str:
+    return "".join(c if c in KEEP else "%%%02X" % ord(c) for c in path)
 
 
 @dataclass
@@ -68,13 +76,14 @@ class Spec:
     preserve_host: bool = False
     path_handling: str = "v0"
     service_path: str | None = None
-    order: int = 0
+    id: str | None = None
 
 
 @dataclass
 class Result:
     key: Any
     upstream_path: str
+    prefix: str | None
     preserve_host: bool
     captures: tuple
     named_captures: dict
@@ -113,13 +122,14 @@ def _host_ok(spec: Spec, req_host: str | None) -> bool:
 
 def _headers_ok(spec: Spec, headers: dict[str, str]) -> bool:
     for name, values in spec.headers.items():
-        v = headers.get(name.lower())
+        v = headers.get(name.lower().replace("_", "-"))
         if v is None:
             return False
-        v = v.lower()
+        lines = [v] if isinstance(v, str) else v
         if not any(
-            re.search(want[2:], v, re.IGNORECASE) if want.startswith("~*") else v == want.lower()
-            for want in values
+            re.search(want[2:], line.lower(), re.IGNORECASE) if want.startswith("~*")
+            else line.lower() == want.lower()
+            for want in values for line in lines
         ):
             return False
     return True
@@ -160,22 +170,28 @@ def _join(spec: Spec, path: str, matched: int | None) -> str:
     return base + "/" + postfix
 
 
+def _prefix(spec: Spec, matched: str) -> str | None:
+    # kong/runloop/handler.lua: X-Forwarded-Prefix = match_t.prefix unless it is "/"
+    return escape(matched) if spec.strip_path and matched != "/" else None
+
+
 class RefRouter:
     def __init__(self, specs: list[Spec]):
         cands = []
         for pos, s in enumerate(specs):
+            # equal priorities: the higher route id first (atc-router: matchers.iter().rev())
+            tie = (tuple(-ord(c) for c in (s.id or "")) + (1,), pos)
             weight = sum(bool(x) for x in (s.methods, s.hosts, s.headers, s.paths))
             plain = bool(s.hosts) and not any("*" in h for h in s.hosts)
             head = (-weight, not plain, -min(len(s.headers), 255))
             if not s.paths:
-                cands.append((head + (1, 0, s.order, pos, 0), s, None))
+                cands.append((head + (1, 0) + tie + (0,), s, None))
             for j, p in enumerate(s.paths):
                 if p.startswith("~"):
                     pat = re.sub(r"\(\?<(?![=!])", "(?P<", p[1:])
-                    cands.append((head + (0, -s.regex_priority, s.order, pos, j), s, ("re", re.compile(pat))))
+                    cands.append((head + (0, -s.regex_priority) + tie + (j,), s, ("re", re.compile(pat))))
                 else:
-                    np = normalize(p)
-                    cands.append((head + (1, -len(np), s.order, pos, j), s, ("prefix", np)))
+                    cands.append((head + (1, -len(p)) + tie + (j,), s, ("prefix", p)))
         cands.sort(key=lambda c: c[0])
         self.cands = cands
 
@@ -189,14 +205,16 @@ class RefRouter:
             if s.headers and not _headers_ok(s, headers):
                 continue
             if how is None:
-                return Result(s.key, _join(s, path, None), s.preserve_host, (), {})
+                return Result(s.key, escape(_join(s, path, None)), None, s.preserve_host, (), {})
             kind, what = how
             if kind == "prefix":
                 if path.startswith(what):
-                    return Result(s.key, _join(s, path, len(what)), s.preserve_host, (), {})
+                    return Result(s.key, escape(_join(s, path, len(what))),
+                                  _prefix(s, what), s.preserve_host, (), {})
                 continue
             m = what.match(path)
             if m:
                 named = {k: v for k, v in m.groupdict().items() if v is not None}
-                return Result(s.key, _join(s, path, m.end()), s.preserve_host, m.groups(""), named)
+                return Result(s.key, escape(_join(s, path, m.end())), _prefix(s, m.group(0)),
+                              s.preserve_host, m.groups(""), named)
         return None

@@ -100,7 +100,7 @@ def test_same_host_with_and_without_port_in_one_route():
 
 
 def test_methods():
-    routes = [RouteSpec("r", methods=["GET", "head"])]
+    routes = [RouteSpec("r", methods=["GET", "HEAD"])]
     assert key(routes, method=b"GET") == "r"
     assert key(routes, method=b"HEAD") == "r"
     assert key(routes, method=b"POST") is None
@@ -218,8 +218,16 @@ def test_prefix_match_has_empty_captures():
     assert match([RouteSpec("r", paths=["~/a"])], b"/a").named_captures == {}
 
 
+def test_lowercase_methods_are_refused():
+    # kong/db/schema/typedefs.lua http_method: match = "^%u+$"
+    with pytest.raises(ValueError, match="methods\\[1\\]: invalid value: head"):
+        Router([RouteSpec("r", methods=["GET", "head"])])
+
+
 def test_regex_over_percent_encoded_and_unicode_route_paths():
-    routes = [RouteSpec("r", paths=["~/caf%c3%a9/\\d"]), RouteSpec("u", paths=["/ünï"])]
+    # the request path is decoded (all but reserved characters) before matching, as in Kong;
+    # route regexes are taken as written, so they name the characters themselves
+    routes = [RouteSpec("r", paths=["~/café/\\d"]), RouteSpec("u", paths=["/ünï"])]
     assert key(routes, b"/caf%C3%A9/1") == "r"
     assert key(routes, b"/%C3%BCn%C3%AF/x") == "u"
     assert key(routes, b"/%c3%bcn%c3%af") == "u"  # request triplets are uppercased first
@@ -248,7 +256,7 @@ def test_route_key_is_returned_as_is():
         (RouteSpec("bad-path", paths=["/ok", "~/a(b"]), "paths[1]"),
         (RouteSpec("bad-hdr", headers={"x-a": ["ok", "~*[z"]}), "headers.x-a[1]"),
         (RouteSpec("bad-prefix", paths=["nope"]), "paths[0]"),
-        (RouteSpec("empty"), "at least one"),
+        (RouteSpec("empty"), "must set one of"),
         (RouteSpec("bad-host", hosts=["a.*.com"]), "hosts[0]"),
         (RouteSpec("bad-handling", paths=["/"], path_handling="v2"), "path_handling"),
         (RouteSpec("bad-service", paths=["/"], service_path="s"), "service_path"),
@@ -263,7 +271,7 @@ def test_compile_errors_name_route_and_field(spec, fragment):
 
 
 def test_invalid_regex_error_mentions_the_pattern():
-    with pytest.raises(ValueError, match=r"invalid regex '/a\(b'"):
+    with pytest.raises(ValueError, match=r"invalid regex: '/a\(b' \(PCRE returned: "):
         Router([RouteSpec("r", paths=["~/a(b"])])
 
 
@@ -302,3 +310,29 @@ def test_no_reference_leaks_on_the_match_path():
         assert r.match(b"PUT", b"b.com", b"/q", None).key == "root"
     after = [sys.getrefcount(o) for o in (key_obj, path, host, method, hdrs)]
     assert after == before
+
+
+def test_host_port_falls_back_to_the_listener_port():
+    # kong/router/fields.lua net.dst.port: the Host header's port, else the server port
+    r = Router([RouteSpec("p", hosts=["a.com:8000"]), RouteSpec("any", hosts=["b.com"])])
+    assert r.match(b"GET", b"a.com", b"/", None, None, 8000).key == "p"
+    assert r.match(b"GET", b"a.com", b"/", None, None, 9000) is None
+    assert r.match(b"GET", b"a.com:8000", b"/", None, None, 9000).key == "p"
+    assert r.match(b"GET", b"a.com:9000", b"/", None, None, 8000) is None
+    assert r.match(b"GET", b"a.com", b"/", None) is None
+    assert r.match(b"GET", b"b.com", b"/", None, None, 8000).key == "any"
+
+
+def test_header_values_lowercase_ascii_only_on_both_sides():
+    # Lua's string.lower (Kong) and bytes.lower leave non-ASCII bytes alone
+    r = Router([RouteSpec("r", headers={"x-a": ["ÀB"]})])
+
+    class H:
+        def __init__(self, v: bytes) -> None:
+            self.v = v
+
+        def get(self, name: bytes):
+            return self.v
+
+    assert r.match(b"GET", None, b"/", H("Àb".encode("latin-1"))).key == "r"
+    assert r.match(b"GET", None, b"/", H("àb".encode("latin-1"))) is None

@@ -103,10 +103,11 @@ def test_docs_regex_evaluation_order():
     # the docs' example: evaluated in the order
     # /version/\d+/status/\d+ (6), /status/\d+ (0), /version/any/ (0, later), /version (prefix)
     routes = [
-        RouteSpec("status", paths=[r"~/status/\d+"], regex_priority=0, order=0),
-        RouteSpec("version-status", paths=[r"~/version/\d+/status/\d+"], regex_priority=6, order=1),
-        RouteSpec("version", paths=["/version"], order=2),
-        RouteSpec("version-any", paths=["~/version/any/"], order=3),
+        # equal regex_priority: the higher route id first (Kong's ATC router order)
+        RouteSpec("status", paths=[r"~/status/\d+"], regex_priority=0, id="d"),
+        RouteSpec("version-status", paths=[r"~/version/\d+/status/\d+"], regex_priority=6, id="c"),
+        RouteSpec("version", paths=["/version"], id="b"),
+        RouteSpec("version-any", paths=["~/version/any/"], id="a"),
     ]
     r = Router(routes)
     assert [k for k, _ in r.priority_order()] == ["version-status", "status", "version-any", "version"]
@@ -116,7 +117,7 @@ def test_docs_regex_evaluation_order():
     assert pick(routes, b"/version/other") == "version"
 
 
-def test_regex_priority_higher_first_then_order_then_position():
+def test_regex_priority_higher_first_then_route_id_then_position():
     routes = [
         RouteSpec("low", paths=["~/a"], regex_priority=1),
         RouteSpec("high", paths=["~/a"], regex_priority=5),
@@ -124,8 +125,11 @@ def test_regex_priority_higher_first_then_order_then_position():
     ]
     assert pick(routes, b"/a") == "high"
     assert [k for k, _ in Router(routes).priority_order()] == ["high", "low", "neg"]
-    tie = [RouteSpec("second", paths=["~/a"], order=2), RouteSpec("first", paths=["~/a"], order=1)]
+    # atc-router keeps (priority, uuid) in a BTreeMap and tries it in reverse: higher id first
+    tie = [RouteSpec("second", paths=["~/a"], id="0f8a0e2c-0000-4000-8000-000000000001"),
+           RouteSpec("first", paths=["~/a"], id="9d1c8e2c-0000-4000-8000-000000000001")]
     assert pick(tie, b"/a") == "first"
+    assert pick(tie[::-1], b"/a") == "first"
     same = [RouteSpec("x", paths=["~/a"]), RouteSpec("y", paths=["~/a"])]
     assert pick(same, b"/a") == "x"
 

@@ -123,6 +123,7 @@ cdef class HttpParser:
     # lazy access for plugins and logs: Python objects only when asked
     cdef list header_list(self, const char* buf)
     cdef object find_header(self, const char* buf, bytes name_lower)
+    cdef object find_header_lines(self, const char* buf, bytes name_lower)
     # per-kind hooks (overridden by RequestParser / ResponseParser)
     cdef int _start_line(self, const char* buf, Py_ssize_t s, Py_ssize_t e) noexcept
     cdef int _finish_head(self, const char* buf) noexcept

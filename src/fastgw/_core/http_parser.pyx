@@ -929,6 +929,27 @@ cdef class HttpParser:
                 return PyBytes_FromStringAndSize(buf + h.value_off, h.value_len)
         return None
 
+    cdef object find_header_lines(self, const char* buf, bytes name_lower):
+        # like find_header, but a header sent on several lines gives the list of its values
+        # (the router matches any of them, as Kong's `any(http.headers.x)`)
+        cdef int i
+        cdef Header* h
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(name_lower)
+        cdef const char* name = PyBytes_AS_STRING(name_lower)
+        cdef object first = None
+        cdef list lines = None
+        for i in range(self.n_headers):
+            h = &self.headers[i]
+            if h.name_len == n and _ieq(buf + h.name_off, name, n):
+                v = PyBytes_FromStringAndSize(buf + h.value_off, h.value_len)
+                if first is None:
+                    first = v
+                elif lines is None:
+                    lines = [first, v]
+                else:
+                    lines.append(v)
+        return lines if lines is not None else first
+
     # ---------------------------------------------------------------- Python API
 
     cdef object _head_event(self, const char* buf):

@@ -8,6 +8,7 @@ VERSION = "0.1.0"
 SERVER = f"fastgw/{VERSION}"
 
 NO_ROUTE = "no Route matched with those values"
+NO_SERVICE = "no Service found with those values"   # a route without a service (kong/init.lua)
 BAD_GATEWAY = "An invalid response was received from the upstream server"
 UPSTREAM_TIMEOUT = "The upstream server is timing out"
 NO_PEER = "failure to get a peer from the ring-balancer"

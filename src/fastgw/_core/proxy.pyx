@@ -20,6 +20,7 @@ from cpython.memoryview cimport PyMemoryView_FromMemory
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc
 from libc.string cimport memchr, memcpy, memmove
+from posix.strings cimport strncasecmp
 from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap
 
 from fastgw._core.balancer cimport Balancer, Target
@@ -55,6 +56,7 @@ log = logging.getLogger("fastgw.proxy")
 
 # Kong's messages for the responses the gateway makes itself (fastgw._core.messages)
 MSG_NO_ROUTE = _msg.NO_ROUTE
+MSG_NO_SERVICE = _msg.NO_SERVICE
 MSG_BAD_GATEWAY = _msg.BAD_GATEWAY
 MSG_TIMEOUT = _msg.UPSTREAM_TIMEOUT
 MSG_NO_PEER = _msg.NO_PEER

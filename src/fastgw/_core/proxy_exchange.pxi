@@ -105,7 +105,8 @@ cdef class Exchange:
 
     # HeaderSource for the router's header conditions (valid only while start() runs)
     def get(self, bytes name_lower):
-        return self.req.find_header(self.head_p, name_lower)
+        # a header sent on several lines gives the list of its values
+        return self.req.find_header_lines(self.head_p, name_lower)
 
     # -- request body, from the carrier ---------------------------------------------------------
     cdef void request_data(self, char* data, Py_ssize_t n):

@@ -72,7 +72,7 @@ cdef void exchange_start(Exchange ex, const char* head, Py_ssize_t head_len):
     ex.query_n = p.target_off + p.target_len - ex.query_off
     path = PyBytes_FromStringAndSize(head + ex.path_off, ex.path_n) if ex.path_n else b"/"
     try:
-        m = core.router.match(method, host, path, ex)
+        m = core.router.match(method, host, path, ex, None, core.listen_port)
     except Exception:
         log.exception("router failed")
         m = None
@@ -87,6 +87,9 @@ cdef void exchange_start(Exchange ex, const char* head, Py_ssize_t head_len):
         ex.https_only(head, host)
         return
     chain = ex.route.chain
+    if chain is None and ex.route.service is None:
+        ex.send_error(503, MSG_NO_SERVICE, False)
+        return
     if chain is None:
         if ex.route.native is not None and ex.run_native(head, head_len):
             return
@@ -199,6 +202,8 @@ cdef bytes exchange_build_head(Exchange ex, const char* head, m, ctx):
             continue
         if not underscores and k == H_OTHER and _bad_field_name(head + h.name_off, h.name_len):
             continue
+        if h.name_len == 18 and strncasecmp(head + h.name_off, b"x-forwarded-prefix", 18) == 0:
+            continue    # set by the proxy from the route match, below (Kong handler.lua)
         if ops is not None and PyBytes_FromStringAndSize(
                 head + h.name_off, h.name_len).lower() in ops:
             continue
@@ -258,6 +263,9 @@ cdef bytes exchange_build_head(Exchange ex, const char* head, m, ctx):
         put(head + ex.path_off, ex.path_n)
     else:
         putb(b"/")
+    if m.prefix is not None:
+        putb(b"\r\nX-Forwarded-Prefix: ")
+        putb(m.prefix)
     putb(b"\r\nX-Real-IP: ")
     putb(ex.client_ip_b)
     putb(b"\r\nVia: 1.1 fastgw\r\n")

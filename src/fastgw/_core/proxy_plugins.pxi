@@ -36,6 +36,10 @@ cdef void exchange_after_access(Exchange ex, result):
     if override is not None:
         ex.fixed_body = _to_bytes(override)
     ctx.proxy_latency = (ex.core.loop.time() - ex.t_up) * 1000.0
+    if ex.route.service is None:
+        # a route without a service: its plugins ran and none answered (kong/init.lua)
+        ex.send_error(503, MSG_NO_SERVICE, ex.rq != RQ_COMPLETE)
+        return
     try:
         ex.req_head = ex.build_head(PyBytes_AS_STRING(ex._head_copy), ex._plugin_match, ctx)
     except Exception:

@@ -7,6 +7,8 @@
 #   looks past the best rank already found in an earlier list.
 from libc.stdint cimport uint64_t
 
+from fastgw._core.regex cimport Regex
+
 cdef enum:
     ROUTER_MAX_METHODS = 64     # distinct method names across a config (one bit each in a uint64)
     ROUTER_MAX_HEADER_COUNT = 255  # Kong caps the header count used for sorting at 255
@@ -32,9 +34,8 @@ ctypedef struct Cand:
     uint64_t head               # first <= 8 bytes of `path` (little-endian load), prefilter
     uint64_t head_mask          # mask of the bytes of `head` that are part of `path`
     int regex                   # index into Router._regexes (PK_REGEX), else -1
-    int ngroups                 # PK_REGEX: number of groups; named: it has named groups
-    bint named
     int headers                 # index into Router._headers, -1 = no header conditions
+    int snis                    # index into Router._snis, -1 = no sni conditions
 
 ctypedef struct Entry:
     Cand* cand
@@ -67,22 +68,24 @@ ctypedef struct Run:
 
 cdef class RouteSpec:
     cdef readonly object key
+    cdef readonly str id                # tie-break between equal priorities (Rule 2.6)
     cdef readonly list hosts
     cdef readonly list paths
     cdef readonly list methods
     cdef readonly dict headers
+    cdef readonly list snis
     cdef readonly int regex_priority
     cdef readonly bint strip_path
     cdef readonly bint preserve_host
     cdef readonly str path_handling
     cdef readonly object service_path
-    cdef readonly int order
 
 
 cdef class RouteMatch:
     cdef readonly object key
     cdef readonly bytes upstream_path   # on-the-wire path for the upstream request (no query)
     cdef readonly bytes path            # the normalized request path that was matched
+    cdef readonly bytes prefix          # X-Forwarded-Prefix (Rule 4), or None
     cdef readonly bint preserve_host
     cdef readonly tuple captures        # positional regex captures, () for prefix matches
     cdef readonly dict named_captures   # named regex captures, {} for prefix matches
@@ -115,18 +118,22 @@ cdef class Router:
     cdef dict _exact                    # bytes (lowercase host, no port) -> _Bucket
     cdef bint _need_host                # some route has hosts
     cdef list _routes                   # _Route per RouteSpec, in input order
-    cdef list _regexes                  # re.Pattern.match (bound) per PK_REGEX candidate
+    cdef list _regexes                  # Regex per PK_REGEX candidate
     cdef Run* _runs
     cdef Py_ssize_t _nruns
     cdef RunItem* _run_items
     cdef RunGroup* _run_groups
     cdef list _headers                  # per header-bearing route: tuple of (name, values, regexes)
+    cdef list _snis                     # per sni-bearing route: tuple of (HostKind, bytes)
+    cdef readonly Py_ssize_t regex_limit_hits   # regex matches stopped by their match limit
     cdef list _keep                     # bytes objects the C arrays point into
     cdef list _order                    # (key, path) per candidate in rank order (introspection)
     cdef int _nmeth
     cdef const char* _meth_name[ROUTER_MAX_METHODS]
     cdef Py_ssize_t _meth_len[ROUTER_MAX_METHODS]
 
-    cpdef RouteMatch match(self, bytes method, bytes host, bytes path, object headers)
+    cpdef RouteMatch match(self, bytes method, bytes host, bytes path, object headers,
+                           bytes sni=*, int port=*)
     cdef bint _headers_match(self, int idx, object headers) except -1
-    cdef RouteMatch _build(self, Cand* c, bytes npath, object m)
+    cdef bint _sni_match(self, int idx, bytes sni) except -1
+    cdef RouteMatch _build(self, Cand* c, bytes npath, Regex rx)

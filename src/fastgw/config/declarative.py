@@ -24,7 +24,7 @@ import msgspec
 import orjson
 import yaml
 
-from fastgw.config import model
+from fastgw.config import model, yaml_load
 from fastgw.config.errors import ConfigError, ErrorList
 from fastgw.config.model import (ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, is_uuid, join,
                                  stable_id)
@@ -115,7 +115,7 @@ def _escape(value: Any) -> Any:
 def load_file(path: str) -> Config:
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            text = f.read(yaml_load.MAX_DOCUMENT_BYTES + 1)  # larger: refused by safe_load
     except OSError as exc:
         raise ConfigError([("", f"cannot read {path}: {exc.strerror}")], source=path) from None
     return load_text(text, source=path)
@@ -135,7 +135,10 @@ def parse_text(text: str | bytes, source: str = "<string>") -> Any:
         except orjson.JSONDecodeError:
             pass  # flow-style YAML is also allowed; let the YAML parser judge
     try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return yaml_load.safe_load(text)
+    except yaml_load.YamlLimitError as exc:
+        raise ConfigError([("", f"failed parsing declarative configuration: {exc}")],
+                          source=source) from None
     except yaml.YAMLError as exc:
         raise ConfigError([("", f"failed parsing declarative configuration: {exc}")],
                           source=source) from None

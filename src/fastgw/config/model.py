@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
+from fastgw._core.router import RouteSpec, route_errors
 from fastgw.config.errors import ErrorList
 
 from fastgw.config.healthchecks import Healthchecks  # the balancer engineer's Structs
@@ -53,11 +54,8 @@ _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _NAME_RE = re.compile(r"^[\w.\-~]+$")
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
-_METHOD_RE = re.compile(r"^[A-Z]+$")
-_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
 # Kong 3 treats a 2.x path as a regex when it has characters outside this set
 _PLAIN_PATH_RE = re.compile(r"^[A-Za-z0-9._~/%\-]*$")
-_PCRE_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
 
 
 class Entity(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -302,14 +300,13 @@ def hash_basic_auth_password(consumer_id: str, password: str) -> str:
     return hashlib.sha1((password + consumer_id).encode()).hexdigest()
 
 
-def pcre_to_python(rx: str) -> str:
-    """Kong (PCRE) writes named groups `(?<name>...)`; Python wants `(?P<name>...)`."""
-    return _PCRE_NAMED_GROUP.sub("(?P<", rx)
-
-
-def compile_path_regex(path: str) -> re.Pattern[str]:
-    """A route's regex path (starting with "~") compiled the way the router uses it."""
-    return re.compile(pcre_to_python(path[1:]))
+def route_spec(r: Route, key: Any = None, service_path: str | None = None) -> RouteSpec:
+    """What the router sees of a Route: the one place the fields are handed over."""
+    return RouteSpec(
+        r if key is None else key, hosts=r.hosts, paths=r.paths, methods=r.methods,
+        headers=r.headers, snis=r.snis, regex_priority=r.regex_priority,
+        strip_path=r.strip_path, preserve_host=r.preserve_host,
+        path_handling=r.path_handling, service_path=service_path, id=r.id)
 
 
 def is_regex_path_v2(path: str) -> bool:
@@ -623,76 +620,50 @@ def _check_service(s: Service, path: str, errors: ErrorList) -> Service:
     return s
 
 
-_HTTP_PROTOCOLS = {"http", "https", "grpc", "grpcs", "ws", "wss"}
+_STREAM_PROTOCOLS = {"tcp", "tls", "tls_passthrough", "udp"}
 
 
 def _check_route(r: Route, path: str, errors: ErrorList) -> Route:
+    # entity-level checks here (protocols and the http/grpc subschemas of
+    # kong/db/schema/entities/routes_subschemas.lua); every matching field is checked by the
+    # router itself (fastgw._core.router.route_errors), the one source of those rules
     _check_name(r.name, path, errors)
     if not r.protocols:
         errors.append((join(path, "protocols"), "length must be at least 1"))
     protos = set(r.protocols)
-    if protos & _HTTP_PROTOCOLS:
-        has = [r.methods, r.hosts, r.paths, r.headers]
-        if "https" in protos or "grpcs" in protos or "wss" in protos:
-            has.append(r.snis)
-        if not any(has):
-            which = "'methods', 'hosts', 'headers', 'paths'"
-            if len(has) > 4:
-                which += ", 'snis'"
-            proto = sorted(protos & _HTTP_PROTOCOLS)[0]
-            errors.append((path, f"must set one of {which} when 'protocols' is '{proto}'"))
-    for i, m in enumerate(r.methods or ()):
-        if not _METHOD_RE.match(m):
-            errors.append((join(join(path, "methods"), i),
-                           "invalid value: " + m + " (must be uppercase)"))
-    for i, h in enumerate(r.hosts or ()):
-        if not _valid_route_host(h):
-            errors.append((join(join(path, "hosts"), i), "invalid hostname: " + h))
-    for i, p in enumerate(r.paths or ()):
-        ppath = join(join(path, "paths"), i)
-        if p.startswith("~"):
-            try:
-                compile_path_regex(p)
-            except re.error as exc:
-                errors.append((ppath, f"invalid regex: '{p[1:]}' ({exc})"))
-        elif not p.startswith("/"):
-            errors.append((ppath, "should start with: / (fixed path) or ~/ (regex path)"))
-        elif "//" in p:
-            errors.append((ppath, "must not have empty segments"))
-    for name, values in (r.headers or {}).items():
-        hpath = join(join(path, "headers"), name)
-        if name.lower() == "host":
-            errors.append((hpath, "cannot contain 'host' header, which must be specified "
-                                  "in the 'hosts' attribute"))
-        elif not _HEADER_NAME_RE.match(name):
-            errors.append((hpath, "invalid header name"))
-        if not values:
-            errors.append((hpath, "length must be at least 1"))
-        for j, v in enumerate(values):
-            if v.startswith("~*"):
-                try:
-                    re.compile(pcre_to_python(v[2:]))
-                except re.error as exc:
-                    errors.append((join(hpath, j), f"invalid regex: '{v[2:]}' ({exc})"))
-    if r.snis and not protos & {"https", "grpcs", "tls", "tls_passthrough", "wss"}:
+    if protos & _STREAM_PROTOCOLS:
+        # fastgw proxies HTTP only: a stream route would be accepted and never served
+        errors.append((join(path, "protocols"), "stream routes (tcp, tls, tls_passthrough, "
+                                                "udp) are not supported by fastgw"))
+        return r
+    label = "'grpc' or 'grpcs'" if protos & {"grpc", "grpcs"} else "'http' or 'https'"
+    for field in ("sources", "destinations"):
+        if getattr(r, field):
+            errors.append((join(path, field), f"cannot set '{field}' when 'protocols' is "
+                                              f"{label}"))
+    if r.snis and not protos & {"https", "grpcs", "tls", "tls_passthrough"}:
         errors.append((join(path, "snis"), "'snis' can only be set when 'protocols' is "
-                                           "'grpcs', 'https', 'tls', 'tls_passthrough'"))
+                                           "'grpcs', 'https', 'tls' or 'tls_passthrough'"))
+    if not (r.methods or r.hosts or r.paths or r.headers or (
+            r.snis and protos & {"https", "grpcs"})):
+        which = "'methods', 'hosts', 'headers', 'paths'"
+        proto = "http"
+        for p in ("https", "grpcs", "grpc"):
+            if p in protos:
+                proto = p
+                break
+        if proto in ("https", "grpcs"):
+            which += ", 'snis'"
+        errors.append((path, f"must set one of {which} when 'protocols' is '{proto}'"))
+        return r
+    for field, message in route_errors(route_spec(r)):
+        if field == ():
+            continue    # "must set one of": reported above with the route's protocols
+        at = path
+        for part in field:
+            at = join(at, part)
+        errors.append((at, message))
     return r
-
-
-def _valid_route_host(h: str) -> bool:
-    host, port = h, None
-    if not h.startswith("[") and h.count(":") == 1:
-        host, _, port = h.partition(":")
-        if not port.isdigit():
-            return False
-    if host.startswith("*."):
-        host = host[2:]
-    elif host.endswith(".*"):
-        host = host[:-2]
-    if "*" in host:
-        return False
-    return is_valid_host(host.strip("[]"))
 
 
 def _check_upstream(u: Upstream, path: str, errors: ErrorList) -> Upstream:

@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 from fastgw._core.native import compile_chain
 from fastgw._core.proxy import ProxyCore, RouteRT, ServiceRT
-from fastgw._core.router import Router, RouteSpec
+from fastgw._core.router import Router
 from fastgw.config.errors import ConfigError
-from fastgw.config.model import Config
+from fastgw.config.model import Config, route_spec
 
 log = logging.getLogger("fastgw.config")
 
@@ -184,20 +184,18 @@ class Compiler:
         chains = self._chains(config, errors)
         routes: dict[str, RouteRT] = {}
         specs = []
-        for ri, r in enumerate(config.routes):
+        for r in config.routes:
             svc = services.get(r.service) if r.service else None
-            if svc is None:
-                # a route without a service cannot proxy anything; Kong keeps such routes
-                # matchable, fastgw leaves them out of the router (and says so)
-                log.warning("route %s has no service: not routed", r.name or r.id)
+            if svc is not None and not svc.entity.enabled:
                 continue
-            if not svc.entity.enabled:
-                continue
+            # a route without a service stays matchable: its plugins run, then the proxy
+            # answers Kong's 503 "no Service found with those values" (kong/init.lua access)
             chain = chains.for_route(r.id, r.service) if chains is not None else None
             # the compiled chain when every plugin of the route has one (fastgw._core.native);
             # the Python chain is then skipped (chain None) on the request path
             native = compile_chain(chain, r, svc.entity, hash_spec=svc.hash_spec,
-                                   clock=self.health_clock) if chain is not None else None
+                                   clock=self.health_clock) \
+                if chain is not None and svc is not None else None
             # fastgw listens for plain http only: an https-only route answers Kong's 426 or
             # its https_redirect_status_code
             https_only = "http" not in r.protocols and "https" in r.protocols
@@ -207,12 +205,7 @@ class Compiler:
                          request_buffering=r.request_buffering,
                          response_buffering=r.response_buffering)
             routes[r.id] = rt
-            specs.append(RouteSpec(
-                rt, hosts=list(r.hosts or []), paths=list(r.paths or []),
-                methods=list(r.methods or []), headers=dict(r.headers or {}),
-                regex_priority=r.regex_priority, strip_path=r.strip_path,
-                preserve_host=r.preserve_host, path_handling=r.path_handling,
-                service_path=svc.entity.path, order=ri))
+            specs.append(route_spec(r, rt, svc.entity.path if svc is not None else None))
         try:
             router = Router(specs)
         except ValueError as e:
