@@ -70,8 +70,18 @@ def test_idle_keepalive_connections_cost_little(echo: EchoUpstream) -> None:
             # nginx: ~1 KiB per idle keep-alive connection; a 64 KiB buffer each would be 64x
             assert per_conn < 2048, f"{per_conn:.0f} bytes per idle connection"
         finally:
-            for c in clients + warm:
+            for c in clients:
                 c.close()
+        # they left: RSS comes back near where it was (a 64 KiB buffer each would keep ~64 MiB)
+        assert wait_until(lambda: gw_idle(warm[0]), 5)
+        assert rss_kib(gw.pid) - base < 8192
+        for c in warm:
+            c.close()
+
+
+def gw_idle(c: RawClient) -> bool:
+    # the gateway has processed the closes once it answers on a connection opened before
+    return c.request(get("/nope")).status == 404
 
 
 def test_connections_beyond_worker_connections_are_refused(echo: EchoUpstream) -> None:

@@ -20,6 +20,7 @@ class Limits:
     client_body_timeout: float
     worker_connections: int
     max_queued_output: int
+    response_buffer_size: int
     underscores_in_headers: bool
     def __init__(self, **values: int | bool) -> None: ...
     def parser_kwargs(self) -> dict[str, int]: ...
@@ -53,8 +54,11 @@ class RouteRT:
     entity: Any
     native: Any
     https_redirect: int
+    request_buffering: bool
+    response_buffering: bool
     def __init__(self, id: str, name: str, service: ServiceRT, chain: Any = None,
-                 entity: Any = None, native: Any = None, https_redirect: int = 0) -> None: ...
+                 entity: Any = None, native: Any = None, https_redirect: int = 0,
+                 request_buffering: bool = True, response_buffering: bool = True) -> None: ...
 
 class Pool:
     host: str

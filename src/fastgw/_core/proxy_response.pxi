@@ -151,6 +151,8 @@ cdef void exchange_on_response_done(Exchange ex, Upstream up):
     ex.sink.end_body(ex)
     if not ex.to(KEEP, RP_COMPLETE):
         return
-    # reusable only when both messages completed cleanly on that connection
-    ex.detach(up.parser.keep_alive and ex.rq == RQ_COMPLETE and up.rb.rpos == up.rb.wpos)
+    # reusable only when both messages completed cleanly on that connection (a spilled body
+    # still being pumped was not completely sent)
+    ex.detach(up.parser.keep_alive and ex.rq == RQ_COMPLETE and ex.spill is None
+              and up.rb.rpos == up.rb.wpos)
     ex.finish()
