@@ -34,6 +34,8 @@ cdef class RouteRT:
     cdef public object native         # fastgw._core.native.NativeChain (then chain is None)
     cdef public int https_redirect    # 0, or the status for plain-http requests to an
                                       # https-only route (https_redirect_status_code)
+    cdef public bint https_ok         # protocols has https: the route serves TLS listeners
+    cdef public frozenset snis        # route.snis (lowercase, wildcards kept), None: any
 
 
 cdef class Pool:
@@ -101,6 +103,9 @@ cdef class Downstream(ConnBuffer):
     cdef double deadline        # head/keep-alive/send deadline (coarse clock)
     cdef str client_ip
     cdef bytes client_ip_b
+    cdef int local_port         # the listener's port (X-Forwarded-Port)
+    cdef bint tls               # accepted on an ssl listener (X-Forwarded-Proto, route checks)
+    cdef tuple sni_keys         # TLS: the client's SNI and its wildcard forms, () without SNI
     # current exchange
     cdef RouteRT route
     cdef object ctx             # plugin Context or None
@@ -151,6 +156,7 @@ cdef class Downstream(ConnBuffer):
     cdef void send_plugin_response(self, result)
     cdef void write_plugin_response(self, result)
     cdef object upstream_uri(self)
+    cdef bint sni_allowed(self)
     cdef void https_only(self, const char* head, bytes host)
     cdef bytes build_head(self, const char* head, m, ctx)
     cdef void proceed(self, object result)

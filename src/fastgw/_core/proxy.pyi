@@ -2,6 +2,10 @@
 import asyncio
 from typing import Any, Callable
 
+SNI_ATTR: str
+
+def sni_keys(sslobj: Any) -> tuple[str, ...]: ...
+
 class ServiceRT:
     id: str
     name: str
@@ -27,8 +31,11 @@ class RouteRT:
     entity: Any
     native: Any
     https_redirect: int
+    https_ok: bool
+    snis: frozenset[str] | None
     def __init__(self, id: str, name: str, service: ServiceRT, chain: Any = None,
-                 entity: Any = None, native: Any = None, https_redirect: int = 0) -> None: ...
+                 entity: Any = None, native: Any = None, https_redirect: int = 0,
+                 https_ok: bool = True, snis: frozenset[str] | None = None) -> None: ...
 
 class Pool:
     host: str
@@ -62,7 +69,7 @@ class ProxyCore:
     keepalive_timeout: float
     header_timeout: float
     context_factory: Callable[..., Any] | None
-    pools: dict[tuple[str, int, bool, bool], Pool]
+    pools: dict[tuple[str, int, bool, Any], Pool]
     limits: dict[str, int]
     drained: asyncio.Future[None] | None
     def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Any = None, *,
@@ -70,8 +77,8 @@ class ProxyCore:
                  header_timeout: float = 60.0,
                  limits: dict[str, int] | None = None) -> None: ...
     def set_snapshot(self, snapshot: Any) -> None: ...
-    def pool(self, host: str, port: int, ssl: Any = None, verify: bool = False) -> Pool: ...
-    def protocol(self) -> DownstreamProtocol: ...
+    def pool(self, host: str, port: int, ssl: Any = None, verify: Any = False) -> Pool: ...
+    def protocol(self, local_port: int = 0, tls: bool = False) -> DownstreamProtocol: ...
     def tick(self) -> None: ...
     def start_draining(self) -> asyncio.Future[None]: ...
     def close_pools(self) -> None: ...

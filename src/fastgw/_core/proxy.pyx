@@ -168,6 +168,27 @@ def _request_id() -> str:
     return os.urandom(16).hex()
 
 
+#: where fastgw.tls's sni_callback leaves the client's SNI on the SSLObject (a server-side
+#: SSLObject does not expose the server_name the client sent)
+SNI_ATTR = "fastgw_sni"
+
+
+def sni_keys(sslobj) -> tuple:
+    """The names a route's or certificate's `snis` may use for this connection's SNI: the
+    name, then `*.rest` and `head.*` (Kong runloop/certificate.lua produce_wild_snis)."""
+    name = getattr(sslobj, SNI_ATTR, None) if sslobj is not None else None
+    if not name:
+        return ()
+    out = [name]
+    first = name.find(".")
+    if 0 < first and name.find(".", first + 1) > first + 1:
+        out.append("*" + name[first:])
+    last = name.rfind(".")
+    if 0 < last < len(name) - 1:
+        out.append(name[:last + 1] + "*")
+    return tuple(out)
+
+
 cdef inline bytes _to_bytes(object v):
     if isinstance(v, bytes):
         return <bytes>v
@@ -196,7 +217,7 @@ cdef class ServiceRT:
 
 cdef class RouteRT:
     def __init__(self, str id, str name, ServiceRT service, chain=None, entity=None,
-                 native=None, int https_redirect=0):
+                 native=None, int https_redirect=0, bint https_ok=True, frozenset snis=None):
         self.id = id
         self.name = name
         self.service = service
@@ -204,6 +225,8 @@ cdef class RouteRT:
         self.entity = entity
         self.native = native
         self.https_redirect = https_redirect
+        self.https_ok = https_ok
+        self.snis = snis
 
 
 cdef class Pool:
@@ -296,9 +319,11 @@ cdef class ProxyCore:
         self.router = snapshot.router
         self.snapshot = snapshot
 
-    def pool(self, str host, int port, ssl=None, bint verify=False) -> Pool:
+    def pool(self, str host, int port, ssl=None, verify=False) -> Pool:
         """The pool of (host, port[, TLS]); pools outlive snapshots (keep-alive survives a
-        reload). `ssl` is an SSLContext for services with protocol https."""
+        reload). `ssl` is an SSLContext for services with protocol https; `verify` is any
+        hashable naming its settings (verification, CAs, client certificate), so services
+        with different TLS settings never share a connection."""
         key = (host, port, ssl is not None, verify)
         p = self.pools.get(key)
         if p is None:
@@ -306,8 +331,13 @@ cdef class ProxyCore:
             p.ssl = ssl
         return p
 
-    def protocol(self):
-        return DownstreamProtocol(self)
+    def protocol(self, int local_port=0, bint tls=False):
+        """The client protocol factory; a listener binds its port and TLS flag with
+        functools.partial (uvloop's SSL transport calls connection_made after the handshake)."""
+        cdef Downstream d = DownstreamProtocol(self)
+        d.local_port = local_port or self.listen_port
+        d.tls = tls
+        return d
 
     def _refresh_date(self):
         self.date_header = b"Date: " + formatdate(usegmt=True).encode() + b"\r\n"
@@ -427,6 +457,8 @@ cdef class Downstream(ConnBuffer):
         if peer:
             self.client_ip = peer[0]
         self.client_ip_b = self.client_ip.encode()
+        if self.tls:
+            self.sni_keys = sni_keys(transport.get_extra_info("ssl_object"))
         self.core.conns.add(self)
         self.core.connections_total += 1
         self.deadline = self.core.now + self.core.header_timeout
@@ -631,7 +663,14 @@ cdef class Downstream(ConnBuffer):
             return
         self.route = <RouteRT>m.key
         self._plugin_match = m
-        if self.route.https_redirect:
+        if self.tls:
+            if not self.route.https_ok or not self.sni_allowed():
+                # Kong's router does not match an http-only route on TLS, nor a route whose
+                # snis do not name the connection's SNI (plain http ignores snis)
+                self.rpos += head_len
+                self.send_error(404, MSG_NO_ROUTE, False)
+                return
+        elif self.route.https_redirect:
             # the route only speaks https and this listener is plain http (Kong: 426, or a
             # redirect when https_redirect_status_code says so)
             self.rpos += head_len
@@ -919,12 +958,13 @@ cdef class Downstream(ConnBuffer):
                     put(head + h.value_off, h.value_len)
                     putb(b", ")
         putb(self.client_ip_b)
-        putb(b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
+        putb(b"\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: " if self.tls else
+             b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
         if p.host_index >= 0:
             h = &p.headers[p.host_index]
             put(head + h.value_off, _host_len(head + h.value_off, h.value_len))
         putb(b"\r\nX-Forwarded-Port: ")
-        put_int(self.core.listen_port, 10)
+        put_int(self.local_port, 10)
         putb(b"\r\nX-Forwarded-Path: ")
         if self.path_n:
             put(head + self.path_off, self.path_n)
@@ -1406,6 +1446,15 @@ cdef class Downstream(ConnBuffer):
                 asyncio.ensure_future(res)
         except Exception:
             log.exception("plugin log phase failed")
+
+    cdef bint sni_allowed(self):
+        cdef frozenset snis = self.route.snis
+        if snis is None:
+            return True
+        for k in self.sni_keys:
+            if k in snis:
+                return True
+        return False
 
     cdef void https_only(self, const char* head, bytes host):
         cdef int code = self.route.https_redirect

@@ -213,6 +213,37 @@ class Acl(Entity, kw_only=True):
     created_at: Timestamp = None
 
 
+class Certificate(Entity, kw_only=True):
+    """Kong's certificates entity. Its `snis` (transient in Kong) are Sni entities; the
+    Admin API and the declarative loader turn the shorthand into them."""
+    id: str
+    cert: str
+    key: str
+    cert_alt: Union[str, None] = None
+    key_alt: Union[str, None] = None
+    tags: Tags = None
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+
+class Sni(Entity, kw_only=True):
+    id: str
+    name: str  # typedefs.wildcard_host, stored lowercase
+    certificate: str  # certificate id
+    tags: Tags = None
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+
+class CaCertificate(Entity, kw_only=True):
+    id: str
+    cert: str
+    cert_digest: Union[str, None] = None  # sha256 hex of the DER, computed on write
+    tags: Tags = None
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """The normalized whole: top-level lists, parents referenced by id, in load order."""
     services: list[Service] = msgspec.field(default_factory=list)
@@ -225,22 +256,28 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     basicauth_credentials: list[BasicAuthCredential] = msgspec.field(default_factory=list)
     jwt_secrets: list[JwtSecret] = msgspec.field(default_factory=list)
     acls: list[Acl] = msgspec.field(default_factory=list)
+    certificates: list[Certificate] = msgspec.field(default_factory=list)
+    snis: list[Sni] = msgspec.field(default_factory=list)
+    ca_certificates: list[CaCertificate] = msgspec.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------
 # entity metadata
 ENTITY_TYPES: tuple[str, ...] = (
     "services", "routes", "upstreams", "targets", "consumers", "plugins",
-    "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls")
+    "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls",
+    "certificates", "snis", "ca_certificates")
 
 ENTITY_CLASSES: dict[str, type[Entity]] = {
     "services": Service, "routes": Route, "upstreams": Upstream, "targets": Target,
     "consumers": Consumer, "plugins": Plugin, "keyauth_credentials": KeyAuthCredential,
-    "basicauth_credentials": BasicAuthCredential, "jwt_secrets": JwtSecret, "acls": Acl}
+    "basicauth_credentials": BasicAuthCredential, "jwt_secrets": JwtSecret, "acls": Acl,
+    "certificates": Certificate, "snis": Sni, "ca_certificates": CaCertificate}
 
 # foreign key field -> parent entity type
 FOREIGN: dict[str, dict[str, str]] = {
-    "services": {}, "upstreams": {}, "consumers": {},
+    "services": {"client_certificate": "certificates"},
+    "upstreams": {"client_certificate": "certificates"}, "consumers": {},
     "routes": {"service": "services"},
     "targets": {"upstream": "upstreams"},
     "plugins": {"route": "routes", "service": "services", "consumer": "consumers"},
@@ -248,13 +285,16 @@ FOREIGN: dict[str, dict[str, str]] = {
     "basicauth_credentials": {"consumer": "consumers"},
     "jwt_secrets": {"consumer": "consumers"},
     "acls": {"consumer": "consumers"},
+    "certificates": {}, "ca_certificates": {},
+    "snis": {"certificate": "certificates"},
 }
 
 # the field an item URL may name instead of the id (Kong's endpoint_key)
 ENDPOINT_KEY: dict[str, str | None] = {
     "services": "name", "routes": "name", "upstreams": "name", "targets": "target",
     "consumers": "username", "plugins": "instance_name", "keyauth_credentials": "key",
-    "basicauth_credentials": "username", "jwt_secrets": "key", "acls": "group"}
+    "basicauth_credentials": "username", "jwt_secrets": "key", "acls": "group",
+    "certificates": None, "snis": "name", "ca_certificates": None}
 
 # uniqueness: single fields are global; tuples are composite keys
 UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -263,7 +303,8 @@ UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
     "consumers": (("username",), ("custom_id",)),
     "plugins": (("instance_name",), ("name", "route", "service", "consumer")),
     "keyauth_credentials": (("key",),), "basicauth_credentials": (("username",),),
-    "jwt_secrets": (("key",),), "acls": (("consumer", "group"),)}
+    "jwt_secrets": (("key",),), "acls": (("consumer", "group"),),
+    "certificates": (), "snis": (("name",),), "ca_certificates": (("cert_digest",),)}
 
 # where a composite uniqueness error is reported
 UNIQUE_ERROR_FIELD: dict[str, str] = {"targets": "target", "acls": "group", "plugins": "name"}
@@ -275,7 +316,9 @@ CASCADE: dict[tuple[str, str], bool] = {
     ("targets", "upstream"): True,
     ("plugins", "route"): True, ("plugins", "service"): True, ("plugins", "consumer"): True,
     ("keyauth_credentials", "consumer"): True, ("basicauth_credentials", "consumer"): True,
-    ("jwt_secrets", "consumer"): True, ("acls", "consumer"): True}
+    ("jwt_secrets", "consumer"): True, ("acls", "consumer"): True,
+    ("snis", "certificate"): True,   # Kong dao/certificates.lua delete: its SNIs go too
+    ("services", "client_certificate"): False, ("upstreams", "client_certificate"): False}
 
 
 def is_uuid(s: Any) -> bool:
@@ -776,12 +819,61 @@ def _check_acl(a: Acl, path: str, errors: ErrorList) -> Acl:
     return a
 
 
+def _check_certificate(c: Certificate, path: str, errors: ErrorList) -> Certificate:
+    from fastgw.tls.pem import check_certificate_entity
+
+    for p, msg in check_certificate_entity(c.cert, c.key, c.cert_alt, c.key_alt):
+        errors.append((join(path, p) if p else path, msg))
+    return c
+
+
+def _check_sni(s: Sni, path: str, errors: ErrorList) -> Sni:
+    msg = wildcard_host_error(s.name)
+    if msg:
+        errors.append((join(path, "name"), msg))
+    return msgspec.structs.replace(s, name=s.name.lower()) if s.name != s.name.lower() else s
+
+
+def wildcard_host_error(host: str) -> str | None:
+    """Kong typedefs.wildcard_host: one `*`, leftmost or rightmost; a name, not an IP."""
+    idx = host.find("*")
+    mock = host
+    if idx >= 0:
+        if idx not in (0, len(host) - 1):
+            return "wildcard must be leftmost or rightmost character"
+        if host.count("*") > 1:
+            return "only one wildcard must be specified"
+        mock = host.replace("*", "wildcard")
+    try:
+        ipaddress.ip_address(mock)
+        return "must not be an IP"
+    except ValueError:
+        pass
+    if ":" in mock:
+        return "must not have a port"
+    if not _HOSTNAME_RE.match(mock):
+        return "invalid value: " + mock
+    return None
+
+
+def _check_ca_certificate(c: CaCertificate, path: str, errors: ErrorList) -> CaCertificate:
+    from fastgw.tls.pem import cert_digest, check_ca_certificate
+
+    found = check_ca_certificate(c.cert)
+    for p, msg in found:
+        errors.append((join(path, p) if p else path, msg))
+    if found:
+        return c
+    return msgspec.structs.replace(c, cert_digest=cert_digest(c.cert))
+
+
 _PREPARE: dict[str, Callable[[dict[str, Any], str, ErrorList], dict[str, Any]]] = {
     "services": _prepare_service, "targets": _prepare_target, "routes": _prepare_route}
 _CHECK: dict[str, Callable[..., Any]] = {
     "services": _check_service, "routes": _check_route, "upstreams": _check_upstream,
     "consumers": _check_consumer, "keyauth_credentials": _check_keyauth,
-    "jwt_secrets": _check_jwt, "acls": _check_acl}
+    "jwt_secrets": _check_jwt, "acls": _check_acl, "certificates": _check_certificate,
+    "snis": _check_sni, "ca_certificates": _check_ca_certificate}
 
 
 def build_entity(etype: str, data: Any, path: str, errors: ErrorList, *,
@@ -871,6 +963,14 @@ def check_integrity(config: Config, paths: dict[tuple[str, int], str] | None = N
                     errors.append((join(where(etype, i), field),
                                    f"invalid reference '{field}: {ref}' (no such entry in "
                                    f"'{parent}')"))
+    for i, svc in enumerate(config.services):
+        # an array of ids, not a foreign key in Kong's schema; a missing one would only fail
+        # at proxy time there, so it is refused here
+        for j, ref in enumerate(svc.ca_certificates or ()):
+            if ref not in ids["ca_certificates"]:
+                errors.append((join(join(where("services", i), "ca_certificates"), j),
+                               f"invalid reference 'ca_certificates: {ref}' (no such entry "
+                               "in 'ca_certificates')"))
     return errors
 
 
