@@ -240,6 +240,8 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
 
     config = Config(**built)
     _check_unique_records(records, errors)
+    svc_paths = [rec.path for rec in records["services"] if rec.built is not None]
+    errors.extend(model.check_ca_refs(config, lambda t, i: svc_paths[i]))
     if errors:
         raise ConfigError(_dedupe(errors))
     return config

@@ -228,8 +228,9 @@ class Certificate(Entity, kw_only=True):
 
 class Sni(Entity, kw_only=True):
     id: str
-    name: str  # typedefs.wildcard_host, stored lowercase
+    # certificate before name: Kong's schema-violation summary lists fields alphabetically
     certificate: str  # certificate id
+    name: str  # typedefs.wildcard_host, stored lowercase
     tags: Tags = None
     created_at: Timestamp = None
     updated_at: Timestamp = None
@@ -963,12 +964,21 @@ def check_integrity(config: Config, paths: dict[tuple[str, int], str] | None = N
                     errors.append((join(where(etype, i), field),
                                    f"invalid reference '{field}: {ref}' (no such entry in "
                                    f"'{parent}')"))
+    errors.extend(check_ca_refs(config, where))
+    return errors
+
+
+def check_ca_refs(config: Config, where: Callable[[str, int], str] | None = None
+                  ) -> ErrorList:
+    """services.ca_certificates name existing CA certificates. An array of ids, not a foreign
+    key in Kong's schema (a missing one fails at proxy time there): refused up front here."""
+    known = {c.id for c in config.ca_certificates}
+    errors: ErrorList = []
     for i, svc in enumerate(config.services):
-        # an array of ids, not a foreign key in Kong's schema; a missing one would only fail
-        # at proxy time there, so it is refused here
         for j, ref in enumerate(svc.ca_certificates or ()):
-            if ref not in ids["ca_certificates"]:
-                errors.append((join(join(where("services", i), "ca_certificates"), j),
+            if ref not in known:
+                at = where("services", i) if where is not None else f"services[{i}]"
+                errors.append((join(join(at, "ca_certificates"), j),
                                f"invalid reference 'ca_certificates: {ref}' (no such entry "
                                "in 'ca_certificates')"))
     return errors
