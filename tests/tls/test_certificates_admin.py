@@ -11,7 +11,7 @@ from typing import Any
 
 import trustme
 import uvloop
-from conftest import ca_pem, client_context, https_request, issue
+from tls_helpers import ca_pem, client_context, https_request, issue
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "admin"))
 from admin_helpers import Client  # noqa: E402

@@ -3,7 +3,7 @@ errors with paths, and the dump round trip."""
 from __future__ import annotations
 
 import pytest
-from conftest import ca_pem, issue
+from tls_helpers import ca_pem, issue
 
 from fastgw.config import declarative
 from fastgw.config.errors import ConfigError

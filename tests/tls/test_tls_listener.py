@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import uvloop
-from conftest import (blocking_handshake, ca_pem, client_context, curl, https_request, issue,
+from tls_helpers import (blocking_handshake, ca_pem, client_context, curl, https_request, issue,
                       read_reply)
 
 from fastgw.gateway import Gateway

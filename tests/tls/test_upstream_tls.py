@@ -8,7 +8,7 @@ from typing import Any
 
 import trustme
 import uvloop
-from conftest import ca_pem, curl, issue
+from tls_helpers import ca_pem, curl, issue
 
 
 async def _mtls_upstream(server_ca: trustme.CA, client_ca: trustme.CA | None,

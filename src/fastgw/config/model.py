@@ -664,6 +664,11 @@ def _check_service(s: Service, path: str, errors: ErrorList) -> Service:
         if s.protocol not in ("http", "https", "ws", "wss"):
             errors.append((join(path, "path"),
                            "value must be null when protocol is not http/https/ws/wss"))
+    if s.protocol not in ("https", "tls"):
+        # Kong services.lua: the upstream TLS fields only mean something over TLS
+        for f in ("client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"):
+            if getattr(s, f) is not None:
+                errors.append((join(path, f), "value must be null"))
     return s
 
 

@@ -31,11 +31,14 @@ _CONTEXTS: dict[UpstreamTLS, ssl.SSLContext] = {}
 
 
 def service_tls(service: Any, certificates: dict[str, Any],
-                ca_certificates: dict[str, Any]) -> UpstreamTLS:
-    """The settings of one service (references already checked by the config model)."""
+                ca_certificates: dict[str, Any], upstream: Any = None) -> UpstreamTLS:
+    """The settings of one service (references already checked by the config model). The
+    client certificate is the service's, else its upstream's (Kong balancer: service
+    client_certificate first, then upstream client_certificate)."""
     cas = tuple(ca_certificates[i].cert for i in (service.ca_certificates or ())
                 if i in ca_certificates)
-    cc = certificates.get(service.client_certificate) if service.client_certificate else None
+    cc_id = service.client_certificate or getattr(upstream, "client_certificate", None)
+    cc = certificates.get(cc_id) if cc_id else None
     return UpstreamTLS(bool(service.tls_verify), service.tls_verify_depth, cas,
                        (cc.cert, cc.key) if cc is not None else None)
 
@@ -52,5 +55,6 @@ def service_tls_map(config: Any) -> dict[str, UpstreamTLS]:
     """service id -> settings, for every https service of a config."""
     certs = {c.id: c for c in getattr(config, "certificates", ())}
     cas = {c.id: c for c in getattr(config, "ca_certificates", ())}
-    return {s.id: service_tls(s, certs, cas) for s in config.services
+    ups = {u.name: u for u in config.upstreams}
+    return {s.id: service_tls(s, certs, cas, ups.get(s.host)) for s in config.services
             if s.protocol == "https"}
