@@ -14,6 +14,9 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 CYTHON_RANGE = ((3, 0, 11), (3, 4, 0))  # keep in sync with pyproject.toml [build-system]
+# native libraries a module links (Debian packages in scripts/sysdeps.sh; auditwheel bundles
+# them into the wheels)
+LIBRARIES = {"h2": ["nghttp2"]}
 
 
 def _check_cython():
@@ -46,6 +49,7 @@ def extensions():
             Extension(
                 f"fastgw._core.{pyx.stem}",
                 [str(pyx)],
+                libraries=LIBRARIES.get(pyx.stem, []),
                 extra_compile_args=(["-O0", "-g"] if debug else ["-O2"])
                 + ["-Wall", "-Werror", "-Wno-unused-function", "-Wno-unreachable-code"],
             )

@@ -8,6 +8,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v wrk >/dev/null || need+=(wrk)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v curl >/dev/null || need+=(curl)
+# headers + library of the compiled HTTP/2 core (fastgw._core.h2)
+[ -e /usr/include/nghttp2/nghttp2.h ] || need+=(libnghttp2-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "sysdeps: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
