@@ -12,14 +12,21 @@ from __future__ import annotations
 from fastgw.tls.pem import PemError, load_certs, load_key, key_matches
 
 
+#: the self-signed default, made once per process (and inherited by forked workers)
+_generated: list[tuple[str, str]] | None = None
+
+
 def load_default_pairs(cert_paths: str | None, key_paths: str | None) -> list[tuple[str, str]]:
     """Kong's ssl_cert / ssl_cert_key (comma-separated lists of files, pairwise), or a
     generated self-signed RSA + ECDSA pair when neither is given. Raises ValueError with
     one clear line."""
     if not cert_paths and not key_paths:
-        from fastgw.tls.selfsigned import default_pairs
+        global _generated
+        if _generated is None:
+            from fastgw.tls.selfsigned import default_pairs
 
-        return default_pairs()
+            _generated = default_pairs()
+        return list(_generated)
     if not cert_paths or not key_paths:
         raise ValueError("--ssl-cert and --ssl-cert-key must be given together")
     certs = [p.strip() for p in cert_paths.split(",") if p.strip()]
