@@ -232,3 +232,31 @@ def test_header_list_over_the_limit_is_refused():
     # the connection goes on
     cli.send_headers(3, REQ, end_stream=True)
     assert srv.receive(cli.data_to_send())[0][:2] == (EV_REQUEST, 3)
+
+
+def test_ping_flood_is_cut_off():
+    # PINGs whose ACKs the client never reads (CVE-2019-9512): nghttp2 stops at
+    # MAX_OUTBOUND_ACK queued ACKs
+    from hyperframe.frame import PingFrame
+
+    srv, cli = _pair()
+    ping = PingFrame(0)
+    ping.opaque_data = b"12345678"
+    with pytest.raises(H2Error):
+        srv.receive(ping.serialize() * (core.MAX_OUTBOUND_ACK + 10))
+
+
+def test_data_beyond_the_flow_control_window_is_a_connection_error():
+    from hyperframe.frame import DataFrame
+
+    srv, cli = _pair(manual_flow_control=True)
+    cli.send_headers(1, POST)
+    srv.receive(cli.data_to_send())
+    frames = b""
+    for _ in range(5):   # 5 x 16384 > the 65535-byte window (RFC 9113 6.9.1)
+        f = DataFrame(1)
+        f.data = b"x" * 16384
+        frames += f.serialize()
+    srv.receive(frames)
+    assert _goaway_code(srv.data_to_send()) == core.FLOW_CONTROL_ERROR
+    assert not srv.want_read
