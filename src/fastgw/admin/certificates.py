@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import msgspec
 
 from fastgw.config import model
+from fastgw.config.certificates import wildcard_host_error
 from fastgw.config.errors import ConfigError, EntityNotFound
 from fastgw.config.model import Config, entity_to_json, is_uuid
 
@@ -162,7 +163,7 @@ def _name_list(raw: Any, method: str, url_name: str | None) -> list[str] | None:
     if url_name is not None and method == "PUT" and url_name not in names:
         names.append(url_name)
     errors = [(model.join("snis", i), msg) for i, x in enumerate(names)
-              if (msg := model.wildcard_host_error(x))]
+              if (msg := wildcard_host_error(x))]
     if errors:
         raise ConfigError(errors)
     seen: set[str] = set()

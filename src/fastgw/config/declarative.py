@@ -25,6 +25,7 @@ import orjson
 import yaml
 
 from fastgw.config import model
+from fastgw.config.certificates import check_ca_refs
 from fastgw.config.errors import ConfigError, ErrorList
 from fastgw.config.model import (ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, is_uuid, join,
                                  stable_id)
@@ -241,7 +242,7 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
     config = Config(**built)
     _check_unique_records(records, errors)
     svc_paths = [rec.path for rec in records["services"] if rec.built is not None]
-    errors.extend(model.check_ca_refs(config, lambda t, i: svc_paths[i]))
+    errors.extend(check_ca_refs(config, lambda t, i: svc_paths[i]))
     if errors:
         raise ConfigError(_dedupe(errors))
     return config

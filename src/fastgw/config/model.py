@@ -825,61 +825,12 @@ def _check_acl(a: Acl, path: str, errors: ErrorList) -> Acl:
     return a
 
 
-def _check_certificate(c: Certificate, path: str, errors: ErrorList) -> Certificate:
-    from fastgw.tls.pem import check_certificate_entity
-
-    for p, msg in check_certificate_entity(c.cert, c.key, c.cert_alt, c.key_alt):
-        errors.append((join(path, p) if p else path, msg))
-    return c
-
-
-def _check_sni(s: Sni, path: str, errors: ErrorList) -> Sni:
-    msg = wildcard_host_error(s.name)
-    if msg:
-        errors.append((join(path, "name"), msg))
-    return msgspec.structs.replace(s, name=s.name.lower()) if s.name != s.name.lower() else s
-
-
-def wildcard_host_error(host: str) -> str | None:
-    """Kong typedefs.wildcard_host: one `*`, leftmost or rightmost; a name, not an IP."""
-    idx = host.find("*")
-    mock = host
-    if idx >= 0:
-        if idx not in (0, len(host) - 1):
-            return "wildcard must be leftmost or rightmost character"
-        if host.count("*") > 1:
-            return "only one wildcard must be specified"
-        mock = host.replace("*", "wildcard")
-    try:
-        ipaddress.ip_address(mock)
-        return "must not be an IP"
-    except ValueError:
-        pass
-    if ":" in mock:
-        return "must not have a port"
-    if not _HOSTNAME_RE.match(mock):
-        return "invalid value: " + mock
-    return None
-
-
-def _check_ca_certificate(c: CaCertificate, path: str, errors: ErrorList) -> CaCertificate:
-    from fastgw.tls.pem import cert_digest, check_ca_certificate
-
-    found = check_ca_certificate(c.cert)
-    for p, msg in found:
-        errors.append((join(path, p) if p else path, msg))
-    if found:
-        return c
-    return msgspec.structs.replace(c, cert_digest=cert_digest(c.cert))
-
-
 _PREPARE: dict[str, Callable[[dict[str, Any], str, ErrorList], dict[str, Any]]] = {
     "services": _prepare_service, "targets": _prepare_target, "routes": _prepare_route}
 _CHECK: dict[str, Callable[..., Any]] = {
     "services": _check_service, "routes": _check_route, "upstreams": _check_upstream,
     "consumers": _check_consumer, "keyauth_credentials": _check_keyauth,
-    "jwt_secrets": _check_jwt, "acls": _check_acl, "certificates": _check_certificate,
-    "snis": _check_sni, "ca_certificates": _check_ca_certificate}
+    "jwt_secrets": _check_jwt, "acls": _check_acl}
 
 
 def build_entity(etype: str, data: Any, path: str, errors: ErrorList, *,
@@ -969,23 +920,9 @@ def check_integrity(config: Config, paths: dict[tuple[str, int], str] | None = N
                     errors.append((join(where(etype, i), field),
                                    f"invalid reference '{field}: {ref}' (no such entry in "
                                    f"'{parent}')"))
+    from fastgw.config.certificates import check_ca_refs
+
     errors.extend(check_ca_refs(config, where))
-    return errors
-
-
-def check_ca_refs(config: Config, where: Callable[[str, int], str] | None = None
-                  ) -> ErrorList:
-    """services.ca_certificates name existing CA certificates. An array of ids, not a foreign
-    key in Kong's schema (a missing one fails at proxy time there): refused up front here."""
-    known = {c.id for c in config.ca_certificates}
-    errors: ErrorList = []
-    for i, svc in enumerate(config.services):
-        for j, ref in enumerate(svc.ca_certificates or ()):
-            if ref not in known:
-                at = where("services", i) if where is not None else f"services[{i}]"
-                errors.append((join(join(at, "ca_certificates"), j),
-                               f"invalid reference 'ca_certificates: {ref}' (no such entry "
-                               "in 'ca_certificates')"))
     return errors
 
 
@@ -1063,3 +1000,17 @@ def fill_credential_defaults(etype: str, data: dict[str, Any], hash_password: bo
         pw, cid = data.get("password"), data.get("consumer")
         if isinstance(pw, str) and isinstance(cid, str):
             data["password"] = hash_basic_auth_password(cid, pw)
+
+
+
+def _certificate_check(etype: str) -> Callable[..., Any]:
+    # the certificate entities' checks live in fastgw.config.certificates, which imports this
+    # module: resolved at call time
+    def run(ent: Any, path: str, errors: ErrorList) -> Any:
+        from fastgw.config.certificates import CHECKS
+
+        return CHECKS[etype](ent, path, errors)
+    return run
+
+
+_CHECK.update({t: _certificate_check(t) for t in ("certificates", "snis", "ca_certificates")})
