@@ -10,7 +10,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import socket

@@ -332,8 +332,8 @@ cdef class ProxyCore:
         return p
 
     def protocol(self, int local_port=0, bint tls=False):
-        """The client protocol factory; a listener binds its port and TLS flag with
-        functools.partial (uvloop's SSL transport calls connection_made after the handshake)."""
+        """A client protocol; each listener's factory passes its port and TLS flag
+        (fastgw.gateway; uvloop's SSL transport calls connection_made after the handshake)."""
         cdef Downstream d = DownstreamProtocol(self)
         d.local_port = local_port or self.listen_port
         d.tls = tls
