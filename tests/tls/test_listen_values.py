@@ -60,3 +60,18 @@ def test_bad_values_name_the_problem(value, words):
     with pytest.raises(ListenError) as e:
         parse_listen(value)
     assert words in str(e.value)
+
+
+def test_cli_rejects_a_bad_listen_value_in_one_line(capsys):
+    from fastgw.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--listen", "127.0.0.1:27990 proxy_protocol"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("fastgw: error: listen flag 'proxy_protocol' in '127.0.0.1:27990 "
+                   "proxy_protocol' is not supported by fastgw (supported: ssl, http2, "
+                   "reuseport, backlog=N)")
+    with pytest.raises(SystemExit):
+        main(["run", "--ssl-cert", "/nonexistent/cert.pem", "--ssl-cert-key", "/x"])
+    assert "cannot read /nonexistent/cert.pem" in capsys.readouterr().err

@@ -325,3 +325,23 @@ def test_stock_asyncio_loop_serves_tls_too():
             srv.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_admin_and_status_listeners_take_ssl(ca):
+    async def main() -> None:
+        gw = Gateway({"_format_version": "3.0"})
+        await gw.start("127.0.0.1:0", "127.0.0.1:0 ssl")
+        await gw.start_status("127.0.0.1:0 ssl")
+        try:
+            for srv in (gw.admin, gw.status_server):
+                rc, out, err = await curl("-k", "-o", "/dev/null", "-w", "%{http_code}",
+                                          f"https://127.0.0.1:{srv.port}/status")
+                assert (rc, out) == (0, "200"), err
+                # plain http to the TLS port gets no HTTP answer
+                rc, out, _ = await curl("-o", "/dev/null", "-w", "%{http_code}",
+                                        f"http://127.0.0.1:{srv.port}/status")
+                assert rc != 0 and out == "000"
+        finally:
+            await gw.stop()
+
+    _run(main)
