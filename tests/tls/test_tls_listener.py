@@ -261,6 +261,8 @@ def test_route_protocols_and_snis_per_listener(ca):
             {"name": "plain-only", "paths": ["/plain"], "protocols": ["http"]},
             {"name": "by-sni", "paths": ["/sni"], "protocols": ["https"],
              "snis": ["secure.example.com"]},
+            {"name": "by-wildcard-sni", "paths": ["/wild"], "protocols": ["https"],
+             "snis": ["*.example.com"]},
         ]))
         await gw.start("127.0.0.1:0, 127.0.0.1:0 ssl")
         plain, tls = gw.listeners[0].port, gw.listeners[1].port
@@ -284,6 +286,11 @@ def test_route_protocols_and_snis_per_listener(ca):
             r = await https_request(tls, "/sni", sni="other.example.com",
                                     ctx=client_context(ca))
             assert r.status == 404
+            # a wildcard in route snis, as for certificates
+            assert (await https_request(tls, "/wild", sni="other.example.com",
+                                        ctx=client_context(ca))).status == 200
+            rc, out, _ = await curl("-i", f"http://127.0.0.1:{plain}/sni")
+            assert out.startswith("HTTP/1.1 426")   # https-only: snis do not matter on plain
         finally:
             await gw.stop()
             srv.close()
