@@ -498,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         args.admin_listen = None
     try:
         args.listen = join_listen_values(args.listen, DEFAULT_PROXY_LISTEN)
+        if args.listen == "off":
+            raise ValueError("--listen off: fastgw needs at least one proxy listener")
         if args.ssl_cert or args.ssl_cert_key or " ssl" in f" {args.listen} ".replace(",", " "):
             # checks the files, or makes the self-signed default once, before any worker
             # forks, so every worker serves the same default certificate

@@ -39,6 +39,7 @@ DEFAULT_DRAIN_TIMEOUT = 10.0
 #: in Kong; uvloop's default is the same 60 s)
 TLS_HANDSHAKE_TIMEOUT = 60.0
 
+
 def parse_listen(value: str | tuple[str, int]) -> tuple[str, int]:
     """The first address of a listen value (Kong syntax, fastgw.listeners) -> (host, port)."""
     specs = parse_listen_specs(value)
@@ -168,7 +169,7 @@ class Gateway:
             await self._listen(loop, spec, sock, reuse_port)
         if self.servers:
             self.server = self.servers[0]
-            self.address = (self.listeners[0].host, self.listeners[0].port)
+            self.address = self.servers[0].sockets[0].getsockname()[:2]
             core.listen_port = self.address[1]
         self.started_at = time.time()
         self._schedule_tick()
