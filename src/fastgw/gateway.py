@@ -357,9 +357,9 @@ class Gateway:
 
     # -- plugin contexts -------------------------------------------------------------------
     def _make_context(self, route: Any, method: bytes, target: bytes, headers: Any,
-                      client_ip: str) -> Any:
+                      client_ip: str, scheme: str = "http") -> Any:
         # per request on plugin routes only: keep it to one constructor call
-        return _Context(method, target, headers, client_ip, "http", route.entity,
+        return _Context(method, target, headers, client_ip, scheme, route.entity,
                         route.service.entity, time.time(), route.chain.env)
 
     # -- what the Admin API reads ------------------------------------------------------------

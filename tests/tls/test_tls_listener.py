@@ -389,3 +389,26 @@ def test_large_bodies_both_ways_over_tls(tmp_path):
             srv.close()
 
     _run(main)
+
+
+def test_plugin_protocols_see_https_on_tls_listeners():
+    """A plugin limited to protocols [https] runs on the TLS listener only (its Context's
+    scheme is the listener's)."""
+    async def main() -> None:
+        srv, port, _ = await _echo()
+        doc = _doc(port)
+        doc["plugins"] = [{"name": "response-transformer", "protocols": ["https"],
+                           "config": {"add": {"headers": ["x-over:tls"]}}}]
+        gw = Gateway(doc)
+        await gw.start("127.0.0.1:0, 127.0.0.1:0 ssl")
+        try:
+            r = await https_request(gw.listeners[1].port, sni="localhost",
+                                    ctx=client_context(None))
+            assert r.status == 200 and r.headers.get("x-over") == "tls"
+            rc, out, _ = await curl("-i", f"http://127.0.0.1:{gw.listeners[0].port}/")
+            assert out.startswith("HTTP/1.1 200") and "x-over" not in out.lower()
+        finally:
+            await gw.stop()
+            srv.close()
+
+    _run(main)

@@ -696,7 +696,7 @@ cdef class Downstream(ConnBuffer):
                 self.route, method, PyBytes_FromStringAndSize(
                     PyBytes_AS_STRING(head_copy) + self.path_off,
                     p.target_off + p.target_len - self.path_off),
-                HeadCopy(head_copy, p), self.client_ip)
+                HeadCopy(head_copy, p), self.client_ip, "https" if self.tls else "http")
         except Exception:
             log.exception("plugin context failed")
             self.send_error(500, MSG_INTERNAL, not self.req_done)
