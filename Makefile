@@ -9,6 +9,7 @@ SOURCES := pyproject.toml setup.py $(wildcard src/fastgw/_core/*.pyx src/fastgw/
 .PHONY: run test build sysdeps bench annotate sanitize clean
 
 $(STAMP): $(SOURCES)
+	bash scripts/sysdeps.sh --build-only
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 'setuptools>=77' wheel
 	$(PY) -m pip install -q -e '.[test]'

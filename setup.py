@@ -15,10 +15,10 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 CYTHON_RANGE = ((3, 0, 11), (3, 4, 0))  # keep in sync with pyproject.toml [build-system]
-
 # native libraries a module links (Debian packages in scripts/sysdeps.sh; wheels bundle them
-# with auditwheel). Only regex.pyx calls PCRE2; the router reaches it through regex.pxd.
-LIBRARIES = {"regex": ["pcre2-8"]}
+# with auditwheel). Only regex.pyx calls PCRE2 (the router reaches it through regex.pxd) and only
+# h2.pyx nghttp2.
+LIBRARIES = {"regex": ["pcre2-8"], "h2": ["nghttp2"]}
 
 
 def _check_cython():

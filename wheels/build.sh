@@ -179,6 +179,8 @@ ensure_cross() {
     [ -e /usr/include/aarch64-linux-gnu/python3.11/pyconfig.h ] || need+=(libpython3.11-dev:arm64)
     # route regexes link PCRE2 (src/fastgw/_core/regex.pyx); auditwheel bundles it
     [ -e /usr/lib/aarch64-linux-gnu/libpcre2-8.so ] || need+=(libpcre2-dev:arm64)
+    # fastgw._core.h2 links libnghttp2: the arm64 library to link and for auditwheel to bundle
+    [ -e /usr/lib/aarch64-linux-gnu/libnghttp2.so ] || need+=(libnghttp2-dev:arm64)
     [ -x /usr/bin/python3.11 ] && /usr/bin/python3.11 -c 'import ensurepip' 2>/dev/null || need+=(python3.11-venv)
     if [ ${#need[@]} -gt 0 ]; then
       log "apt-get install ${need[*]}"

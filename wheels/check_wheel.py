@@ -80,6 +80,8 @@ def check_contents(wheel: Path, sdist: Path | None = None) -> list[str]:
     for n in payload:
         if n.endswith(FORBIDDEN_SUFFIXES):
             errors.append(f"forbidden file in wheel: {n}")
+        elif n.startswith(f"{PACKAGE}.libs/"):
+            continue   # native libraries auditwheel vendored (libnghttp2 for fastgw._core.h2)
         elif not n.startswith(f"{PACKAGE}/"):
             errors.append(f"file outside the {PACKAGE} package: {n}")
         elif not n.endswith(EXPECTED_SUFFIXES):

@@ -1,6 +1,7 @@
 """Smoke test of an installed fastgw wheel (run by wheels/build.sh inside the arm64 root, under
 qemu; also runs as is on any host): import, parse a request, and, when the CLI exists, run the
-gateway and proxy one request to a tiny upstream on 127.0.0.1.
+gateway and proxy one request to a tiny upstream on 127.0.0.1, over plain HTTP and over TLS;
+drive one HTTP/2 exchange through the compiled nghttp2 binding (the vendored libnghttp2).
 
 Usage: python smoke_test.py [--require-proxy]
 Rules:
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import http.server
 import importlib
+import ssl
 import importlib.util
 import os
 import platform
@@ -131,11 +133,11 @@ def check_proxy() -> None:
         "  - name: smoke\n"
         "    paths: [\"/smoke\"]\n"
     )
-    port, admin = _free_port(), _free_port()
+    port, admin, tls_port = _free_port(), _free_port(), _free_port()
     log = open(Path(tmp.name) / "fastgw.log", "w+b")
     # the CLI contract used by tests/servers.py FastgwProcess
     argv = [sys.executable, "-m", "fastgw", "run", "-c", str(conf), "--listen", f"{HOST}:{port}",
-            "--admin-listen", f"{HOST}:{admin}", "--workers", "1"]
+            "--listen", f"{HOST}:{tls_port} ssl", "--admin-listen", f"{HOST}:{admin}", "--workers", "1"]
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=tmp.name)
     try:
         _wait_port(port, proc, time.monotonic() + START_TIMEOUT)
@@ -148,6 +150,14 @@ def check_proxy() -> None:
         assert body == f"upstream saw /x?y=1 host={HOST}:{up_port}".encode(), body
         step(f"proxy: GET /smoke/x?y=1 via fastgw :{port} -> upstream :{up_port}: "
              f"{status} {body.decode()!r}")
+        _wait_port(tls_port, proc, time.monotonic() + START_TIMEOUT)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the self-signed default
+        with urllib.request.urlopen(f"https://{HOST}:{tls_port}/smoke/t", context=ctx,
+                                    timeout=REQUEST_TIMEOUT) as r:
+            status, body = r.status, r.read()
+        assert status == 200 and body.startswith(b"upstream saw /t"), (status, body)
+        step(f"proxy over TLS: GET https://{HOST}:{tls_port}/smoke/t -> {status}")
     except BaseException:
         log.seek(0)
         sys.stderr.write(log.read().decode(errors="replace")[-4000:])
@@ -165,10 +175,35 @@ def check_proxy() -> None:
         tmp.cleanup()
 
 
+def check_h2() -> None:
+    """One request/response through fastgw._core.h2 with hand-made frames (stdlib only)."""
+    from fastgw._core import h2
+
+    def frame(kind: int, flags: int, sid: int, payload: bytes) -> bytes:
+        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + \
+            sid.to_bytes(4, "big") + payload
+
+    # HPACK static table (RFC 7541 appendix A): :method GET, :path /, :scheme https, then
+    # :authority "a" as a literal with an indexed name
+    block = b"\x82\x84\x87\x41\x01a"
+    conn = h2.H2Connection()
+    events = conn.receive(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"")
+                          + frame(1, 0x5, 1, block))
+    req = [e for e in events if e[0] == h2.EV_REQUEST]
+    assert req and req[0][2][:3] == [(b":method", b"GET"), (b":path", b"/"),
+                                     (b":scheme", b"https")], events
+    conn.send_response(1, 204, [], end_stream=True)
+    out = conn.data_to_send()
+    assert out and out[3] == 4, out[:16]   # the server's SETTINGS first
+    step(f"h2 (libnghttp2): HEADERS in -> {len(req[0][2])} fields, "
+         f"response frames out: {len(out)} bytes")
+
+
 def main() -> int:
     os.chdir(tempfile.gettempdir())  # never import from a source checkout in the cwd
     check_import()
     check_parse()
+    check_h2()
     if importlib.util.find_spec("fastgw.cli") and importlib.util.find_spec("fastgw.__main__"):
         check_proxy()
         step("proxy step: ran")

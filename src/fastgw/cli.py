@@ -28,6 +28,7 @@ from typing import Any
 
 from fastgw import __version__
 from fastgw.limits import add_arguments as add_limit_arguments, from_args as limits_from_args
+from fastgw.listeners import DEFAULT_PROXY_LISTEN, join_listen_values
 
 log = logging.getLogger("fastgw")
 
@@ -62,7 +63,8 @@ async def _serve_single(args: argparse.Namespace, config_path: str, demo: bool) 
         from fastgw.demo import start_demo_upstreams
 
         demo_servers = await start_demo_upstreams()
-    gw = Gateway(_load(config_path), limits=limits_from_args(args))
+    gw = Gateway(_load(config_path), limits=limits_from_args(args), ssl_cert=args.ssl_cert,
+                 ssl_cert_key=args.ssl_cert_key)
     await gw.start(args.listen, args.admin_listen, admin_token=args.admin_token,
                    persist_path=args.persist, config_source=None if demo else config_path)
     if args.status_listen:
@@ -176,7 +178,8 @@ def _worker_main(args: argparse.Namespace, config_json: bytes, rfd: int, wfd: in
     async def main() -> None:
         loop = asyncio.get_running_loop()
         gw = Gateway(decode_config(config_json), limits=limits_from_args(args),
-                     node_id=f"worker-{index}")
+                     node_id=f"worker-{index}", ssl_cert=args.ssl_cert,
+                     ssl_cert_key=args.ssl_cert_key)
         await gw.start(args.listen, None, reuse_port=True)
         stop = asyncio.Event()
         reader = _FrameReader()
@@ -462,7 +465,12 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the gateway")
     run.add_argument("-c", "--config", help="Kong declarative file (YAML or JSON); "
                      "default: the embedded demo configuration")
-    run.add_argument("--listen", default="127.0.0.1:8000", help="proxy listener host:port")
+    run.add_argument("--listen", action="append", help="Kong's proxy_listen: 'host:port [ssl] "
+                     "[http2] [reuseport] [backlog=N]', comma-separated, repeatable "
+                     f"(default: {DEFAULT_PROXY_LISTEN})")
+    run.add_argument("--ssl-cert", help="Kong's ssl_cert: default certificate file(s), "
+                     "comma-separated (default: a self-signed one made at start)")
+    run.add_argument("--ssl-cert-key", help="Kong's ssl_cert_key: the key file(s) of --ssl-cert")
     run.add_argument("--admin-listen", default="127.0.0.1:8001",
                      help="Admin API listener host:port ('off' to disable)")
     run.add_argument("--admin-token", default=os.environ.get("FASTGW_ADMIN_TOKEN"),
@@ -486,6 +494,17 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_check(args)
     if args.admin_listen == "off":
         args.admin_listen = None
+    try:
+        args.listen = join_listen_values(args.listen, DEFAULT_PROXY_LISTEN)
+        if args.listen == "off":
+            raise ValueError("--listen off: fastgw needs at least one proxy listener")
+        if args.ssl_cert or args.ssl_cert_key or " ssl" in f" {args.listen} ".replace(",", " "):
+            # checks the files, or makes the self-signed default once, before any worker
+            # forks, so every worker serves the same default certificate
+            from fastgw.tls import load_default_pairs
+            load_default_pairs(args.ssl_cert, args.ssl_cert_key)
+    except ValueError as e:
+        parser.error(str(e))
     if args.workers < 1:
         parser.error("--workers must be >= 1")
     try:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import sys
 import time
 import uuid
@@ -24,6 +25,8 @@ from fastgw._core.proxy import Limits, ProxyCore
 from fastgw.config.errors import ConfigError
 from fastgw.config.model import Config
 from fastgw.config.snapshot import Compiler, Snapshot
+from fastgw.listeners import ListenSpec, format_spec
+from fastgw.listeners import parse_listen as parse_listen_specs
 from fastgw.plugins.context import Context as _Context
 
 log = logging.getLogger("fastgw")
@@ -33,16 +36,27 @@ TICK = 0.05
 #: how long a graceful stop waits for in-flight requests (nginx worker_shutdown_timeout: none;
 #: Kong: 10 s for `kong quit`)
 DEFAULT_DRAIN_TIMEOUT = 10.0
+#: a TLS handshake must finish within this (nginx bounds it by client_header_timeout, 60 s
+#: in Kong; uvloop's default is the same 60 s)
+TLS_HANDSHAKE_TIMEOUT = 60.0
 
 
 def parse_listen(value: str | tuple[str, int]) -> tuple[str, int]:
-    """'127.0.0.1:8000', ':8000', '[::1]:8000' or ('host', port) -> (host, port)."""
-    if isinstance(value, tuple):
-        return value[0], int(value[1])
-    host, port = split_host_port(value)
-    if port < 0:
-        raise ValueError(f"listen address needs host:port, got {value!r}")
-    return host or "127.0.0.1", port
+    """The first address of a listen value (Kong syntax, fastgw.listeners) -> (host, port)."""
+    specs = parse_listen_specs(value)
+    if not specs:
+        raise ValueError(f"listen value {value!r} names no address")
+    return specs[0].host, specs[0].port
+
+
+def listen_specs(value: Any) -> list[ListenSpec]:
+    """A listen value, or a list of them, as ListenSpecs (fastgw.listeners syntax)."""
+    if isinstance(value, list):
+        out: list[ListenSpec] = []
+        for v in value:
+            out.extend(parse_listen_specs(v))
+        return out
+    return parse_listen_specs(value)
 
 
 def load_config(source: Any) -> Config:
@@ -82,11 +96,12 @@ class Gateway:
     or ``async with Gateway(config, listen=...) as gw``.
     """
 
-    def __init__(self, config: Any = None, *, listen: str | tuple[str, int] | None = None,
+    def __init__(self, config: Any = None, *, listen: Any = None,
                  admin_listen: str | tuple[str, int] | None = None,
                  handlers: Mapping[str, Any] | None = None, trusted_ips: tuple[str, ...] = (),
                  limits: Limits | Mapping[str, Any] | None = None, node_id: str | None = None,
-                 active_health: bool = True, clock: Callable[[], float] | None = None) -> None:
+                 active_health: bool = True, clock: Callable[[], float] | None = None,
+                 ssl_cert: str | None = None, ssl_cert_key: str | None = None) -> None:
         self.config: Config = load_config(config)
         self.listen = listen
         self.admin_listen = admin_listen
@@ -107,6 +122,13 @@ class Gateway:
         self.store: Any = None
         self.started_at = 0.0
         self.address: tuple[str, int] | None = None
+        # every proxy listener with its bound port, and its server
+        self.listeners: list[ListenSpec] = []
+        self.servers: list[asyncio.AbstractServer] = []
+        # Kong's ssl_cert / ssl_cert_key (paths); None: a self-signed default at start
+        self.ssl_cert = ssl_cert
+        self.ssl_cert_key = ssl_cert_key
+        self.tls: Any = None   # fastgw.tls.certset.TLSManager, made on first TLS listener
         self._tick: asyncio.TimerHandle | None = None
         self._published: dict[str, int] = {}   # gauges already added to the shared table
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -123,7 +145,7 @@ class Gateway:
         self.handlers[name] = handler
 
     # -- lifecycle -------------------------------------------------------------------------
-    async def start(self, listen: str | tuple[str, int] | None = None,
+    async def start(self, listen: Any = None,
                     admin_listen: str | tuple[str, int] | None = None, *,
                     sock: socket.socket | None = None, reuse_port: bool = False,
                     admin_token: str | None = None, persist_path: str | None = None,
@@ -132,7 +154,9 @@ class Gateway:
         self._loop = loop
         listen = listen or self.listen or "127.0.0.1:8000"
         admin_listen = admin_listen if admin_listen is not None else self.admin_listen
-        host, port = parse_listen(listen) if sock is None else sock.getsockname()[:2]
+        specs = listen_specs(listen) if sock is None else \
+            [ListenSpec(*sock.getsockname()[:2])]
+        port = specs[0].port if specs else 0
         from fastgw.inprocess import open_inprocess
 
         self.core = core = ProxyCore(loop, listen_port=port, limits=self.limits,
@@ -141,20 +165,71 @@ class Gateway:
         self.compiler = Compiler(core, handlers=self.handlers, trusted_ips=self.trusted_ips,
                                  settings={"node_id": self.node_id},
                                  health_clock=self.clock, active_health=self.active_health)
-        self.compiler.activate(self.compiler.compile(self.config))
-        if sock is not None:
-            self.server = await loop.create_server(core.protocol, sock=sock, backlog=1024)
-        else:
-            self.server = await loop.create_server(core.protocol, host, port, backlog=1024,
-                                                   reuse_port=reuse_port or None)
-        self.address = self.server.sockets[0].getsockname()[:2]
-        core.listen_port = self.address[1]
+        snap = self.compiler.compile(self.config)
+        if any(s.ssl for s in specs):
+            self._tls_manager()
+        if self.tls is not None:
+            self.tls.update(self.config.certificates, self.config.snis)
+        self.compiler.activate(snap)
+        for spec in specs:
+            await self._listen(loop, spec, sock, reuse_port)
+        if self.servers:
+            self.server = self.servers[0]
+            self.address = self.servers[0].sockets[0].getsockname()[:2]
+            core.listen_port = self.address[1]
         self.started_at = time.time()
         self._schedule_tick()
         if admin_listen is not None:
             await self.start_admin(admin_listen, token=admin_token, persist_path=persist_path,
                                    config_source=config_source)
-        log.info("fastgw %s proxy listening on %s:%d", __version__, *self.address)
+        for spec in self.listeners:
+            log.info("fastgw %s proxy listening on %s", __version__, spec.describe())
+
+    def _tls_manager(self) -> Any:
+        if self.tls is None:
+            from fastgw.tls import load_default_pairs
+            from fastgw.tls.certset import TLSManager
+
+            self.tls = TLSManager(load_default_pairs(self.ssl_cert, self.ssl_cert_key))
+        return self.tls
+
+    async def _listen(self, loop: asyncio.AbstractEventLoop, spec: ListenSpec,
+                      sock: socket.socket | None, reuse_port: bool) -> None:
+        assert self.core is not None
+        # the factory learns the bound port after bind (port 0 in tests)
+        bound = [spec.port]
+        proto = self.core.protocol
+
+        def factory() -> Any:
+            return proto(bound[0], spec.ssl)
+
+        kw: dict[str, Any] = {"backlog": spec.backlog}
+        if spec.ssl:
+            kw["ssl"] = self._tls_manager().listener_context(spec.alpn)
+            kw["ssl_handshake_timeout"] = TLS_HANDSHAKE_TIMEOUT
+        if sock is not None:
+            srv = await loop.create_server(factory, sock=sock, **kw)
+        else:
+            srv = await loop.create_server(factory, spec.host, spec.port,
+                                           reuse_port=(reuse_port or spec.reuseport) or None,
+                                           **kw)
+        bound[0] = srv.sockets[0].getsockname()[1]
+        self.servers.append(srv)
+        self.listeners.append(spec.with_port(bound[0]))
+
+    def _listener_ssl(self, value: Any) -> tuple[str, int, Any]:
+        """host, port and (for an `ssl` flag) a server context with the default certificate,
+        for the admin and status listeners (Kong: admin_listen / status_listen `ssl`)."""
+        specs = listen_specs(value)
+        if len(specs) != 1:
+            raise ValueError(f"listen value {value!r}: exactly one address expected")
+        spec = specs[0]
+        ctx = None
+        if spec.ssl:
+            from fastgw.tls.contexts import server_context
+
+            ctx = server_context(self._tls_manager().default_pairs)
+        return spec.host, spec.port, ctx
 
     async def start_admin(self, admin_listen: str | tuple[str, int], *,
                           token: str | None = None, persist_path: str | None = None,
@@ -166,9 +241,9 @@ class Gateway:
 
         self.store = ConfigStore(self.config, apply or self.update, persist_path,
                                  source_path=config_source)
-        host, port = parse_listen(admin_listen)
+        host, port, ctx = self._listener_ssl(admin_listen)
         self.admin = await start_admin_server(AdminAPI(self.store, self), host, port,
-                                              token=token)
+                                              token=token, ssl=ctx)
 
     async def start_status(self, status_listen: str | tuple[str, int]) -> None:
         """Kong's status listener: GET /status and /metrics only (may face the network)."""
@@ -177,8 +252,9 @@ class Gateway:
         from fastgw.config.store import ConfigStore
 
         store = self.store or ConfigStore(self.config, self.update, None)
-        host, port = parse_listen(status_listen)
-        self.status_server = await start_status_server(AdminAPI(store, self), host, port)
+        host, port, ctx = self._listener_ssl(status_listen)
+        self.status_server = await start_status_server(AdminAPI(store, self), host, port,
+                                                       ssl=ctx)
 
     def _schedule_tick(self) -> None:
         assert self._loop is not None
@@ -222,8 +298,8 @@ class Gateway:
         if self.core is None:
             return
         core = self.core
-        if self.server is not None:
-            self.server.close()
+        for srv in self.servers:
+            srv.close()
         for attr in ("admin", "status_server"):
             srv = getattr(self, attr)
             if srv is not None:
@@ -245,8 +321,10 @@ class Gateway:
             if self.compiler.current.chains is not None:
                 self.compiler.current.chains.close()
         core.close_pools()
-        if self.server is not None:
-            await self.server.wait_closed()
+        for srv in self.servers:
+            await srv.wait_closed()
+        self.servers = []
+        self.listeners = []
         self.core = None
 
     async def __aenter__(self) -> "Gateway":
@@ -265,7 +343,16 @@ class Gateway:
             self.config = new
             return None
         snap = self.compiler.compile(new)
+        certs = None
+        if self.tls is not None:
+            try:
+                certs = self.tls.build(new.certificates, new.snis)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ConfigError([("certificates", f"cannot load certificate: {exc}")]
+                                  ) from None
         self.compiler.activate(snap)
+        if certs is not None:
+            self.tls.activate(certs, (new.certificates, new.snis))
         self.config = new
         log.info("configuration %s applied (version %d)", snap.config_hash[:12], snap.version)
         return snap
@@ -276,10 +363,10 @@ class Gateway:
 
     # -- plugin contexts -------------------------------------------------------------------
     def _make_context(self, route: Any, method: bytes, target: bytes, headers: Any,
-                      client_ip: str) -> Any:
+                      client_ip: str, scheme: str = "http") -> Any:
         # per request on plugin routes only: keep it to one constructor call
         service = route.service.entity if route.service is not None else None
-        return _Context(method, target, headers, client_ip, "http", route.entity,
+        return _Context(method, target, headers, client_ip, scheme, route.entity,
                         service, time.time(), route.chain.env)
 
     # -- what the Admin API reads ------------------------------------------------------------
@@ -344,7 +431,7 @@ class Gateway:
             "started_at": self.started_at,
             "lua_version": None,
             "configuration": {
-                "proxy_listen": [f"{self.address[0]}:{self.address[1]}"] if self.address else [],
+                "proxy_listen": [format_spec(s) for s in self.listeners],
                 "admin_listen": [str(self.admin_listen)] if self.admin_listen else [],
             },
         }

@@ -101,6 +101,8 @@ cdef class RouteRT:
                                       # https-only route (https_redirect_status_code)
     cdef public bint request_buffering   # read the whole body before the upstream sees it
     cdef public bint response_buffering  # keep reading the upstream while the client is slow
+    cdef public bint https_ok         # protocols has https: the route serves TLS listeners
+    cdef public frozenset snis        # route.snis (lowercase, wildcards kept), None: any
 
 
 cdef class Pool:
@@ -186,6 +188,9 @@ cdef class Downstream(Sink):
     cdef double body_deadline   # client_body_timeout while a body is read (coarse clock)
     cdef str client_ip
     cdef bytes client_ip_b
+    cdef int local_port         # the listener's port (X-Forwarded-Port)
+    cdef bint tls               # accepted on an ssl listener (X-Forwarded-Proto, route checks)
+    cdef bytes sni              # TLS: the client's SNI (b"": none sent); None on plain http
     cdef Exchange ex            # the exchange in progress (HTTP/1.1: one at a time; the
                                 # next pipelined request waits in the read buffer)
     cdef void process(self)
@@ -222,6 +227,9 @@ cdef class Exchange:
     cdef bint ended             # finished or abandoned: logged, counted, gone from its sink
     cdef str client_ip
     cdef bytes client_ip_b
+    cdef int local_port         # the carrier's listener port
+    cdef bint tls               # the carrier is TLS
+    cdef bytes sni              # the carrier's SNI (Router.match), None on plain http
     cdef RouteRT route
     cdef object ctx             # plugin Context or None
     cdef bytes req_head         # rewritten head to send upstream (kept for a retry)

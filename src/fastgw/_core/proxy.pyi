@@ -28,6 +28,8 @@ class Limits:
 
 def rbuf_pool_stats() -> dict[str, int]: ...
 
+SNI_ATTR: str
+
 class ServiceRT:
     id: str
     name: str
@@ -56,9 +58,12 @@ class RouteRT:
     https_redirect: int
     request_buffering: bool
     response_buffering: bool
-    def __init__(self, id: str, name: str, service: ServiceRT, chain: Any = None,
+    https_ok: bool
+    snis: frozenset[str] | None
+    def __init__(self, id: str, name: str, service: ServiceRT | None, chain: Any = None,
                  entity: Any = None, native: Any = None, https_redirect: int = 0,
-                 request_buffering: bool = True, response_buffering: bool = True) -> None: ...
+                 request_buffering: bool = True, response_buffering: bool = True,
+                 https_ok: bool = True, snis: frozenset[str] | None = None) -> None: ...
 
 class Pool:
     host: str
@@ -95,7 +100,7 @@ class ProxyCore:
     body_timeout: float
     context_factory: Callable[..., Any] | None
     inprocess_connect: Callable[[Any, Any, asyncio.AbstractEventLoop], Any] | None
-    pools: dict[tuple[str, int, bool, bool], Pool]
+    pools: dict[tuple[str, int, bool, Any], Pool]
     limits: Limits
     drained: asyncio.Future[None] | None
     def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Any = None, *,
@@ -103,8 +108,8 @@ class ProxyCore:
                  context_factory: Callable[..., Any] | None = None,
                  inprocess_connect: Callable[..., Any] | None = None) -> None: ...
     def set_snapshot(self, snapshot: Any) -> None: ...
-    def pool(self, host: str, port: int, ssl: Any = None, verify: bool = False) -> Pool: ...
-    def protocol(self) -> DownstreamProtocol: ...
+    def pool(self, host: str, port: int, ssl: Any = None, verify: Any = False) -> Pool: ...
+    def protocol(self, local_port: int = 0, tls: bool = False) -> DownstreamProtocol: ...
     def tick(self) -> None: ...
     def start_draining(self) -> asyncio.Future[None]: ...
     def close_pools(self) -> None: ...

@@ -61,6 +61,10 @@ MSG_BAD_GATEWAY = _msg.BAD_GATEWAY
 MSG_TIMEOUT = _msg.UPSTREAM_TIMEOUT
 MSG_NO_PEER = _msg.NO_PEER
 MSG_INTERNAL = _msg.INTERNAL
+
+#: where fastgw.tls's sni_callback leaves the client's SNI on the SSLObject (a server-side
+#: SSLObject does not expose the server_name the client sent); Downstream reads it once
+SNI_ATTR = "fastgw_sni"
 cdef str MSG_BAD_REQUEST = _msg.BAD_REQUEST
 cdef str MSG_REQUEST_TIMEOUT = _msg.REQUEST_TIMEOUT
 cdef str MSG_BODY_TOO_LARGE = _msg.BODY_TOO_LARGE

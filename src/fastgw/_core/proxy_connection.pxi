@@ -84,6 +84,12 @@ cdef class Downstream(Sink):
         if peer:
             self.client_ip = peer[0]
         self.client_ip_b = self.client_ip.encode()
+        if self.local_port == 0:
+            self.local_port = core.listen_port
+        if self.tls:
+            sslobj = transport.get_extra_info("ssl_object")
+            name = getattr(sslobj, SNI_ATTR, None) if sslobj is not None else None
+            self.sni = name.encode("ascii", "replace") if name else b""
         core.connections_total += 1
         if len(core.conns) >= core.limits.worker_connections:
             # nginx worker_connections: beyond it a new connection is closed unanswered
@@ -239,6 +245,9 @@ cdef class Downstream(Sink):
         ex.req = self.parser
         ex.client_ip = self.client_ip
         ex.client_ip_b = self.client_ip_b
+        ex.local_port = self.local_port
+        ex.tls = self.tls
+        ex.sni = self.sni
         self.ex = ex
         core.requests_total += 1
         core.active_requests += 1

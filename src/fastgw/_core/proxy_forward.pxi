@@ -72,7 +72,7 @@ cdef void exchange_start(Exchange ex, const char* head, Py_ssize_t head_len):
     ex.query_n = p.target_off + p.target_len - ex.query_off
     path = PyBytes_FromStringAndSize(head + ex.path_off, ex.path_n) if ex.path_n else b"/"
     try:
-        m = core.router.match(method, host, path, ex, None, core.listen_port)
+        m = core.router.match(method, host, path, ex, ex.sni, ex.local_port)
     except Exception:
         log.exception("router failed")
         m = None
@@ -81,7 +81,13 @@ cdef void exchange_start(Exchange ex, const char* head, Py_ssize_t head_len):
         return
     ex.route = <RouteRT>m.key
     ex._plugin_match = m
-    if ex.route.https_redirect:
+    if ex.tls:
+        if not ex.route.https_ok:
+            # Kong's router does not match an http-only route on TLS (the router itself
+            # checked the route's snis against the connection's SNI)
+            ex.send_error(404, MSG_NO_ROUTE, False)
+            return
+    elif ex.route.https_redirect:
         # the route only speaks https and this listener is plain http (Kong: 426, or a
         # redirect when https_redirect_status_code says so)
         ex.https_only(head, host)
@@ -106,7 +112,7 @@ cdef void exchange_start(Exchange ex, const char* head, Py_ssize_t head_len):
             ex.route, method, PyBytes_FromStringAndSize(
                 PyBytes_AS_STRING(head_copy) + ex.path_off,
                 p.target_off + p.target_len - ex.path_off),
-            HeadCopy(head_copy, p), ex.client_ip)
+            HeadCopy(head_copy, p), ex.client_ip, "https" if ex.tls else "http")
     except Exception:
         log.exception("plugin context failed")
         ex.send_error(500, MSG_INTERNAL, ex.rq != RQ_COMPLETE)
@@ -252,12 +258,13 @@ cdef bytes exchange_build_head(Exchange ex, const char* head, m, ctx):
                 put(head + h.value_off, h.value_len)
                 putb(b", ")
     putb(ex.client_ip_b)
-    putb(b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
+    putb(b"\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: " if ex.tls else
+         b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
     if p.host_index >= 0:
         h = &p.headers[p.host_index]
         put(head + h.value_off, host_len(head + h.value_off, h.value_len))
     putb(b"\r\nX-Forwarded-Port: ")
-    put_int(ex.core.listen_port, 10)
+    put_int(ex.local_port, 10)
     putb(b"\r\nX-Forwarded-Path: ")
     if ex.path_n:
         put(head + ex.path_off, ex.path_n)

@@ -34,7 +34,7 @@ cdef class ServiceRT:
 cdef class RouteRT:
     def __init__(self, str id, str name, ServiceRT service, chain=None, entity=None,
                  NativeChain native=None, int https_redirect=0, bint request_buffering=True,
-                 bint response_buffering=True):
+                 bint response_buffering=True, bint https_ok=True, frozenset snis=None):
         self.id = id
         self.name = name
         self.service = service
@@ -44,6 +44,8 @@ cdef class RouteRT:
         self.https_redirect = https_redirect
         self.request_buffering = request_buffering
         self.response_buffering = response_buffering
+        self.https_ok = https_ok
+        self.snis = snis
 
 
 cdef class ProxyCore:
@@ -77,9 +79,11 @@ cdef class ProxyCore:
         self.router = <Router?>snapshot.router
         self.snapshot = snapshot
 
-    def pool(self, str host, int port, ssl=None, bint verify=False) -> Pool:
+    def pool(self, str host, int port, ssl=None, verify=False) -> Pool:
         """The pool of (host, port[, TLS]); pools outlive snapshots (keep-alive survives a
-        reload). `ssl` is an SSLContext for services with protocol https."""
+        reload). `ssl` is an SSLContext for services with protocol https; `verify` is any
+        hashable naming its settings (verification, CAs, client certificate), so services
+        with different TLS settings never share a connection."""
         key = (host, port, ssl is not None, verify)
         p = self.pools.get(key)
         if p is None:
@@ -106,8 +110,13 @@ cdef class ProxyCore:
             self.parsers[self.nparsers] = p
             self.nparsers += 1
 
-    def protocol(self):
-        return DownstreamProtocol(self)
+    def protocol(self, int local_port=0, bint tls=False):
+        """A client protocol; each listener's factory passes its port and TLS flag
+        (fastgw.gateway; uvloop's SSL transport calls connection_made after the handshake)."""
+        cdef Downstream d = DownstreamProtocol(self)
+        d.local_port = local_port or self.listen_port
+        d.tls = tls
+        return d
 
     def _refresh_date(self):
         self.date_header = b"Date: " + formatdate(usegmt=True).encode() + b"\r\n"

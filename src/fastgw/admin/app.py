@@ -28,6 +28,7 @@ import msgspec
 import orjson
 
 from fastgw import __version__
+from fastgw.admin import certificates
 from fastgw.config import declarative, model
 from fastgw.config.diff import diff as config_diff
 from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeyViolation,
@@ -370,6 +371,8 @@ class AdminAPI:
             return {"GET": lambda r: (200, {"enabled_plugins": model.available_plugins()})}
         if s0 == "plugins" and n == 3 and segs[1] == "schema":
             return {"GET": lambda r: self._plugin_schema(segs[2])}
+        if s0 in certificates.COLLECTIONS:
+            return certificates.route(self, segs)
         if s0 not in TOP:
             return None
         etype = TOP[s0]

@@ -217,7 +217,8 @@ class AdminServer:
 
 
 async def start_admin_server(api: AdminAPI, host: str = "127.0.0.1", port: int = 8001,
-                             token: str | None = None, *, read_only: bool = False) -> AdminServer:
+                             token: str | None = None, *, read_only: bool = False,
+                             ssl: Any = None) -> AdminServer:
     """Listen for the Admin API. Refuses a non-loopback address unless `token` is set (or the
     API is the read-only status API, fastgw.admin.status)."""
     if not is_loopback(host) and not token and not read_only:
@@ -225,6 +226,6 @@ async def start_admin_server(api: AdminAPI, host: str = "127.0.0.1", port: int =
                          "without an admin token (--admin-token)")
     srv = AdminServer(api, token or None)
     loop = asyncio.get_running_loop()
-    srv._server = await loop.create_server(lambda: _Conn(srv), host, port)
-    log.info("admin API listening on %s:%d", host, srv.port)
+    srv._server = await loop.create_server(lambda: _Conn(srv), host, port, ssl=ssl)
+    log.info("admin API listening on %s://%s:%d", "https" if ssl else "http", host, srv.port)
     return srv

@@ -5,6 +5,8 @@ non-loopback address (for Prometheus scrapers and load-balancer health checks).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from fastgw.admin.app import AdminAPI, Response
@@ -27,6 +29,7 @@ class StatusAPI:
         return await self.admin.handle(method, path.rstrip("/"), query, headers, b"")
 
 
-async def start_status_server(admin: AdminAPI, host: str, port: int) -> AdminServer:
+async def start_status_server(admin: AdminAPI, host: str, port: int, *,
+                              ssl: Any = None) -> AdminServer:
     return await start_admin_server(StatusAPI(admin), host, port,  # type: ignore[arg-type]
-                                    read_only=True)
+                                    read_only=True, ssl=ssl)

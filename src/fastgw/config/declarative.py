@@ -25,6 +25,7 @@ import orjson
 import yaml
 
 from fastgw.config import model, yaml_load
+from fastgw.config.certificates import check_ca_refs
 from fastgw.config.errors import ConfigError, ErrorList
 from fastgw.config.model import (ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, is_uuid, join,
                                  stable_id)
@@ -41,15 +42,17 @@ NESTED: dict[str, dict[str, str]] = {
     "consumers": {"plugins": "consumer", "keyauth_credentials": "consumer",
                   "basicauth_credentials": "consumer", "jwt_secrets": "consumer",
                   "acls": "consumer"},
+    "certificates": {"snis": "certificate"},
 }
 META_KEYS = {"_format_version", "_comment", "_transform"}
 # Kong entity collections fastgw does not implement: named plainly instead of "unknown field"
-UNSUPPORTED = {"certificates", "ca_certificates", "snis", "vaults", "key_sets", "keys",
+UNSUPPORTED = {"vaults", "key_sets", "keys",
                "hmacauth_credentials", "oauth2_credentials", "filter_chains", "workspaces"}
 
 # parents first, so children can take their ids
-_BUILD_ORDER = ("services", "upstreams", "consumers", "routes", "targets", "plugins",
-                "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls")
+_BUILD_ORDER = ("certificates", "ca_certificates", "snis", "services", "upstreams",
+                "consumers", "routes", "targets", "plugins", "keyauth_credentials",
+                "basicauth_credentials", "jwt_secrets", "acls")
 
 _ENV_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -241,6 +244,8 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
 
     config = Config(**built)
     _check_unique_records(records, errors)
+    svc_paths = [rec.path for rec in records["services"] if rec.built is not None]
+    errors.extend(check_ca_refs(config, lambda t, i: svc_paths[i]))
     if errors:
         raise ConfigError(_dedupe(errors))
     return config
@@ -384,6 +389,11 @@ def _id_key(rec: _Rec) -> str:
         return "username:" + d["username"]
     if et == "acls" and isinstance(d.get("group"), str):
         return f"{s(res.get('consumer'))}:{d['group']}"
+    if et == "snis" and isinstance(d.get("name"), str):
+        return "name:" + d["name"].lower()
+    if et in ("certificates", "ca_certificates") and isinstance(d.get("cert"), str):
+        import hashlib
+        return "cert:" + hashlib.sha256(d["cert"].strip().encode()).hexdigest()
     return "path:" + rec.path  # nameless: stable as long as the file keeps its shape
 
 

@@ -211,6 +211,38 @@ class Acl(Entity, kw_only=True):
     created_at: Timestamp = None
 
 
+class Certificate(Entity, kw_only=True):
+    """Kong's certificates entity. Its `snis` (transient in Kong) are Sni entities; the
+    Admin API and the declarative loader turn the shorthand into them."""
+    id: str
+    cert: str
+    key: str
+    cert_alt: Union[str, None] = None
+    key_alt: Union[str, None] = None
+    tags: Tags = None
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+
+class Sni(Entity, kw_only=True):
+    id: str
+    # certificate before name: Kong's schema-violation summary lists fields alphabetically
+    certificate: str  # certificate id
+    name: str  # typedefs.wildcard_host, stored lowercase
+    tags: Tags = None
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+
+class CaCertificate(Entity, kw_only=True):
+    id: str
+    cert: str
+    cert_digest: Union[str, None] = None  # sha256 hex of the DER, computed on write
+    tags: Tags = None
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """The normalized whole: top-level lists, parents referenced by id, in load order."""
     services: list[Service] = msgspec.field(default_factory=list)
@@ -223,22 +255,28 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     basicauth_credentials: list[BasicAuthCredential] = msgspec.field(default_factory=list)
     jwt_secrets: list[JwtSecret] = msgspec.field(default_factory=list)
     acls: list[Acl] = msgspec.field(default_factory=list)
+    certificates: list[Certificate] = msgspec.field(default_factory=list)
+    snis: list[Sni] = msgspec.field(default_factory=list)
+    ca_certificates: list[CaCertificate] = msgspec.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------
 # entity metadata
 ENTITY_TYPES: tuple[str, ...] = (
     "services", "routes", "upstreams", "targets", "consumers", "plugins",
-    "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls")
+    "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls",
+    "certificates", "snis", "ca_certificates")
 
 ENTITY_CLASSES: dict[str, type[Entity]] = {
     "services": Service, "routes": Route, "upstreams": Upstream, "targets": Target,
     "consumers": Consumer, "plugins": Plugin, "keyauth_credentials": KeyAuthCredential,
-    "basicauth_credentials": BasicAuthCredential, "jwt_secrets": JwtSecret, "acls": Acl}
+    "basicauth_credentials": BasicAuthCredential, "jwt_secrets": JwtSecret, "acls": Acl,
+    "certificates": Certificate, "snis": Sni, "ca_certificates": CaCertificate}
 
 # foreign key field -> parent entity type
 FOREIGN: dict[str, dict[str, str]] = {
-    "services": {}, "upstreams": {}, "consumers": {},
+    "services": {"client_certificate": "certificates"},
+    "upstreams": {"client_certificate": "certificates"}, "consumers": {},
     "routes": {"service": "services"},
     "targets": {"upstream": "upstreams"},
     "plugins": {"route": "routes", "service": "services", "consumer": "consumers"},
@@ -246,13 +284,16 @@ FOREIGN: dict[str, dict[str, str]] = {
     "basicauth_credentials": {"consumer": "consumers"},
     "jwt_secrets": {"consumer": "consumers"},
     "acls": {"consumer": "consumers"},
+    "certificates": {}, "ca_certificates": {},
+    "snis": {"certificate": "certificates"},
 }
 
 # the field an item URL may name instead of the id (Kong's endpoint_key)
 ENDPOINT_KEY: dict[str, str | None] = {
     "services": "name", "routes": "name", "upstreams": "name", "targets": "target",
     "consumers": "username", "plugins": "instance_name", "keyauth_credentials": "key",
-    "basicauth_credentials": "username", "jwt_secrets": "key", "acls": "group"}
+    "basicauth_credentials": "username", "jwt_secrets": "key", "acls": "group",
+    "certificates": None, "snis": "name", "ca_certificates": None}
 
 # uniqueness: single fields are global; tuples are composite keys
 UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -261,7 +302,8 @@ UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
     "consumers": (("username",), ("custom_id",)),
     "plugins": (("instance_name",), ("name", "route", "service", "consumer")),
     "keyauth_credentials": (("key",),), "basicauth_credentials": (("username",),),
-    "jwt_secrets": (("key",),), "acls": (("consumer", "group"),)}
+    "jwt_secrets": (("key",),), "acls": (("consumer", "group"),),
+    "certificates": (), "snis": (("name",),), "ca_certificates": (("cert_digest",),)}
 
 # where a composite uniqueness error is reported
 UNIQUE_ERROR_FIELD: dict[str, str] = {"targets": "target", "acls": "group", "plugins": "name"}
@@ -273,7 +315,9 @@ CASCADE: dict[tuple[str, str], bool] = {
     ("targets", "upstream"): True,
     ("plugins", "route"): True, ("plugins", "service"): True, ("plugins", "consumer"): True,
     ("keyauth_credentials", "consumer"): True, ("basicauth_credentials", "consumer"): True,
-    ("jwt_secrets", "consumer"): True, ("acls", "consumer"): True}
+    ("jwt_secrets", "consumer"): True, ("acls", "consumer"): True,
+    ("snis", "certificate"): True,   # Kong dao/certificates.lua delete: its SNIs go too
+    ("services", "client_certificate"): False, ("upstreams", "client_certificate"): False}
 
 
 def is_uuid(s: Any) -> bool:
@@ -617,6 +661,11 @@ def _check_service(s: Service, path: str, errors: ErrorList) -> Service:
         if s.protocol not in ("http", "https", "ws", "wss"):
             errors.append((join(path, "path"),
                            "value must be null when protocol is not http/https/ws/wss"))
+    if s.protocol not in ("https", "tls"):
+        # Kong services.lua: the upstream TLS fields only mean something over TLS
+        for f in ("client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"):
+            if getattr(s, f) is not None:
+                errors.append((join(path, f), "value must be null"))
     return s
 
 
@@ -842,6 +891,9 @@ def check_integrity(config: Config, paths: dict[tuple[str, int], str] | None = N
                     errors.append((join(where(etype, i), field),
                                    f"invalid reference '{field}: {ref}' (no such entry in "
                                    f"'{parent}')"))
+    from fastgw.config.certificates import check_ca_refs
+
+    errors.extend(check_ca_refs(config, where))
     return errors
 
 
@@ -919,3 +971,17 @@ def fill_credential_defaults(etype: str, data: dict[str, Any], hash_password: bo
         pw, cid = data.get("password"), data.get("consumer")
         if isinstance(pw, str) and isinstance(cid, str):
             data["password"] = hash_basic_auth_password(cid, pw)
+
+
+
+def _certificate_check(etype: str) -> Callable[..., Any]:
+    # the certificate entities' checks live in fastgw.config.certificates, which imports this
+    # module: resolved at call time
+    def run(ent: Any, path: str, errors: ErrorList) -> Any:
+        from fastgw.config.certificates import CHECKS
+
+        return CHECKS[etype](ent, path, errors)
+    return run
+
+
+_CHECK.update({t: _certificate_check(t) for t in ("certificates", "snis", "ca_certificates")})

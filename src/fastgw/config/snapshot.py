@@ -20,6 +20,7 @@ from fastgw._core.proxy import ProxyCore, RouteRT, ServiceRT
 from fastgw._core.router import Router
 from fastgw.config.errors import ConfigError
 from fastgw.config.model import Config, route_spec
+from fastgw.tls.upstream import context_for, service_tls_map
 
 log = logging.getLogger("fastgw.config")
 
@@ -77,10 +78,11 @@ class Compiler:
         self.active_health = active_health
         self.version = 0
         self.current: Snapshot | None = None
+        self._tls: dict[str, Any] = {}   # service id -> UpstreamTLS, while compiling
 
     # -- targets and balancers ---------------------------------------------------------
     def _target(self, host: str, port: int, weight: int, tid: str | None, errors: list,
-                path: str, tls: tuple[bool, bool] = (False, False)) -> Any:
+                path: str, tls: tuple[bool, Any] = (False, False)) -> Any:
         from fastgw._core.balancer import Target
 
         # in-process targets keep the name written in the config ("asgi:billing")
@@ -93,9 +95,9 @@ class Compiler:
             t.pool = self.core.pool(f"{host}.{port}", 0)  # Host: asgi.billing:0 (valid syntax)
             t.pool.handler = handler
         else:
-            use_tls, verify = tls
-            t.pool = self.core.pool(host, port, _ssl_context(verify) if use_tls else None,
-                                    verify)
+            use_tls, settings = tls   # settings: fastgw.tls.upstream.UpstreamTLS
+            t.pool = self.core.pool(host, port, context_for(settings) if use_tls else None,
+                                    settings if use_tls else False)
         return t
 
     def _balancers(self, config: Config, errors: list) -> tuple[dict, dict, dict]:
@@ -104,10 +106,11 @@ class Compiler:
         prev = self.current
         # an upstream's targets speak TLS when the services balanced over it are https
         # (Kong: the service's protocol is the scheme used to every target)
-        tls: dict[str, tuple[bool, bool]] = {}
+        tls: dict[str, tuple[bool, Any]] = {}
+        self._tls = service_tls_map(config)
         for s in config.services:
             if s.protocol == "https":
-                tls.setdefault(s.host, (True, bool(s.tls_verify)))
+                tls.setdefault(s.host, (True, self._tls[s.id]))
         by_upstream: dict[str, list] = {}
         for i, t in enumerate(config.targets):
             by_upstream.setdefault(t.upstream, []).append((i, t))
@@ -172,7 +175,7 @@ class Compiler:
                     else None
             else:
                 t = self._target(s.host, s.port, 100, None, errors, f"services[{si}].host",
-                                 (s.protocol == "https", bool(s.tls_verify)))
+                                 (s.protocol == "https", self._tls.get(s.id)))
                 bal = make_balancer("round-robin", [t], 10000)
                 host_header = None
             services[s.id] = ServiceRT(
@@ -203,7 +206,9 @@ class Compiler:
                          entity=r, native=native,
                          https_redirect=r.https_redirect_status_code if https_only else 0,
                          request_buffering=r.request_buffering,
-                         response_buffering=r.response_buffering)
+                         response_buffering=r.response_buffering,
+                         https_ok="https" in r.protocols,
+                         snis=frozenset(n.lower() for n in r.snis) if r.snis else None)
             routes[r.id] = rt
             specs.append(route_spec(r, rt, svc.entity.path if svc is not None else None))
         try:
@@ -263,21 +268,3 @@ def _hc_threshold(hc: Any) -> float:
     if isinstance(hc, dict):
         return hc.get("threshold", 0.0) or 0.0
     return getattr(hc, "threshold", 0.0) or 0.0
-
-
-_SSL_CONTEXTS: dict[bool, Any] = {}
-
-
-def _ssl_context(verify: bool) -> Any:
-    """Client TLS context for https services. Kong verifies upstream certificates only when
-    the service's tls_verify is true (nginx proxy_ssl_verify off by default): same here."""
-    import ssl
-
-    ctx = _SSL_CONTEXTS.get(verify)
-    if ctx is None:
-        ctx = ssl.create_default_context()
-        if not verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        _SSL_CONTEXTS[verify] = ctx
-    return ctx

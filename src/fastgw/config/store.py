@@ -265,6 +265,26 @@ class ConfigStore:
             self._commit(new)
             return True
 
+    def transaction(self, change: Callable[[Config], Config]) -> Config:
+        """A change spanning several entities (a certificate and its SNIs): `change` builds
+        the new Config from the current one with `build_entity` / `check_unique`, raising
+        on bad input; the result is checked and committed atomically, or nothing changes."""
+        with self._lock:
+            new = change(self._config)
+            errors = model.check_integrity(new)
+            if errors:
+                raise ConfigError(errors)
+            self._commit(new)
+            return new
+
+    def build_entity(self, etype: str, data: dict[str, Any], forced: dict[str, str] | None,
+                     existing: Any | None) -> Entity:
+        """Validate Admin API input into an entity (ids, timestamps, references resolved)."""
+        return self._build(etype, data, forced, existing)
+
+    def check_unique(self, etype: str, ent: Any, exclude: str | None) -> None:
+        self._check_unique(etype, ent, exclude)
+
     # ----------------------------------------------------------------- helpers
     def _build(self, etype: str, data: dict[str, Any], forced: dict[str, str] | None,
                existing: Any | None, hash_password: bool = True) -> Entity:
