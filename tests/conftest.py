@@ -12,11 +12,17 @@ A fixture skips its test only when the server's binary is not installed.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+
+# Hostnames in test configs are resolved by fastgw.dns as soon as a gateway starts: point every
+# gateway of the suite (and the fastgw processes it starts) at a closed loopback port, so no
+# test ever queries the machine's nameserver. Tests of DNS start their own server (tests/dns).
+os.environ.setdefault("KONG_DNS_RESOLVER", "127.0.0.1:9")
 
 # tests/ on sys.path so any test module can `from servers import ...` whatever its directory.
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -23,6 +23,7 @@ from fastgw._core.proxy import ProxyCore
 from fastgw.config.errors import ConfigError
 from fastgw.config.model import Config
 from fastgw.config.snapshot import Compiler, Snapshot
+from fastgw.dns import Discovery, DnsSettings, Resolver, default_settings
 from fastgw.plugins.context import Context as _Context
 
 log = logging.getLogger("fastgw")
@@ -88,8 +89,12 @@ class Gateway:
                  admin_listen: str | tuple[str, int] | None = None,
                  handlers: Mapping[str, Any] | None = None, trusted_ips: tuple[str, ...] = (),
                  limits: Mapping[str, int] | None = None, node_id: str | None = None,
-                 active_health: bool = True, clock: Callable[[], float] | None = None) -> None:
+                 active_health: bool = True, clock: Callable[[], float] | None = None,
+                 dns: DnsSettings | None = None) -> None:
         self.config: Config = load_config(config)
+        # Kong's dns_* settings; default: fastgw.dns.configure()'d (CLI) or KONG_DNS_* env
+        self.dns_settings: DnsSettings = dns if dns is not None else default_settings()
+        self.discovery: Discovery | None = None
         self.listen = listen
         self.admin_listen = admin_listen
         self.handlers: dict[str, Any] = dict(handlers or {})
@@ -135,9 +140,14 @@ class Gateway:
         host, port = parse_listen(listen) if sock is None else sock.getsockname()[:2]
         self.core = core = ProxyCore(loop, listen_port=port, limits=self.limits)
         core.context_factory = self._make_context
+        self.discovery = Discovery(Resolver(self.dns_settings))
+        self.discovery.start()
+        # the first requests should find addresses: resolve every name before serving
+        await self.discovery.prime(Compiler.dns_names(self.config))
         self.compiler = Compiler(core, handlers=self.handlers, trusted_ips=self.trusted_ips,
                                  settings={"node_id": self.node_id},
-                                 health_clock=self.clock, active_health=self.active_health)
+                                 health_clock=self.clock, active_health=self.active_health,
+                                 discovery=self.discovery)
         self.compiler.activate(self.compiler.compile(self.config))
         if sock is not None:
             self.server = await loop.create_server(core.protocol, sock=sock, backlog=1024)
@@ -241,6 +251,8 @@ class Gateway:
                 checker.stop()
             if self.compiler.current.chains is not None:
                 self.compiler.current.chains.close()
+        if self.discovery is not None:
+            await self.discovery.stop()
         core.close_pools()
         if self.server is not None:
             await self.server.wait_closed()
@@ -304,11 +316,14 @@ class Gateway:
             raise KeyError(name)
         return snap.health[name].health_report()
 
-    def set_target_health(self, upstream: str, target: str, healthy: bool) -> None:
+    def set_target_health(self, upstream: str, target: str, healthy: bool,
+                          address: str | None = None) -> bool:
+        """Every address of `target`, or the one at `address` ("ip:port"). False when the
+        target has no such address."""
         snap = self.snapshot
         if snap is None or upstream not in snap.health:
             raise KeyError(upstream)
-        snap.health[upstream].set_target_health(target, healthy)
+        return snap.health[upstream].set_target_health(target, healthy, address)
 
     def metrics(self) -> tuple[bytes, str] | None:
         """Prometheus text for GET /metrics (Kong's metric names, all workers of the node)."""

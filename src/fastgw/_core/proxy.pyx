@@ -192,6 +192,7 @@ cdef class ServiceRT:
         self.write_timeout = write_timeout
         self.retries = retries
         self.entity = entity
+        self.no_peer = None
 
 
 cdef class RouteRT:
@@ -210,11 +211,12 @@ cdef class Pool:
     # Kong defaults: upstream_keepalive_pool_size 512, upstream_keepalive_max_requests 10000,
     # upstream_keepalive_idle_timeout 60 s (nginx: keepalive, keepalive_requests, keepalive_timeout).
     def __init__(self, ProxyCore core, str host, int port, int max_idle=512,
-                 int max_requests=10000, double idle_timeout=60.0):
+                 int max_requests=10000, double idle_timeout=60.0, str hostname=None):
         self.core = core
         self.host = host
         self.port = port
-        self.host_header = (host if port in (80, 443) else f"{host}:{port}").encode("idna")
+        self.hostname = hostname = hostname or host
+        self.host_header = (hostname if port in (80, 443) else f"{hostname}:{port}").encode("idna")
         self.host_line = b"Host: " + self.host_header + b"\r\n\r\n"
         self.idle = []
         self.max_idle = max_idle
@@ -296,13 +298,14 @@ cdef class ProxyCore:
         self.router = snapshot.router
         self.snapshot = snapshot
 
-    def pool(self, str host, int port, ssl=None, bint verify=False) -> Pool:
-        """The pool of (host, port[, TLS]); pools outlive snapshots (keep-alive survives a
-        reload). `ssl` is an SSLContext for services with protocol https."""
-        key = (host, port, ssl is not None, verify)
+    def pool(self, str host, int port, ssl=None, bint verify=False, str hostname=None) -> Pool:
+        """The pool of (host, port[, TLS][, hostname]); pools outlive snapshots (keep-alive
+        survives a reload). `ssl` is an SSLContext for services with protocol https;
+        `hostname` (default: host) is sent as Host and SNI when host is a resolved address."""
+        key = (host, port, ssl is not None, verify, hostname or host)
         p = self.pools.get(key)
         if p is None:
-            p = self.pools[key] = Pool(self, host, port)
+            p = self.pools[key] = Pool(self, host, port, hostname=hostname)
             p.ssl = ssl
         return p
 
@@ -996,7 +999,10 @@ cdef class Downstream(ConnBuffer):
         cdef Target t = balancer.pick(self.hash_value if self.has_hash else 0,
                                       <Target>self.target if self.tries > 0 else None)
         if t is None:
-            self.send_error(503, MSG_NO_PEER, not self.req_done)
+            if svc.no_peer is not None and self._upstream_override is None:
+                self.send_error(svc.no_peer[0], svc.no_peer[1], not self.req_done)
+            else:
+                self.send_error(503, MSG_NO_PEER, not self.req_done)
             return
         self.target = t
         pool = <Pool>t.pool
@@ -1019,7 +1025,7 @@ cdef class Downstream(ConnBuffer):
         else:
             # TLS to the upstream (service protocol https); SNI is the target host
             coro = self.core.loop.create_connection(pool, pool.host, pool.port, ssl=pool.ssl,
-                                                    server_hostname=pool.host)
+                                                    server_hostname=pool.hostname)
         self.connect_task = self.core.loop.create_task(coro)
         self.connect_task.add_done_callback(self._connected)
 
