@@ -187,18 +187,29 @@ class NamedUpstream:
 
     def start(self) -> "NamedUpstream":
         ready = threading.Event()
+        errors: list[BaseException] = []
 
         def run() -> None:
-            loop = self._loop = asyncio.new_event_loop()
-            self._server = loop.run_until_complete(
-                asyncio.start_server(self._handle, self.ip, self.port))
+            loop = asyncio.new_event_loop()
+            try:
+                self._server = loop.run_until_complete(
+                    asyncio.start_server(self._handle, self.ip, self.port))
+            except OSError as e:
+                errors.append(e)
+                loop.close()
+                ready.set()
+                return
             self.port = self._server.sockets[0].getsockname()[1]
+            self._loop = loop
             ready.set()
             loop.run_forever()
+            loop.close()
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
         assert ready.wait(5)
+        if errors:
+            raise errors[0]
         return self
 
     def stop(self) -> None:

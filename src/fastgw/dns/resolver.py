@@ -245,16 +245,18 @@ class Resolver:
             if old is not None and old.records and now < old.stale_until:
                 entry = _Entry(old.records, min(retry, old.stale_until), old.stale_until,
                                res.error, res.not_found)
-                log.warning("dns: %s %s lookup failed (%s): serving the last good answer "
-                            "for up to %.0fs more", key[0], key[1], res.error,
-                            old.stale_until - now)
+                # logged once per outage, not once per retry (every dns_error_ttl)
+                lvl = logging.WARNING if old.error is None else logging.DEBUG
+                log.log(lvl, "dns: %s %s lookup failed (%s): serving the last good answer "
+                        "for up to %.0fs more", key[0], key[1], res.error,
+                        old.stale_until - now)
             else:
                 entry = _Entry((), retry, retry, res.error, res.not_found)
                 if old is not None and old.records:
                     log.error("dns: %s %s lookup failed (%s) and the last good answer is "
                               "past dns_stale_ttl: dropped", key[0], key[1], res.error)
-                elif key[1] != "SRV" and not res.not_found:
-                    log.warning("dns: %s %s lookup failed: %s", key[0], key[1], res.error)
+                else:  # the name-level outcome is logged by discovery when it changes
+                    log.debug("dns: %s %s lookup failed: %s", key[0], key[1], res.error)
         self._cache[key] = entry
         self._cache.move_to_end(key)
         while len(self._cache) > s.cache_size:
