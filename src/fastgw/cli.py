@@ -26,7 +26,7 @@ import time
 from importlib import resources
 from typing import Any
 
-from fastgw import __version__
+from fastgw import __version__, dns
 
 log = logging.getLogger("fastgw")
 
@@ -475,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="Kong's status listener host:port: GET /status and /metrics only")
     run.add_argument("--workers", type=int, default=1, help="worker processes (SO_REUSEPORT)")
     run.add_argument("--log-level", default=os.environ.get("FASTGW_LOG_LEVEL", "info"))
+    dns.add_arguments(run)
     chk = sub.add_parser("check", help="validate a declarative file")
     chk.add_argument("file")
     sub.add_parser("version", help="print the version")
@@ -490,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         args.admin_listen = None
     if args.workers < 1:
         parser.error("--workers must be >= 1")
+    if (err := dns.configure_from_args(args)) is not None:
+        parser.error(err)
     return cmd_run(args)
 
 
