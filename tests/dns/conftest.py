@@ -111,14 +111,3 @@ def gateway(dns_srv: TestDNS) -> Iterator[Callable[..., GatewayThread]]:
     yield start
     for g in made:
         g.stop()
-
-
-def same_port_pair(make: Callable[..., NamedUpstream], ips: list[str]) -> list[NamedUpstream]:
-    """Upstreams on every ip of `ips`, all on one port (A records carry no port)."""
-    for _ in range(20):
-        first = make(ips[0])
-        try:
-            return [first] + [make(ip, first.port) for ip in ips[1:]]
-        except (OSError, AssertionError):
-            continue
-    raise RuntimeError("no common free port")

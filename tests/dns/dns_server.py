@@ -10,6 +10,7 @@ bound to other loopback addresses (127.0.0.2, ...) that say who they are.
     srv.stop()
 
     up = NamedUpstream("127.0.0.2").start()   # GET anything -> 200 "127.0.0.2:<port>"
+    same_port_pair(make, ["127.0.0.2", "127.0.0.3"])   # upstreams on one port, several IPs
 """
 from __future__ import annotations
 
@@ -226,3 +227,14 @@ class NamedUpstream:
         assert self._thread is not None
         self._thread.join(5)
         self._loop = None
+
+
+def same_port_pair(make: Any, ips: list[str]) -> list[NamedUpstream]:
+    """Upstreams on every ip of `ips`, all on one port (A records carry no port)."""
+    for _ in range(20):
+        first = make(ips[0])
+        try:
+            return [first] + [make(ip, first.port) for ip in ips[1:]]
+        except (OSError, AssertionError):
+            continue
+    raise RuntimeError("no common free port")

@@ -11,7 +11,7 @@ import collections
 import json
 import time
 
-from conftest import same_port_pair
+from dns_server import same_port_pair
 
 
 def _upstream_config(target: str, **up: object) -> dict:

@@ -633,8 +633,9 @@ class AdminAPI:
         t = self.store.find("targets", tkey, {"upstream": up.id})
         if t is None:
             raise _not_found()
-        if not self.gateway.set_target_health(up.name, t.target, healthy, address) and \
-                address is not None:
+        if address is None:
+            self.gateway.set_target_health(up.name, t.target, healthy)
+        elif not self.gateway.set_target_health(up.name, t.target, healthy, address):
             return 400, {"message": f"no address {address} for target {t.target}"}
         return 204, None
 
