@@ -66,10 +66,21 @@ class TargetGroup:
     entries: list[Any] = field(default_factory=list)   # fastgw._core.balancer.Target
 
 
+# Longest entry name: the hash ring builds its point labels in a 290-byte buffer
+# (balancer.pyx); "[v6]:port@" is at most 48 bytes, a hostname up to 253 (RFC 1035 2.3.4)
+MAX_ENTRY_NAME = 280
+
+
 def entry_name(ip: str, port: int, target: str | None = None) -> str:
-    """"ip:port" ("[v6]:port"), plus "@target" for an address of a hostname target."""
+    """"ip:port" ("[v6]:port"), plus "@target" for an address of a hostname target (a
+    target too long for that is named by its XXH64 instead: still stable and unique)."""
     addr = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-    return addr if target is None else f"{addr}@{target}"
+    if target is None:
+        return addr
+    name = f"{addr}@{target}"
+    if len(name.encode()) > MAX_ENTRY_NAME:
+        name = f"{addr}@{xxh64(target.encode()):016x}"
+    return name
 
 
 def expand_target(host: str, port: int, weight: int, target: str, resolution: Any,

@@ -224,3 +224,31 @@ def test_consistent_hashing_stays_stable_when_an_address_is_added(dns_srv, upstr
     # only keys that moved to the new address moved at all
     assert moved and all(after[k] == c.addr for k in moved)
     assert len(moved) < len(keys) * 0.6
+
+
+def test_config_update_with_a_new_hostname_resolves_it(dns_srv, upstreams, gateway):
+    a = upstreams("127.0.0.2")
+    b = upstreams("127.0.0.3")
+    dns_srv.set_a("one.test", ["127.0.0.2"], ttl=30)
+    dns_srv.set_a("two.test", ["127.0.0.3"], ttl=30)
+    g = gateway(_upstream_config(f"one.test:{a.port}"))
+    assert _served(g, 2) == {a.addr: 2}
+    g.call(lambda: g.gw.update(_upstream_config(f"two.test:{b.port}")))
+    t0 = time.monotonic()
+    while g.get("/x")[2].decode() != b.addr:
+        assert time.monotonic() - t0 < 3.0
+        time.sleep(0.05)
+    assert _served(g, 3) == {b.addr: 3}
+
+
+def test_cli_dns_resolver_option_with_workers(dns_srv, upstreams, fastgw):
+    from servers import http_get
+
+    u = upstreams("127.0.0.2")
+    dns_srv.set_a("api.test", ["127.0.0.2"], ttl=30)
+    gw = fastgw(_upstream_config(f"api.test:{u.port}"), workers=2,
+                extra_args=("--dns-resolver", dns_srv.resolver, "--dns-stale-ttl", "60"))
+    for _ in range(4):
+        status, _, body = http_get(gw.url("/x"))
+        assert (status, body.decode()) == (200, u.addr)
+    assert dns_srv.count("api.test", "A") >= 1

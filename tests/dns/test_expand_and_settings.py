@@ -55,6 +55,15 @@ def test_srv_split_that_would_overflow_rounds_instead() -> None:
     assert ws == [5, 5, 65535]
 
 
+def test_long_hostnames_still_fit_the_hash_ring() -> None:
+    host = ".".join(["a" * 63] * 3) + "." + "b" * 61   # 253 bytes
+    es = expand_target(host, 65535, 10, f"{host}:65535",
+                       Resolution(host, (Address("fd00::1234:5678:9abc:def0"),), "AAAA"))
+    ring = make_balancer("consistent-hashing",
+                         [Target(e.ip, e.port, e.weight, name=e.name) for e in es])
+    assert len(ring) == 1 and es[0].name.startswith("[fd00::1234:5678:9abc:def0]:65535@")
+
+
 def test_disabled_target_and_no_addresses() -> None:
     assert [e.weight for e in expand_target("h", 1, 0, "h:1", _a("127.0.0.2"))] == [0]
     assert expand_target("h", 1, 10, "h:1", None) == []
