@@ -208,3 +208,16 @@ def test_cache_size_bounds_the_entries(dns_srv):
         await r.resolve("n0.test")   # evicted (least recently used): asked again
         assert dns_srv.count("n0.test", "A") == 2
     run(go())
+
+
+def test_aaaa_only_when_the_order_names_it(dns_srv):
+    dns_srv.set_a("six.test", ["::1", "127.0.0.2"], ttl=30)
+
+    async def go():
+        r = _resolver(dns_srv, Clock(), order=("AAAA", "A"))
+        res = await r.resolve("six.test")
+        assert (res.rtype, ips(res)) == ("AAAA", ["::1"])
+        r = _resolver(dns_srv, Clock())   # Kong's default order has no AAAA
+        res = await r.resolve("six.test")
+        assert (res.rtype, ips(res)) == ("A", ["127.0.0.2"])
+    run(go())

@@ -130,7 +130,7 @@ class Compiler:
                 tls.setdefault(s.host, (True, bool(s.tls_verify)))
         return tls
 
-    def _upstream(self, config: Config, ui: int, up: Any, targets: list, errors: list,
+    def _upstream(self, ui: int, up: Any, targets: list, errors: list,
                   tls: dict[str, tuple[bool, bool]]) -> tuple[Any, list[TargetGroup]] | None:
         from fastgw.balancing import make_balancer
 
@@ -163,7 +163,7 @@ class Compiler:
         health: dict[str, Any] = {}
         upstreams: dict[str, Any] = {}
         for ui, up in enumerate(config.upstreams):
-            built = self._upstream(config, ui, up, by_upstream.get(up.id, []), errors, tls)
+            built = self._upstream(ui, up, by_upstream.get(up.id, []), errors, tls)
             if built is None:
                 continue
             bal, groups = built
@@ -245,7 +245,7 @@ class Compiler:
                     self._parse_target(t.target)[0] in names for _, t in targets):
                 continue
             errors: list = []
-            built = self._upstream(config, ui, up, targets, errors, tls)
+            built = self._upstream(ui, up, targets, errors, tls)
             if built is None or errors:
                 log.error("upstream %s: new addresses not applied: %s", up.name, errors)
                 continue
