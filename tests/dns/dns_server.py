@@ -162,6 +162,9 @@ class NamedUpstream:
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
         self.status = 200
+        self.health_status = 200    # answer to GET /health (active probes)
+        self.delay = 0.0            # seconds before answering paths starting /slow
+        self.slow_started = 0       # /slow requests received (answered or not yet)
 
     @property
     def addr(self) -> str:
@@ -171,6 +174,15 @@ class NamedUpstream:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                path = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b"/"
+                if path.startswith(b"/health"):
+                    writer.write(b"HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n"
+                                 % self.health_status)
+                    await writer.drain()
+                    continue
+                if path.startswith(b"/slow"):
+                    self.slow_started += 1
+                    await asyncio.sleep(self.delay)
                 host = ""
                 for line in head.split(b"\r\n")[1:]:
                     if line.lower().startswith(b"host:"):

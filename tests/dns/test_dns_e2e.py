@@ -252,3 +252,54 @@ def test_cli_dns_resolver_option_with_workers(dns_srv, upstreams, fastgw):
         status, _, body = http_get(gw.url("/x"))
         assert (status, body.decode()) == (200, u.addr)
     assert dns_srv.count("api.test", "A") >= 1
+
+
+def test_an_address_that_disappears_drains(dns_srv, upstreams, gateway):
+    import threading
+
+    a, b = same_port_pair(upstreams, ["127.0.0.2", "127.0.0.3"])
+    dns_srv.set_a("api.test", ["127.0.0.2"], ttl=1)
+    g = gateway(_upstream_config(f"api.test:{a.port}"))
+    a.delay = 3.0
+    slow: list = []
+    t = threading.Thread(target=lambda: slow.append(g.get("/slow")))
+    t.start()
+    t0 = time.monotonic()
+    while a.slow_started == 0:   # the slow request reached 127.0.0.2 and waits there
+        assert time.monotonic() - t0 < 2.0
+        time.sleep(0.01)
+    dns_srv.set_a("api.test", ["127.0.0.3"], ttl=1)
+    while b.hits == 0:
+        assert time.monotonic() - t0 < 4.0, "traffic did not move within the TTL"
+        g.get("/x")
+    assert not slow, "the slow request should still be in flight when traffic moved"
+    t.join(5)
+    # the request in flight on the departed address finished normally
+    assert slow and slow[0][0] == 200 and slow[0][2].decode() == a.addr
+    assert _served(g, 3) == {b.addr: 3}
+
+
+def test_active_probes_check_every_address(dns_srv, upstreams, gateway):
+    a, b = same_port_pair(upstreams, ["127.0.0.2", "127.0.0.3"])
+    dns_srv.set_a("api.test", ["127.0.0.2", "127.0.0.3"], ttl=30)
+    hc = {"active": {"type": "http", "http_path": "/health", "timeout": 0.5,
+                     "healthy": {"interval": 0.1, "successes": 1},
+                     "unhealthy": {"interval": 0.1, "http_failures": 1,
+                                   "http_statuses": [500]}}}
+    b.health_status = 500
+    g = gateway(_upstream_config(f"api.test:{a.port}", healthchecks=hc), active_health=True)
+
+    def health() -> dict:
+        rows = g.call(lambda: g.gw.upstream_health("u"))
+        return {x["ip"]: x["health"] for x in rows[0]["data"]["addresses"]}
+
+    t0 = time.monotonic()
+    while health() != {"127.0.0.2": "HEALTHY", "127.0.0.3": "UNHEALTHY"}:
+        assert time.monotonic() - t0 < 3.0, health()
+        time.sleep(0.05)
+    assert _served(g, 4) == {a.addr: 4}
+    b.health_status = 200
+    while health()["127.0.0.3"] != "HEALTHY":
+        assert time.monotonic() - t0 < 6.0
+        time.sleep(0.05)
+    assert _served(g, 4) == {a.addr: 2, b.addr: 2}
