@@ -222,6 +222,9 @@ class Resolver:
             entry = self._store(key, res, self._cache.get(key))
             fut.set_result(entry)
             return entry
+        except asyncio.CancelledError:
+            fut.cancel()  # discovery stopping: coalesced waiters are cancelled too
+            raise
         except BaseException as exc:
             fut.set_exception(exc)
             fut.exception()  # retrieved: coalesced waiters see it, nobody else must
