@@ -491,8 +491,6 @@ def main(argv: list[str] | None = None) -> int:
         args.admin_listen = None
     if args.workers < 1:
         parser.error("--workers must be >= 1")
-    if (err := dns.configure_from_args(args)) is not None:
-        parser.error(err)
     return cmd_run(args)
 
 

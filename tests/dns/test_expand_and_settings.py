@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from fastgw.balancing import expand_target, make_balancer
-from fastgw.dns import DnsSettings, DnsSettingsError, add_arguments, configure_from_args
+from fastgw.dns import DnsSettings, DnsSettingsError, add_arguments
 from fastgw.dns import settings as dns_settings
 from fastgw.dns.resolver import Address, Resolution
 from fastgw._core.balancer import Target
@@ -115,15 +115,16 @@ def test_env_and_cli_options(monkeypatch) -> None:
     monkeypatch.setenv("KONG_DNS_STALE_TTL", "7")
     monkeypatch.setenv("KONG_DNS_RESOLVER", "127.0.0.1:5353")
     assert DnsSettings.from_env().stale_ttl == 7.0
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(prog="fastgw", exit_on_error=False)
     add_arguments(p)
     try:
-        assert configure_from_args(p.parse_args(["--dns-resolver", "127.0.0.1:26053",
-                                                 "--dns-order", "A"])) is None
+        p.parse_args(["--dns-resolver", "127.0.0.1:26053", "--dns-order", "A"])
         s = dns_settings.default_settings()
         assert s.resolvers == (("127.0.0.1", 26053),) and s.order == ("A",)
         assert s.stale_ttl == 7.0   # the environment still applies under the options
-        assert configure_from_args(p.parse_args(["--dns-error-ttl", "x"])) == \
-            "dns_error_ttl: expected a number of seconds, got 'x'"
+        with pytest.raises(argparse.ArgumentError) as e:
+            p.parse_args(["--dns-error-ttl", "x"])
+        assert str(e.value) == ("argument --dns-error-ttl: dns_error_ttl: expected a number "
+                                "of seconds, got 'x'")
     finally:
         dns_settings.configure(None)

@@ -9,8 +9,7 @@
 from fastgw.dns.discovery import Discovery
 from fastgw.dns.resolver import Address, Resolution, Resolver
 from fastgw.dns.settings import (DnsSettings, DnsSettingsError, add_arguments, configure,
-                                 configure_from_args, default_settings)
+                                 default_settings)
 
 __all__ = ["Address", "Discovery", "DnsSettings", "DnsSettingsError", "Resolution",
-           "Resolver", "add_arguments", "configure", "configure_from_args",
-           "default_settings"]
+           "Resolver", "add_arguments", "configure", "default_settings"]

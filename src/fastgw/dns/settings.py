@@ -200,31 +200,38 @@ def configure(settings: DnsSettings | None) -> None:
     _configured = settings
 
 
+class _Option(argparse.Action):
+    """Applies one --dns-* option to the process default as it is parsed: a bad value is
+    argparse's one-line usage error (exit 2), and the CLI needs no call after parsing."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        try:
+            configure(DnsSettings.from_conf({self.dest: values}, default_settings()))
+        except DnsSettingsError as e:
+            raise argparse.ArgumentError(self, str(e)) from None
+        setattr(namespace, self.dest, values)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Kong's dns_* settings as CLI options (--dns-resolver host:port, ...)."""
+    """Kong's dns_* settings as CLI options (--dns-resolver host:port, ...). Each option, when
+    given, updates the process default (configure()) over the KONG_DNS_* environment."""
     g = parser.add_argument_group("DNS (Kong's dns_* settings; default: KONG_DNS_* env)")
-    g.add_argument("--dns-resolver", metavar="IP[:PORT],...",
+    opt = {"action": _Option}
+    g.add_argument("--dns-resolver", metavar="IP[:PORT],...", **opt,
                    help="nameservers to query (default: those of /etc/resolv.conf)")
-    g.add_argument("--dns-hostsfile", metavar="PATH", help="hosts file (default /etc/hosts)")
-    g.add_argument("--dns-order", metavar="TYPES",
+    g.add_argument("--dns-hostsfile", metavar="PATH", **opt,
+                   help="hosts file (default /etc/hosts)")
+    g.add_argument("--dns-order", metavar="TYPES", **opt,
                    help="record types to try, in order (default LAST,SRV,A,CNAME)")
-    g.add_argument("--dns-valid-ttl", metavar="S", help="override every record's TTL")
-    g.add_argument("--dns-stale-ttl", metavar="S",
+    g.add_argument("--dns-valid-ttl", metavar="S", **opt,
+                   help="override every record's TTL")
+    g.add_argument("--dns-stale-ttl", metavar="S", **opt,
                    help="keep serving a record this long past its TTL while lookups fail "
                         "(default 3600)")
-    g.add_argument("--dns-not-found-ttl", metavar="S",
+    g.add_argument("--dns-not-found-ttl", metavar="S", **opt,
                    help="cache empty answers and NXDOMAIN this long (default 30)")
-    g.add_argument("--dns-error-ttl", metavar="S",
+    g.add_argument("--dns-error-ttl", metavar="S", **opt,
                    help="cache other failures this long (default 1)")
-    g.add_argument("--dns-cache-size", metavar="N", help="cached answers (default 10000)")
-
-
-def configure_from_args(args: argparse.Namespace) -> str | None:
-    """Apply the --dns-* options over the environment's settings. Returns an error line,
-    or None when the settings were applied."""
-    conf = {k: getattr(args, k, None) for k in _CONF_KEYS if k != "dns_no_sync"}
-    try:
-        configure(DnsSettings.from_conf(conf, DnsSettings.from_env()))
-    except DnsSettingsError as e:
-        return str(e)
-    return None
+    g.add_argument("--dns-cache-size", metavar="N", **opt,
+                   help="cached answers (default 10000)")
