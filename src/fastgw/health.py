@@ -409,7 +409,8 @@ class HealthChecker:
             total = available = 0
             for t in g.entries:
                 th = self.states[t.name]
-                h = self._entry_health(t)
+                # Kong: the addresses of a weight-0 (disabled) target are HEALTHCHECKS_OFF
+                h = self._entry_health(t) if g.weight > 0 else "HEALTHCHECKS_OFF"
                 addresses.append({"ip": t.host, "port": t.port, "health": h,
                                   "weight": t.weight})
                 total += t.weight

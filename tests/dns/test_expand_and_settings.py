@@ -128,3 +128,35 @@ def test_env_and_cli_options(monkeypatch) -> None:
                                 "of seconds, got 'x'")
     finally:
         dns_settings.configure(None)
+
+
+def test_health_report_groups_addresses_under_their_target() -> None:
+    from fastgw.balancing import TargetGroup
+    from fastgw.health import HealthChecker
+    from fastgw.config.healthchecks import Healthchecks
+    import msgspec
+
+    hc = msgspec.convert({"passive": {"unhealthy": {"http_failures": 1}}}, Healthchecks)
+    groups, entries = [], []
+    for target, w, res in (("api.test:80", 10, _a("127.0.0.2", "127.0.0.3")),
+                           ("off.test:80", 0, _a("127.0.0.4")),
+                           ("gone.test:80", 10, None)):
+        ts = [Target(e.ip, e.port, e.weight, name=e.name)
+              for e in expand_target(target[:-3], 80, w, target, res)]
+        groups.append(TargetGroup(target, None, target[:-3], 80, w, "A", ts))
+        entries += ts
+    b = make_balancer("round-robin", entries)
+    checker = HealthChecker("u", b, hc, groups=groups)
+    assert checker.set_target_health("api.test:80", False, "127.0.0.3:80")
+    assert not checker.set_target_health("api.test:80", False, "127.0.0.9:80")
+    rep = {r["target"]: r for r in checker.health_report()}
+    assert rep["api.test:80"]["health"] == "HEALTHY"
+    assert [(x["ip"], x["health"]) for x in rep["api.test:80"]["data"]["addresses"]] == [
+        ("127.0.0.2", "HEALTHY"), ("127.0.0.3", "UNHEALTHY")]
+    assert rep["api.test:80"]["data"]["weight"] == {"total": 20, "available": 10,
+                                                   "unavailable": 10}
+    assert rep["off.test:80"]["health"] == "HEALTHCHECKS_OFF"
+    assert rep["gone.test:80"]["health"] == "DNS_ERROR"
+    assert rep["gone.test:80"]["data"]["addresses"] == []
+    assert checker.set_target_health("api.test:80", False)   # every address
+    assert rep and b.available_weight == 0
