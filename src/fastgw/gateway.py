@@ -148,7 +148,11 @@ class Gateway:
                                  settings={"node_id": self.node_id},
                                  health_clock=self.clock, active_health=self.active_health,
                                  discovery=self.discovery)
-        self.compiler.activate(self.compiler.compile(self.config))
+        try:
+            self.compiler.activate(self.compiler.compile(self.config))
+        except BaseException:
+            await self.discovery.stop()  # a bad config: nothing keeps running
+            raise
         if sock is not None:
             self.server = await loop.create_server(core.protocol, sock=sock, backlog=1024)
         else:
