@@ -4,7 +4,7 @@ bound to other loopback addresses (127.0.0.2, ...) that say who they are.
     srv = TestDNS().start()            # srv.port, srv.resolver ("127.0.0.1:<port>")
     srv.set_a("api.test", ["127.0.0.2", "127.0.0.3"], ttl=1)
     srv.set_srv("_http._tcp.api.test", [(prio, weight, port, "a.test")], ttl=1)
-    srv.set_rcode("gone.test", "NXDOMAIN" | "SERVFAIL")
+    srv.set_rcode("gone.test", "NXDOMAIN" | "SERVFAIL" | "REFUSED" | "DROP")
     srv.mode = "drop"                  # answer nothing (clients time out); "serve" again
     srv.queries                        # [(name, type)] received
     srv.stop()
@@ -21,7 +21,9 @@ from typing import Any
 from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, SRV, A
 from dnslib.server import BaseResolver, DNSServer
 
-_RCODES = {"NXDOMAIN": RCODE.NXDOMAIN, "SERVFAIL": RCODE.SERVFAIL, "REFUSED": RCODE.REFUSED}
+# "DROP": no answer at all for that name (its lookups time out)
+_RCODES = {"NXDOMAIN": RCODE.NXDOMAIN, "SERVFAIL": RCODE.SERVFAIL, "REFUSED": RCODE.REFUSED,
+           "DROP": -1}
 
 
 class _Drop(Exception):
@@ -83,6 +85,8 @@ class TestDNS(BaseResolver):
                 raise _Drop()
             reply = request.reply()
             if name in self.rcodes:
+                if self.rcodes[name] < 0:
+                    raise _Drop()
                 reply.header.rcode = self.rcodes[name]
                 return reply
             known = any(k[0] == name for k in self.records)

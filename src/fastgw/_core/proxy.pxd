@@ -44,7 +44,7 @@ cdef class Pool:
     cdef public int port
     cdef public str hostname          # the name for Host and TLS SNI (the target's hostname)
     cdef public bytes host_header     # "hostname[:port]" as sent in Host
-    cdef bytes host_line              # "Host: host[:port]\r\n\r\n": ends a request head
+    cdef bytes host_line              # "Host: hostname[:port]\r\n\r\n": ends a request head
     cdef ProxyCore core
     cdef list idle                    # idle Upstream connections, most recent last
     cdef public int max_idle

@@ -1,8 +1,8 @@
 """Keeps the hostnames of the active configuration resolved, off the request path.
 
 Rules:
-- One Discovery per gateway (per worker process), one asyncio task: a min-heap of
-  (refresh_at, name); each due name is resolved (Resolver.resolve, at most
+- One Discovery per gateway (per worker process), one asyncio task over a min-heap of
+  (refresh_at, name); each due name is resolved in its own task (Resolver.resolve, at most
   MAX_CONCURRENT_LOOKUPS at once) and re-armed at its Resolution.refresh_at (TTL expiry,
   or the failure's not-found/error TTL).
 - current(name) is a dict read: what the snapshot compiler builds balancers from.
@@ -10,8 +10,8 @@ Rules:
   at once, names no longer used stop being refreshed.
 - A Resolution that differs from the previous one in what a balancer sees (its addresses, or
   being empty vs. not, or its failure when empty) is reported to the listener with every other
-  change of the same round, as one set of names: the listener rebuilds the balancers of those
-  names and swaps them in.
+  change of the same loop iteration, as one set of names: the listener rebuilds the balancers
+  of those names and swaps them in.
 """
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ class Discovery:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._sem: asyncio.Semaphore | None = None
+        self._lookups: set[asyncio.Task[None]] = set()
+        self._changed: set[str] = set()
 
     # -- reads (compiler) ---------------------------------------------------------------
     def current(self, name: str) -> Resolution | None:
@@ -105,42 +107,59 @@ class Discovery:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        tasks = [t for t in (task, *self._lookups) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- the refresh loop ---------------------------------------------------------------------
     async def _run(self) -> None:
         assert self._wake is not None
         while True:
             now = self.resolver.clock()
-            due: list[str] = []
             while self._heap and self._heap[0][0] <= now:
                 at, name = heapq.heappop(self._heap)
                 if self._due.get(name) == at and name in self._watched:
                     self._due[name] = math.inf  # in progress: re-armed by _refresh
-                    due.append(name)
-            if due:
-                results = await asyncio.gather(*(self._refresh(n) for n in due),
-                                               return_exceptions=True)
-                changed = {n for n, r in zip(due, results) if r is True}
-                for n, r in zip(due, results):
-                    if isinstance(r, BaseException):
-                        log.error("dns: refreshing %s failed", n, exc_info=r)
-                        if n in self._watched:
-                            self._schedule(n, self.resolver.clock() + 1.0)
-                if changed and self.listener is not None:
-                    try:
-                        self.listener(changed)
-                    except Exception:
-                        log.exception("dns: applying new addresses failed")
-                continue
+                    # one task per lookup: a name whose nameserver times out does not hold
+                    # back the refresh of the others
+                    task = asyncio.get_running_loop().create_task(self._refresh_one(name))
+                    self._lookups.add(task)
+                    task.add_done_callback(self._lookups.discard)
             delay = self._heap[0][0] - now if self._heap else 3600.0
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), max(delay, 0.0))
             except asyncio.TimeoutError:
                 pass
+
+    async def _refresh_one(self, name: str) -> None:
+        try:
+            changed = await self._refresh(name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("dns: refreshing %s failed", name)
+            if name in self._watched:
+                self._schedule(name, self.resolver.clock() + 1.0)
+            if self._wake is not None:
+                self._wake.set()
+            return
+        if self._wake is not None:
+            self._wake.set()   # the heap has a new deadline for this name
+        if changed:
+            if not self._changed:
+                # changes that land in the same loop iteration are applied together
+                asyncio.get_running_loop().call_soon(self._flush)
+            self._changed.add(name)
+
+    def _flush(self) -> None:
+        changed, self._changed = self._changed, set()
+        if changed and self.listener is not None:
+            try:
+                self.listener(changed)
+            except Exception:
+                log.exception("dns: applying new addresses failed")
 
     async def _refresh(self, name: str, notify: bool = True) -> bool:
         """Resolve one name, store it, re-arm it. True when a balancer would see a change."""

@@ -81,7 +81,7 @@ class Resolution:
 
 @dataclass
 class _Entry:
-    records: tuple[Any, ...]   # A/AAAA: ip str; SRV: (priority, weight, port, target); CNAME: target
+    records: tuple[Any, ...]   # A/AAAA: ips; SRV: (priority, weight, port, target); CNAME: target
     expire: float              # fresh until then (error entries: re-query after)
     stale_until: float         # records may be served until then while refreshes fail
     error: str | None = None
