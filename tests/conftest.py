@@ -12,6 +12,7 @@ A fixture skips its test only when the server's binary is not installed.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -28,6 +29,32 @@ from servers import (  # noqa: E402
     RedisServer,
     find_binary,
 )
+
+
+_SUITE_DNS: Any = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hostnames in test configs are resolved by fastgw.dns as soon as a gateway starts. Every
+    # gateway of the suite (and every fastgw process it starts, through the environment) asks
+    # a nameserver on loopback that answers NXDOMAIN for every name, so no test queries the
+    # machine's nameserver or waits for a timeout. Tests of DNS start their own (tests/dns).
+    global _SUITE_DNS
+    if "KONG_DNS_RESOLVER" in os.environ:
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "dns"))
+    from dns_server import TestDNS
+
+    _SUITE_DNS = TestDNS().start()
+    os.environ["KONG_DNS_RESOLVER"] = _SUITE_DNS.resolver
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _SUITE_DNS
+    if _SUITE_DNS is not None:
+        _SUITE_DNS.stop()
+        os.environ.pop("KONG_DNS_RESOLVER", None)
+        _SUITE_DNS = None
 
 
 def _require(binary: str, package: str) -> None:

@@ -26,7 +26,7 @@ import time
 from importlib import resources
 from typing import Any
 
-from fastgw import __version__
+from fastgw import __version__, dns
 from fastgw.limits import add_arguments as add_limit_arguments, from_args as limits_from_args
 from fastgw.listeners import DEFAULT_PROXY_LISTEN, join_listen_values
 
@@ -481,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--workers", type=int, default=1, help="worker processes (SO_REUSEPORT)")
     run.add_argument("--log-level", default=os.environ.get("FASTGW_LOG_LEVEL", "info"))
     add_limit_arguments(run)
+    dns.add_arguments(run)
     chk = sub.add_parser("check", help="validate a declarative file")
     chk.add_argument("file")
     sub.add_parser("version", help="print the version")

@@ -27,6 +27,7 @@ from fastgw.config.model import Config
 from fastgw.config.snapshot import Compiler, Snapshot
 from fastgw.listeners import ListenSpec, format_spec
 from fastgw.listeners import parse_listen as parse_listen_specs
+from fastgw.dns import Discovery, DnsSettings, Resolver, default_settings
 from fastgw.plugins.context import Context as _Context
 
 log = logging.getLogger("fastgw")
@@ -101,8 +102,12 @@ class Gateway:
                  handlers: Mapping[str, Any] | None = None, trusted_ips: tuple[str, ...] = (),
                  limits: Limits | Mapping[str, Any] | None = None, node_id: str | None = None,
                  active_health: bool = True, clock: Callable[[], float] | None = None,
-                 ssl_cert: str | None = None, ssl_cert_key: str | None = None) -> None:
+                 ssl_cert: str | None = None, ssl_cert_key: str | None = None,
+                 dns: DnsSettings | None = None) -> None:
         self.config: Config = load_config(config)
+        # Kong's dns_* settings; default: fastgw.dns.configure()'d (CLI) or KONG_DNS_* env
+        self.dns_settings: DnsSettings = dns if dns is not None else default_settings()
+        self.discovery: Discovery | None = None
         self.listen = listen
         self.admin_listen = admin_listen
         self.handlers: dict[str, Any] = dict(handlers or {})
@@ -162,15 +167,24 @@ class Gateway:
         self.core = core = ProxyCore(loop, listen_port=port, limits=self.limits,
                                      context_factory=self._make_context,
                                      inprocess_connect=open_inprocess)
+        self.discovery = Discovery(Resolver(self.dns_settings))
+        self.discovery.start()
+        # the first requests should find addresses: resolve every name before serving
+        await self.discovery.prime(Compiler.dns_names(self.config))
         self.compiler = Compiler(core, handlers=self.handlers, trusted_ips=self.trusted_ips,
                                  settings={"node_id": self.node_id},
-                                 health_clock=self.clock, active_health=self.active_health)
-        snap = self.compiler.compile(self.config)
-        if any(s.ssl for s in specs):
-            self._tls_manager()
-        if self.tls is not None:
-            self.tls.update(self.config.certificates, self.config.snis)
-        self.compiler.activate(snap)
+                                 health_clock=self.clock, active_health=self.active_health,
+                                 discovery=self.discovery)
+        try:
+            snap = self.compiler.compile(self.config)
+            if any(s.ssl for s in specs):
+                self._tls_manager()
+            if self.tls is not None:
+                self.tls.update(self.config.certificates, self.config.snis)
+            self.compiler.activate(snap)
+        except BaseException:
+            await self.discovery.stop()  # a bad config: nothing keeps running
+            raise
         for spec in specs:
             await self._listen(loop, spec, sock, reuse_port)
         if self.servers:
@@ -320,6 +334,8 @@ class Gateway:
                 checker.stop()
             if self.compiler.current.chains is not None:
                 self.compiler.current.chains.close()
+        if self.discovery is not None:
+            await self.discovery.stop()
         core.close_pools()
         for srv in self.servers:
             await srv.wait_closed()
@@ -395,11 +411,14 @@ class Gateway:
             raise KeyError(name)
         return snap.health[name].health_report()
 
-    def set_target_health(self, upstream: str, target: str, healthy: bool) -> None:
+    def set_target_health(self, upstream: str, target: str, healthy: bool,
+                          address: str | None = None) -> bool:
+        """Every address of `target`, or the one at `address` ("ip:port"). False when the
+        target has no such address."""
         snap = self.snapshot
         if snap is None or upstream not in snap.health:
             raise KeyError(upstream)
-        snap.health[upstream].set_target_health(target, healthy)
+        return snap.health[upstream].set_target_health(target, healthy, address)
 
     def metrics(self) -> tuple[bytes, str] | None:
         """Prometheus text for GET /metrics (Kong's metric names, all workers of the node)."""

@@ -23,6 +23,10 @@ Two layers:
   `Target.health`), runs the active probes and the half-open timer as asyncio tasks (never on
   the request path), takes the proxy's passive reports, and serves the Admin API
   (set_target_health, health_report).
+- Health is per balancer entry, i.e. per resolved address of a target (fastgw.balancing
+  TargetGroup): each address is probed, tripped and reported on its own, as Kong's
+  healthchecker does per (ip, port, hostname). Probes connect to the address and send the
+  target's hostname as Host (and SNI). The Admin API sets one address or all of a target's.
 
 Every transition calls Balancer.set_healthy/allow_trial and is logged on logger "fastgw.health":
 "upstream X target Y: healthy -> unhealthy (3 tcp failures)".
@@ -39,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from fastgw._core.balancer import Balancer, Target
+from fastgw.balancing import TargetGroup
 from fastgw.config.healthchecks import Healthchecks
 
 log = logging.getLogger("fastgw.health")
@@ -258,9 +263,14 @@ class HealthChecker:
     def __init__(self, upstream_name: str, balancer: Balancer,
                  config: Healthchecks | None = None, *, clock: Clock = time.monotonic,
                  host_header: str | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 groups: list[TargetGroup] | None = None) -> None:
         self.upstream_name = upstream_name
         self.balancer = balancer
+        # the configured targets and their entries; by default one target per entry
+        self.groups = groups if groups is not None else [
+            TargetGroup(t.name, t.id, t.host, t.port, t.weight, "A", [t])
+            for t in balancer.targets]
         self.config = config if config is not None else Healthchecks()
         self.clock = clock
         self.host_header = host_header
@@ -360,42 +370,81 @@ class HealthChecker:
             self._wake_event.set()
 
     # -- Admin API ------------------------------------------------------------------------
-    def set_target_health(self, target_name: str, healthy: bool) -> bool:
-        """POST /upstreams/{u}/targets/{t}/healthy|unhealthy. False if no such target."""
-        th = self.states.get(target_name)
-        if th is None:
+    def set_target_health(self, target_name: str, healthy: bool,
+                          address: str | None = None) -> bool:
+        """PUT /upstreams/{u}/targets/{t}[/{address}]/healthy|unhealthy: every address of
+        target `target_name` ("host:port", or an entry's own name), or only the one at
+        `address` ("ip:port"). False if there is no such target or address."""
+        entries: list[Target] = []
+        for g in self.groups:
+            if g.target == target_name:
+                entries = list(g.entries)
+                break
+        else:
+            th = self.states.get(target_name)
+            if th is not None:
+                entries = [th.target]
+        if address is not None:
+            entries = [t for t in entries if _addr(t) == address or t.host == address]
+        if not entries:
             return False
-        th.force(healthy, self.clock())
+        now = self.clock()
+        for t in entries:
+            self.states[t.name].force(healthy, now)
         return True
 
+    def _entry_health(self, t: Target) -> str:
+        if t.healthy:
+            return "HEALTHY" if self.enabled else "HEALTHCHECKS_OFF"
+        return "UNHEALTHY"
+
     def health_report(self) -> list[dict[str, Any]]:
-        """GET /upstreams/{u}/health items (Kong's shape, plus a "fastgw" detail record)."""
+        """GET /upstreams/{u}/health items: Kong's per-target shape with every resolved
+        address under data.addresses, plus a "fastgw" detail record per address.
+        A target whose name resolves to nothing is "DNS_ERROR" (Kong's targets DAO)."""
         out = []
-        for t in self.balancer.targets:
-            th = self.states[t.name]
-            if t.healthy:
-                health = "HEALTHY" if self.enabled else "HEALTHCHECKS_OFF"
-            else:
+        for g in self.groups:
+            addresses = []
+            details = []
+            total = available = 0
+            for t in g.entries:
+                th = self.states[t.name]
+                # Kong: the addresses of a weight-0 (disabled) target are HEALTHCHECKS_OFF
+                h = self._entry_health(t) if g.weight > 0 else "HEALTHCHECKS_OFF"
+                addresses.append({"ip": t.host, "port": t.port, "health": h,
+                                  "weight": t.weight})
+                total += t.weight
+                if t.healthy or t.trial:
+                    available += t.weight
+                details.append({"address": _addr(t), "state": th.internal,
+                                "half_open": th.trial_armed, "cause": th.cause,
+                                "inflight": t.inflight,
+                                "counters": dict(zip(("successes", "http_failures",
+                                                      "tcp_failures", "timeouts"),
+                                                     th.counters))})
+            healths = {a["health"] for a in addresses}
+            if not addresses:
+                health = "DNS_ERROR"
+            elif "HEALTHY" in healths:
+                health = "HEALTHY"   # Kong: any healthy address makes the target healthy
+            elif "UNHEALTHY" in healths:
                 health = "UNHEALTHY"
-            available = t.weight if (t.healthy or t.trial) else 0
+            else:
+                health = "HEALTHCHECKS_OFF"
             out.append({
-                "target": t.name,
-                "id": t.id,
-                "weight": t.weight,
+                "target": g.target,
+                "id": g.id,
+                "weight": g.weight,
                 "health": health,
                 "data": {
-                    "addresses": [{"ip": t.host, "port": t.port, "health": health,
-                                   "weight": t.weight}],
-                    "weight": {"total": t.weight, "available": available,
-                               "unavailable": t.weight - available},
-                    "fastgw": {
-                        "state": th.internal,
-                        "half_open": th.trial_armed,
-                        "cause": th.cause,
-                        "inflight": t.inflight,
-                        "counters": dict(zip(("successes", "http_failures", "tcp_failures",
-                                              "timeouts"), th.counters)),
-                    },
+                    "host": g.host,
+                    "port": g.port,
+                    "dns": g.dns,
+                    "nodeWeight": g.weight,
+                    "addresses": addresses,
+                    "weight": {"total": total, "available": available,
+                               "unavailable": total - available},
+                    "fastgw": details,
                 },
             })
         return out
@@ -522,6 +571,8 @@ class HealthChecker:
                     ctx.verify_mode = ssl.CERT_NONE
                 self._ssl_context = ctx
         handler = getattr(target.pool, "handler", None)
+        # a resolved address: connect to it, name its target (Host, SNI)
+        name = getattr(target.pool, "hostname", None) or target.host
         if handler is not None:
             # an in-process target (fastgw.inprocess): probe it in memory, not over a socket
             from fastgw.inprocess import open_connection
@@ -530,12 +581,12 @@ class HealthChecker:
         else:
             reader, writer = await asyncio.open_connection(
                 target.host, target.port, ssl=ctx,
-                server_hostname=(a.https_sni or target.host) if ctx is not None else None,
+                server_hostname=(a.https_sni or name) if ctx is not None else None,
                 limit=PROBE_MAX_STATUS_LINE)
         try:
             if a.type == "tcp":
                 return None
-            host = self.host_header or target.host
+            host = self.host_header or name
             writer.write(self._probe_head + f"Host: {host}\r\n\r\n".encode("latin-1"))
             await writer.drain()
             try:
@@ -550,6 +601,10 @@ class HealthChecker:
             return int(m.group(1)) if m else 0
         finally:
             writer.close()
+
+
+def _addr(t: Target) -> str:
+    return f"[{t.host}]:{t.port}" if ":" in t.host else f"{t.host}:{t.port}"
 
 
 # -- module-level passive reports: dispatch through Target.health ------------------------------

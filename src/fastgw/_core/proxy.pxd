@@ -87,6 +87,8 @@ cdef class ServiceRT:
     cdef public double write_timeout
     cdef public int retries
     cdef public object entity         # the config entity (for plugins and logs)
+    cdef public tuple no_peer         # (status, message) when pick() finds no target, or None:
+                                      # 503 MSG_NO_PEER (set for hostname services by fastgw.dns)
 
 
 cdef class RouteRT:
@@ -107,10 +109,11 @@ cdef class RouteRT:
 
 cdef class Pool:
     # keep-alive connections to one target (host, port); survives config reloads
-    cdef public str host
+    cdef public str host              # where to connect (an IP for DNS-resolved targets)
     cdef public int port
-    cdef public bytes host_header     # "host[:port]" as sent in Host
-    cdef bytes host_line              # "Host: host[:port]\r\n\r\n": ends a request head
+    cdef public str hostname          # the name for Host and TLS SNI (the target's hostname)
+    cdef public bytes host_header     # "hostname[:port]" as sent in Host
+    cdef bytes host_line              # "Host: hostname[:port]\r\n\r\n": ends a request head
     cdef ProxyCore core
     cdef list idle                    # idle Upstream connections, most recent last
     cdef public int max_idle

@@ -307,7 +307,11 @@ cdef void exchange_connect(Exchange ex):
     cdef Target t = balancer.pick(ex.hash_value if ex.has_hash else 0,
                                   <Target>ex.target if ex.tries > 0 else None)
     if t is None:
-        ex.send_error(503, MSG_NO_PEER, ex.rq != RQ_COMPLETE)
+        if svc.no_peer is not None and ex._upstream_override is None:
+            # a hostname service whose name resolves to nothing (fastgw.dns: Kong's 503/500)
+            ex.send_error(svc.no_peer[0], svc.no_peer[1], ex.rq != RQ_COMPLETE)
+        else:
+            ex.send_error(503, MSG_NO_PEER, ex.rq != RQ_COMPLETE)
         return
     if not ex.to(KEEP, RP_UPSTREAM):
         return
@@ -334,7 +338,7 @@ cdef void exchange_connect(Exchange ex):
     else:
         # TLS to the upstream (service protocol https); SNI is the target host
         coro = core.loop.create_connection(pool, pool.host, pool.port, ssl=pool.ssl,
-                                           server_hostname=pool.host)
+                                           server_hostname=pool.hostname)
     ex.connect_task = core.loop.create_task(coro)
     ex.connect_task.add_done_callback(ex._connected)
 

@@ -27,11 +27,13 @@ cdef class Pool:
     def __init__(self, ProxyCore core, str host, int port,
                  int max_idle=DEFAULT_UPSTREAM_KEEPALIVE_POOL_SIZE,
                  int max_requests=DEFAULT_UPSTREAM_KEEPALIVE_MAX_REQUESTS,
-                 double idle_timeout=DEFAULT_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT_MS / 1000.0):
+                 double idle_timeout=DEFAULT_UPSTREAM_KEEPALIVE_IDLE_TIMEOUT_MS / 1000.0,
+                 str hostname=None):
         self.core = core
         self.host = host
         self.port = port
-        self.host_header = (host if port in (80, 443) else f"{host}:{port}").encode("idna")
+        self.hostname = hostname = hostname or host
+        self.host_header = (hostname if port in (80, 443) else f"{hostname}:{port}").encode("idna")
         self.host_line = b"Host: " + self.host_header + b"\r\n\r\n"
         self.idle = []
         self.max_idle = max_idle

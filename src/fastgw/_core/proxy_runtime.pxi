@@ -29,6 +29,7 @@ cdef class ServiceRT:
         self.write_timeout = write_timeout
         self.retries = retries
         self.entity = entity
+        self.no_peer = None
 
 
 cdef class RouteRT:
@@ -79,18 +80,20 @@ cdef class ProxyCore:
         self.router = <Router?>snapshot.router
         self.snapshot = snapshot
 
-    def pool(self, str host, int port, ssl=None, verify=False) -> Pool:
-        """The pool of (host, port[, TLS]); pools outlive snapshots (keep-alive survives a
-        reload). `ssl` is an SSLContext for services with protocol https; `verify` is any
-        hashable naming its settings (verification, CAs, client certificate), so services
-        with different TLS settings never share a connection."""
-        key = (host, port, ssl is not None, verify)
+    def pool(self, str host, int port, ssl=None, verify=False, str hostname=None) -> Pool:
+        """The pool of (host, port[, TLS][, hostname]); pools outlive snapshots (keep-alive
+        survives a reload). `ssl` is an SSLContext for services with protocol https; `verify`
+        is any hashable naming its settings (verification, CAs, client certificate), so
+        services with different TLS settings never share a connection; `hostname` (default:
+        host) is sent as Host and SNI when host is a resolved address."""
+        key = (host, port, ssl is not None, verify, hostname or host)
         p = self.pools.get(key)
         if p is None:
             p = self.pools[key] = Pool(self, host, port,
                                        self.limits.upstream_keepalive_pool_size,
                                        self.limits.upstream_keepalive_max_requests,
-                                       self.limits.upstream_keepalive_idle_timeout)
+                                       self.limits.upstream_keepalive_idle_timeout,
+                                       hostname)
             p.ssl = ssl
         return p
 

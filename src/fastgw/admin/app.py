@@ -53,7 +53,8 @@ Response = tuple[int, list[tuple[str, str]], bytes]
 class Gateway(Protocol):
     def status(self) -> dict[str, Any]: ...
     def upstream_health(self, name: str) -> list[dict[str, Any]]: ...
-    def set_target_health(self, upstream: str, target: str, healthy: bool) -> None: ...
+    def set_target_health(self, upstream: str, target: str, healthy: bool,
+                          address: str | None = None) -> bool: ...
     def metrics(self) -> tuple[bytes, str] | None: ...
     def node_info(self) -> dict[str, Any]: ...
 
@@ -391,6 +392,10 @@ class AdminAPI:
                 segs[4] in ("healthy", "unhealthy"):
             return {"PUT": lambda r: self._target_health(key, segs[3], segs[4] == "healthy"),
                     "POST": lambda r: self._target_health(key, segs[3], segs[4] == "healthy")}
+        if s0 == "upstreams" and n == 6 and sub == "targets" and \
+                segs[5] in ("healthy", "unhealthy"):  # one resolved address of the target
+            return {"PUT": lambda r: self._target_health(key, segs[3], segs[5] == "healthy",
+                                                         segs[4])}
         if (s0, sub) in NESTED:
             if n == 3:
                 return self._nested_collection(s0, key, sub)
@@ -624,14 +629,18 @@ class AdminAPI:
         data = self.gateway.upstream_health(up.name)
         return 200, {"data": data, "next": None, "node_id": None}
 
-    def _target_health(self, ukey: str, tkey: str, healthy: bool) -> Any:
+    def _target_health(self, ukey: str, tkey: str, healthy: bool,
+                       address: str | None = None) -> Any:
         up = self.store.find("upstreams", ukey)
         if up is None:
             raise _not_found()
         t = self.store.find("targets", tkey, {"upstream": up.id})
         if t is None:
             raise _not_found()
-        self.gateway.set_target_health(up.name, t.target, healthy)
+        if address is None:
+            self.gateway.set_target_health(up.name, t.target, healthy)
+        elif not self.gateway.set_target_health(up.name, t.target, healthy, address):
+            return 400, {"message": f"no address {address} for target {t.target}"}
         return 204, None
 
     def _tags(self, r: _Req, tag: str | None) -> Any:

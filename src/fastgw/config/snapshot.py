@@ -8,6 +8,10 @@ Rules:
 - State that must outlive a reload is carried over by key: connection pools (per host:port,
   owned by ProxyCore), balancer health and counters (per upstream name + target name), active
   health checkers (per upstream name, when its healthchecks are unchanged).
+- Hostnames (targets, non-upstream services) are never resolved here: balancers are built
+  from fastgw.dns Discovery's current addresses, one entry per address
+  (fastgw.balancing.expand_target); when they change, on_dns_change() rebuilds and swaps the
+  affected balancers.
 """
 from __future__ import annotations
 
@@ -18,14 +22,18 @@ from typing import Any, Callable
 from fastgw._core.native import compile_chain
 from fastgw._core.proxy import ProxyCore, RouteRT, ServiceRT
 from fastgw._core.router import Router
+from fastgw.balancing import TargetGroup
 from fastgw.config.errors import ConfigError
 from fastgw.config.model import Config, route_spec
+from fastgw.dns import Discovery, Resolver
 from fastgw.tls.upstream import context_for, service_tls_map
 
 log = logging.getLogger("fastgw.config")
 
 #: name of an in-process target: "<scheme>:<name>" where the scheme is one of these
 INPROCESS_SCHEMES = ("asgi", "python")
+#: Kong's answer for a service hostname that does not resolve (kong/runloop/balancer/init.lua)
+MSG_NAME_RESOLUTION = "name resolution failed"
 
 
 @dataclass
@@ -69,8 +77,11 @@ class Compiler:
     def __init__(self, core: ProxyCore, *, handlers: dict[str, Any] | None = None,
                  trusted_ips: tuple[str, ...] = (), settings: dict[str, Any] | None = None,
                  health_clock: Callable[[], float] | None = None,
-                 active_health: bool = True) -> None:
+                 active_health: bool = True, discovery: Discovery | None = None) -> None:
         self.core = core
+        # hostnames resolve through fastgw.dns; without a Discovery (tools, tests that only
+        # compile) one is made that never runs: hostnames then have no addresses
+        self.discovery = discovery if discovery is not None else Discovery(Resolver())
         self.handlers = handlers if handlers is not None else {}
         self.trusted_ips = trusted_ips
         self.settings = settings or {}
@@ -81,12 +92,13 @@ class Compiler:
         self._tls: dict[str, Any] = {}   # service id -> UpstreamTLS, while compiling
 
     # -- targets and balancers ---------------------------------------------------------
-    def _target(self, host: str, port: int, weight: int, tid: str | None, errors: list,
-                path: str, tls: tuple[bool, Any] = (False, False)) -> Any:
+    def _target(self, host: str, port: Any, weight: int, tid: str | None, errors: list,
+                path: str, tls: tuple[bool, Any] = (False, False),
+                hostname: str | None = None, name: str | None = None) -> Any:
         from fastgw._core.balancer import Target
 
         # in-process targets keep the name written in the config ("asgi:billing")
-        t = Target(host, port, weight, tid) if isinstance(port, int) else \
+        t = Target(host, port, weight, tid, name=name) if isinstance(port, int) else \
             Target(f"{host}.{port}", 1, weight, tid, name=f"{host}:{port}")
         if host in INPROCESS_SCHEMES:
             handler = self.handlers.get(f"{host}:{port}") if isinstance(port, str) else None
@@ -97,13 +109,28 @@ class Compiler:
         else:
             use_tls, settings = tls   # settings: fastgw.tls.upstream.UpstreamTLS
             t.pool = self.core.pool(host, port, context_for(settings) if use_tls else None,
-                                    settings if use_tls else False)
+                                    settings if use_tls else False, hostname)
         return t
 
-    def _balancers(self, config: Config, errors: list) -> tuple[dict, dict, dict]:
-        from fastgw.balancing import make_balancer
+    def _group(self, host: str, port: Any, weight: int, tid: str | None, target: str,
+               errors: list, path: str, tls: tuple[bool, Any], use_srv_name: bool = False
+               ) -> TargetGroup:
+        """A configured target and its entries: one per resolved address (fastgw.dns)."""
+        from fastgw.balancing import expand_target
 
-        prev = self.current
+        if not isinstance(port, int):  # in-process
+            t = self._target(host, port, weight, tid, errors, path, tls)
+            return TargetGroup(target, tid, host, 0, weight, "A", [t])
+        res = self.discovery.current(host)
+        group = TargetGroup(target, tid, host, port, weight,
+                            (res.rtype or res.error or "") if res is not None else
+                            "not resolved yet")
+        for e in expand_target(host, port, weight, target, res, use_srv_name):
+            group.entries.append(self._target(e.ip, e.port, e.weight, tid, errors, path, tls,
+                                              e.hostname, e.name))
+        return group
+
+    def _tls_by_upstream(self, config: Config) -> dict[str, tuple[bool, Any]]:
         # an upstream's targets speak TLS when the services balanced over it are https
         # (Kong: the service's protocol is the scheme used to every target)
         tls: dict[str, tuple[bool, Any]] = {}
@@ -111,28 +138,49 @@ class Compiler:
         for s in config.services:
             if s.protocol == "https":
                 tls.setdefault(s.host, (True, self._tls[s.id]))
+        return tls
+
+    def _upstream(self, ui: int, up: Any, targets: list, errors: list,
+                  tls: dict[str, tuple[bool, Any]]) -> tuple[Any, list[TargetGroup]] | None:
+        from fastgw.balancing import make_balancer
+
+        groups = []
+        for i, t in targets:
+            host, port = self._parse_target(t.target)
+            groups.append(self._group(host, port, t.weight, t.id, t.target, errors,
+                                      f"targets[{i}].target", tls.get(up.name, (False, False)),
+                                      up.use_srv_name))
+        entries = [e for g in groups for e in g.entries]
+        try:
+            bal = make_balancer(up.algorithm, entries, up.slots,
+                                threshold=float(_hc_threshold(up.healthchecks)))
+        except (ValueError, TypeError) as e:
+            errors.append((f"upstreams[{ui}]", str(e)))
+            return None
+        return bal, groups
+
+    def _targets_of(self, config: Config) -> dict[str, list]:
         by_upstream: dict[str, list] = {}
         for i, t in enumerate(config.targets):
             by_upstream.setdefault(t.upstream, []).append((i, t))
+        return by_upstream
+
+    def _balancers(self, config: Config, errors: list) -> tuple[dict, dict, dict]:
+        prev = self.current
+        tls = self._tls_by_upstream(config)
+        by_upstream = self._targets_of(config)
         balancers: dict[str, Any] = {}
         health: dict[str, Any] = {}
         upstreams: dict[str, Any] = {}
         for ui, up in enumerate(config.upstreams):
-            targets = []
-            for i, t in by_upstream.get(up.id, []):
-                host, port = self._parse_target(t.target)
-                targets.append(self._target(host, port, t.weight, t.id, errors,
-                                            f"targets[{i}].target",
-                                            tls.get(up.name, (False, False))))
-            try:
-                bal = make_balancer(up.algorithm, targets, up.slots,
-                                    threshold=float(_hc_threshold(up.healthchecks)))
-            except (ValueError, TypeError) as e:
-                errors.append((f"upstreams[{ui}]", str(e)))
+            built = self._upstream(ui, up, by_upstream.get(up.id, []), errors, tls)
+            if built is None:
                 continue
+            bal, groups = built
             balancers[up.name] = bal
             upstreams[up.name] = up
-            health[up.name] = self._health(up, bal, prev)
+            old = prev.health.get(up.name) if prev is not None else None
+            health[up.name] = self._health(up, bal, old, groups)
         return balancers, health, upstreams
 
     @staticmethod
@@ -142,19 +190,104 @@ class Compiler:
             return scheme, name
         return split_host_port(target)
 
-    def _health(self, up: Any, bal: Any, prev: Snapshot | None) -> Any:
+    def _health(self, up: Any, bal: Any, old: Any, groups: list[TargetGroup]) -> Any:
         from fastgw.health import HealthChecker, carry_over
 
-        old = prev.health.get(up.name) if prev is not None else None
         kw = {"clock": self.health_clock} if self.health_clock is not None else {}
-        checker = HealthChecker(up.name, bal, up.healthchecks, **kw)
+        checker = HealthChecker(up.name, bal, up.healthchecks, groups=groups, **kw)
         if old is not None:
             carry_over(old, checker)
         return checker
 
+    def _service_balancer(self, s: Any, si: int, errors: list) -> tuple[Any, Any]:
+        """A service whose host is not an upstream: round robin over the host's addresses
+        (Kong's toip), and the answer when there are none."""
+        from fastgw.balancing import make_balancer
+
+        g = self._group(s.host, s.port, 100, None, f"{s.host}:{s.port}", errors,
+                        f"services[{si}].host", (s.protocol == "https", self._tls.get(s.id)))
+        no_peer = None
+        if not g.entries:
+            res = self.discovery.current(s.host)
+            if res is None or res.not_found:
+                no_peer = (503, MSG_NAME_RESOLUTION)
+            else:  # kong/runloop/handler.lua balancer_execute: the error, as a 500
+                no_peer = (500, f"failed the initial dns/balancer resolve for '{s.host}' "
+                                f"with: {res.error}")
+        return make_balancer("round-robin", g.entries, 10000), no_peer
+
+    # -- re-resolution ------------------------------------------------------------------------
+    @staticmethod
+    def dns_names(config: Config) -> set[str]:
+        """Every hostname the config balances over (targets and non-upstream services)."""
+        upstream_names = {u.name for u in config.upstreams}
+        names = set()
+        for t in config.targets:
+            host, port = Compiler._parse_target(t.target)
+            if isinstance(port, int):
+                names.add(host)
+        for s in config.services:
+            if s.host not in upstream_names and s.host not in INPROCESS_SCHEMES:
+                names.add(s.host)
+        return names
+
+    def on_dns_change(self, names: set[str]) -> None:
+        """New addresses for `names`: rebuild the balancers that use them and swap them in.
+
+        The one change made to a live snapshot: ServiceRT.balancer/health/no_peer and the
+        snapshot's balancers/health entries are replaced, each by one reference assignment
+        (a Balancer itself never changes). Health carries over by entry name; requests in
+        flight finish on the balancer they picked from (Balancer._home), so an address
+        that disappeared drains: no new requests, in-flight ones complete, and its idle
+        keep-alive connections are closed.
+        """
+        snap = self.current
+        if snap is None:
+            return
+        config = snap.config
+        tls = self._tls_by_upstream(config)
+        by_upstream = self._targets_of(config)
+        old_pools = {t.pool for b in snap.balancers.values() for t in b.targets} | \
+            {t.pool for sv in snap.services.values() for t in sv.balancer.targets}
+        for ui, up in enumerate(config.upstreams):
+            targets = by_upstream.get(up.id, [])
+            if up.name not in snap.balancers or not any(
+                    self._parse_target(t.target)[0] in names for _, t in targets):
+                continue
+            errors: list = []
+            built = self._upstream(ui, up, targets, errors, tls)
+            if built is None or errors:
+                log.error("upstream %s: new addresses not applied: %s", up.name, errors)
+                continue
+            bal, groups = built
+            old = snap.health.get(up.name)
+            checker = self._health(up, bal, old, groups)
+            snap.balancers[up.name] = bal
+            snap.health[up.name] = checker
+            for svc in snap.services.values():
+                if svc.entity.host == up.name:
+                    svc.balancer = bal
+                    svc.health = checker if checker.passive_enabled else None
+            if old is not None:
+                old.stop()
+            if self.active_health:
+                checker.start()
+        upstream_names = {u.name for u in config.upstreams}
+        for si, s in enumerate(config.services):
+            svc = snap.services.get(s.id)
+            if svc is None or s.host in upstream_names or s.host not in names:
+                continue
+            errors = []
+            bal, no_peer = self._service_balancer(s, si, errors)
+            if not errors:
+                svc.balancer, svc.no_peer = bal, no_peer
+        new_pools = {t.pool for b in snap.balancers.values() for t in b.targets} | \
+            {t.pool for sv in snap.services.values() for t in sv.balancer.targets}
+        for pool in old_pools - new_pools:
+            pool.close_idle()
+
     # -- the whole snapshot ----------------------------------------------------------------
     def compile(self, config: Config) -> Snapshot:
-        from fastgw.balancing import make_balancer
         from fastgw.config.declarative import config_hash
 
         errors: list[tuple[str, str]] = []
@@ -163,6 +296,7 @@ class Compiler:
         for si, s in enumerate(config.services):
             hash_spec = None
             health_rt = None
+            no_peer = None
             up = upstreams.get(s.host)
             if up is not None:
                 bal = balancers[s.host]
@@ -174,15 +308,15 @@ class Compiler:
                 health_rt = checker if checker is not None and checker.passive_enabled \
                     else None
             else:
-                t = self._target(s.host, s.port, 100, None, errors, f"services[{si}].host",
-                                 (s.protocol == "https", self._tls.get(s.id)))
-                bal = make_balancer("round-robin", [t], 10000)
+                bal, no_peer = self._service_balancer(s, si, errors)
                 host_header = None
             services[s.id] = ServiceRT(
                 s.id, s.name or s.id, bal, health=health_rt, hash_spec=hash_spec,
                 hash_input=_hash_input(hash_spec),
                 host_header=host_header, connect_timeout=s.connect_timeout / 1000.0, read_timeout=s.read_timeout / 1000.0,
                 write_timeout=s.write_timeout / 1000.0, retries=s.retries, entity=s)
+            if up is None:
+                services[s.id].no_peer = no_peer
 
         chains = self._chains(config, errors)
         routes: dict[str, RouteRT] = {}
@@ -247,10 +381,13 @@ class Compiler:
         return None
 
     def activate(self, snap: Snapshot) -> None:
-        """Swap it in (one reference assignment) and hand health checkers over."""
+        """Swap it in (one reference assignment), hand health checkers over, and tell
+        discovery which names to keep resolved."""
         old = self.current
         self.current = snap
         self.core.set_snapshot(snap)
+        self.discovery.listener = self.on_dns_change
+        self.discovery.watch(self.dns_names(snap.config))
         if old is not None:
             for name, checker in old.health.items():
                 if snap.health.get(name) is not checker:
