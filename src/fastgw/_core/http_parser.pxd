@@ -37,11 +37,14 @@ cdef enum HeaderKind:
     H_COOKIE
     H_DATE
     H_SERVER
+    H_PROXY             # never forwarded: httpoxy (CVE-2016-5385), Kong removes it
+    H_HTTP2_SETTINGS    # connection-specific (RFC 9113 3.2.1 / RFC 7540): hop-by-hop
 
 cdef enum:
     # Header.flags
     HF_HOP = 1          # hop-by-hop (RFC 9110 7.6.1): Connection, Keep-Alive, Proxy-Connection,
-                        # TE, Trailer, Transfer-Encoding, Upgrade, and every field named in Connection
+                        # TE, Trailer, Transfer-Encoding, Upgrade, HTTP2-Settings, Proxy, and
+                        # every field named in Connection
 
 ctypedef struct Header:
     uint32_t name_off

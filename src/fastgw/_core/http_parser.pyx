@@ -204,6 +204,11 @@ cdef inline uint8_t _classify(const char* p, Py_ssize_t n) noexcept:
     elif n == 14:
         if c == b'c' and _ieq(p, b"content-length", 14):
             return H_CONTENT_LENGTH
+        if c == b'h' and _ieq(p, b"http2-settings", 14):
+            return H_HTTP2_SETTINGS
+    elif n == 5:
+        if c == b'p' and _ieq(p, b"proxy", 5):
+            return H_PROXY
     elif n == 10:
         if c == b'c' and _ieq(p, b"connection", 10):
             return H_CONNECTION
@@ -596,7 +601,8 @@ cdef class HttpParser:
         h.flags = HF_HOP if (h.kind == H_CONNECTION or h.kind == H_KEEP_ALIVE
                              or h.kind == H_PROXY_CONNECTION or h.kind == H_TE
                              or h.kind == H_TRAILER or h.kind == H_TRANSFER_ENCODING
-                             or h.kind == H_UPGRADE) else 0
+                             or h.kind == H_UPGRADE or h.kind == H_PROXY
+                             or h.kind == H_HTTP2_SETTINGS) else 0
         self.n_headers += 1
         return 0
 

@@ -37,7 +37,7 @@ from fastgw._core.native cimport NativeChain, is_consumer_header
 from fastgw._core.router cimport Router
 from fastgw._core.http_parser cimport (
     BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, H_CONTENT_LENGTH, H_DATE, H_EXPECT,
-    H_HOST, H_OTHER, H_UPGRADE, H_X_FORWARDED_FOR, H_X_FORWARDED_HOST, H_X_FORWARDED_PATH,
+    H_HOST, H_OTHER, H_TE, H_UPGRADE, H_X_FORWARDED_FOR, H_X_FORWARDED_HOST, H_X_FORWARDED_PATH,
     H_X_FORWARDED_PORT, H_X_FORWARDED_PROTO, H_X_REAL_IP, HF_HOP, Header, HttpParser, M_CONNECT,
     M_DELETE, M_GET, M_HEAD, M_OPTIONS, M_PUT, M_TRACE, RequestParser, ResponseParser,
 )

@@ -157,6 +157,34 @@ cdef bint _upgrade_is_h2c(RequestParser p, const char* head) noexcept:
     return False
 
 
+cdef bint _te_trailers(RequestParser p, const char* head) noexcept:
+    # a "trailers" member in any TE line (RFC 9110 10.1.4: a list, case-insensitive)
+    cdef Header* h
+    cdef int i
+    cdef Py_ssize_t j, s, e
+    cdef const char* v
+    for i in range(p.n_headers):
+        h = &p.headers[i]
+        if h.kind != H_TE:
+            continue
+        v = head + h.value_off
+        j = 0
+        while j <= h.value_len:
+            s = j
+            while j < h.value_len and v[j] != b',':
+                j += 1
+            e = j
+            while s < e and (v[s] == b' ' or v[s] == b'\t'):
+                s += 1
+            while e > s and (v[e - 1] == b' ' or v[e - 1] == b'\t' or v[e - 1] == b';'):
+                e -= 1
+            if e - s >= 8 and strncasecmp(v + s, b"trailers", 8) == 0 and \
+                    (e - s == 8 or v[s + 8] == b';' or v[s + 8] == b' '):
+                return True
+            j += 1
+    return False
+
+
 cdef bytes exchange_build_head(Exchange ex, const char* head, m, ctx):
     """The request head for the upstream (RFC 9110 7.6)."""
     cdef RequestParser p = ex.req
@@ -227,6 +255,10 @@ cdef bytes exchange_build_head(Exchange ex, const char* head, m, ctx):
             name = case.get(name, name)
             for v in values:
                 put_field(name, v)
+    if _te_trailers(p, head):
+        # TE is hop-by-hop, but a client that accepts trailers says so to the upstream too
+        # (Kong keeps "te: trailers", spec 05-proxy/03-upstream_headers)
+        putb(b"TE: trailers\r\n")
     if ex.upgrade_req:
         # Upgrade and Connection are hop-by-hop: a proxy that tunnels sends its own
         for i in range(p.n_headers):
