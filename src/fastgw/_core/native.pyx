@@ -671,7 +671,7 @@ cdef NativeChain _build(chain, route, service, clock):
             n.ka_challenge = p._challenge.encode("latin-1")
             n.ka_body_none = orjson.dumps({"message": "No API key found in request"})
             n.ka_body_dup = orjson.dumps({"message": "Duplicate API key found"})
-            n.ka_body_invalid = orjson.dumps({"message": "Invalid authentication credentials"})
+            n.ka_body_invalid = orjson.dumps({"message": "Unauthorized"})
         elif t is RateLimiting:
             n.rl = True
             n.rl_plugin = p

@@ -52,7 +52,8 @@ class JwtConfig(msgspec.Struct, forbid_unknown_fields=True):
     run_on_preflight: bool = True
     # Seconds; 0 = no limit. Requires "exp" in claims_to_verify (Kong's entity check).
     maximum_expiration: int = 0
-    # When set, 401s carry `WWW-Authenticate: Bearer realm="..."`.
+    # Realm of the `WWW-Authenticate: Bearer realm="..."` challenge every 401 carries
+    # (None, Kong's default: `Bearer`).
     realm: str | None = None
 
     def __post_init__(self) -> None:
@@ -109,7 +110,14 @@ class Jwt(Plugin):
         self._params = [n.encode("latin-1") + b"=" for n in config.uri_param_names] + [
             _quote(n).encode("latin-1") + b"=" for n in config.uri_param_names if _quote(n) != n
         ]
-        self._challenge = f'Bearer realm="{config.realm}"' if config.realm else None
+        # Kong's do_authentication: the bare challenge when no token was sent, with
+        # error="invalid_token" (RFC 6750 section 3.1) for every bad token
+        if config.realm:
+            self._challenge = f'Bearer realm="{config.realm}"'
+            self._challenge_err = self._challenge + ', error="invalid_token"'
+        else:
+            self._challenge = "Bearer"
+            self._challenge_err = 'Bearer error="invalid_token"'
 
     def _prepare(self, cred: Any, alg: str) -> Any:
         algo = _ALGORITHMS.get(alg)
@@ -170,12 +178,12 @@ class Jwt(Plugin):
         return use_anonymous(ctx, self.env, conf.anonymous, failure)
 
     def _fail(self, message: str) -> Response:
-        return unauthorized(message, self._challenge)
+        return unauthorized(message, self._challenge_err)
 
     def _authenticate(self, ctx: Any) -> Response | None:
         tokens = self._tokens(ctx)
         if not tokens:
-            return self._fail("Unauthorized")
+            return unauthorized("Unauthorized", self._challenge)
         if len(tokens) > 1:
             return self._fail("Multiple tokens provided")
         token = tokens[0]
@@ -194,7 +202,7 @@ class Jwt(Plugin):
         errors = self._check_claims(hit.claims, ctx.now)
         if errors:
             self._cache.pop(token, None)
-            return Response.json(401, errors, {"WWW-Authenticate": self._challenge} if self._challenge else None)
+            return Response.json(401, errors, {"WWW-Authenticate": self._challenge_err})
         if token not in self._cache:
             self._remember(token, hit)
         secret = hit.secret
@@ -250,9 +258,9 @@ class Jwt(Plugin):
         errors: dict[str, str] | None = None
         for name in conf.claims_to_verify:
             v = claims.get(name)
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
+            # Kong's verify_registered_claims: a listed claim that is absent is not a number
+            # either (jwt_parser.lua), so a token without `exp` never passes an exp check
+            if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
                 err = "must be a number"
             elif name == "exp":
                 err = "token expired" if v <= now else None

@@ -15,6 +15,9 @@ import msgspec
 from ._util import body_kind, decode_body, encode_body, unauthorized, use_anonymous
 from .base import Plugin, PluginEnv, Response, field_error
 
+# Kong 3.x key-auth/handler.lua: a wrong key answers the same word as a missing one would in
+# basic-auth, so a caller cannot tell a revoked key from a mistyped one.
+ERR_INVALID_AUTH_CRED = "Unauthorized"
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
@@ -31,8 +34,8 @@ class KeyAuthConfig(msgspec.Struct, forbid_unknown_fields=True):
     key_in_body: bool = False
     # Authenticate CORS preflight OPTIONS requests too (Kong default True).
     run_on_preflight: bool = True
-    # Realm in `WWW-Authenticate: Key realm="..."`; None -> `Key`.
-    realm: str | None = "kong"
+    # Realm in `WWW-Authenticate: Key realm="..."`; None (Kong's default) -> `Key`.
+    realm: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key_names:
@@ -99,8 +102,9 @@ class KeyAuth(Plugin):
                     v = req.query.get(name)
             if v is None and conf.key_in_body:
                 if body is None:
-                    kind = body_kind(req.get_header("content-type"))
-                    body = decode_body(kind, req.get_body()) or {}
+                    ctype = req.get_header("content-type")
+                    kind = body_kind(ctype)
+                    body = decode_body(kind, req.get_body(), ctype) or {}
                 v = body.get(name)
             if isinstance(v, list):
                 return unauthorized("Duplicate API key found", self._challenge)
@@ -113,7 +117,7 @@ class KeyAuth(Plugin):
             return unauthorized("No API key found in request", self._challenge)
         found = self._keys.get(key)
         if found is None:
-            return unauthorized("Invalid authentication credentials", self._challenge)
+            return unauthorized(ERR_INVALID_AUTH_CRED, self._challenge)
         consumer, cred = found
         cred_id = getattr(cred, "id", None)
         ctx.authenticate(consumer, cred, str(cred_id) if cred_id else None)
@@ -127,10 +131,11 @@ class KeyAuth(Plugin):
         if req.get_header_bytes(lname) is not None:
             req.clear_header(lname)
         if self.config.key_in_body:
+            ctype = req.get_header("content-type")
             if body is None:
-                kind = body_kind(req.get_header("content-type"))
-                body = decode_body(kind, req.get_body())
+                kind = body_kind(ctype)
+                body = decode_body(kind, req.get_body(), ctype)
             if body and kind and name in body:
                 body = dict(body)
                 del body[name]
-                req.set_body(encode_body(kind, body))
+                req.set_body(encode_body(kind, body, ctype))
