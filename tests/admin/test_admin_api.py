@@ -72,12 +72,12 @@ def test_schema_violation_shape(c):
                            "retries": "value should be between 0 and 32767"}
     assert b["message"].startswith("4 schema violations (")
     s, b = c.call("POST", "/routes", {"paths": ["nope"], "service": {"id": c.store.config.services[0].id}})
-    assert s == 400 and b["fields"] == {"paths": {"0": "should start with: / (fixed path) or "
-                                                       "~/ (regex path)"}}
+    assert s == 400 and b["fields"] == {"paths": ["should start with: / (fixed path) or "
+                                                     "~/ (regex path)"]}
     assert b["message"] == ("schema violation (paths[0]: should start with: / (fixed path) "
                             "or ~/ (regex path))")
     s, b = c.call("POST", "/routes", {"name": "nomatch"})
-    assert s == 400 and "must set one of" in b["fields"]["@entity"]
+    assert s == 400 and "must set one of" in b["fields"]["@entity"][0]
 
 
 def test_unique_violation_shape(c):
@@ -330,7 +330,7 @@ def test_post_config_yaml_form_and_errors(c):
     assert s == 400 and b["code"] == 14 and b["name"] == "invalid declarative configuration"
     paths = {e["path"] for e in b["errors"]}
     assert paths == {"services[0].bogus", "services[1].name", "routes[0].service"}
-    assert b["fields"]["services"]["0"]["bogus"] == "unknown field"
+    assert b["fields"]["services"][0]["bogus"] == "unknown field"
     assert c.store.config is before
     assert c.call("POST", "/config", raw=b"", ctype="application/yaml")[0] == 400
 
@@ -361,7 +361,7 @@ def test_apply_failure_is_a_400_and_changes_nothing():
     c = Client(DOC, apply=refuse)
     before = c.store.config
     s, b = c.call("POST", "/services", {"name": "x", "host": "h"})
-    assert s == 400 and b["fields"] == {"services": {"1": "cannot compile"}}
+    assert s == 400 and b["fields"] == {"services": [None, "cannot compile"]}
     assert c.store.config is before
 
 

@@ -141,8 +141,12 @@ def test_format_version():
         declarative.load_dict({"services": []})
     assert paths_of(ei.value)["_format_version"] == "required field missing"
     with pytest.raises(ConfigError) as ei:
-        declarative.load_dict({"_format_version": "1.1"})
+        declarative.load_dict({"_format_version": "0.9"})
     assert "unsupported" in paths_of(ei.value)["_format_version"]
+    # 1.1 is one of Kong 3.x's formats too (declarative_config.lua one_of), migrated like 2.1
+    c = declarative.load_text('_format_version: "1.1"\nservices:\n- name: s\n  host: h\n'
+                              '  routes:\n  - paths: ["/items/\\\\d+$"]\n')
+    assert c.routes[0].paths == ["~/items/\\d+$"]
     # 2.1: regex paths without "~" get it, as Kong 3's migration
     c = declarative.load_text('_format_version: "2.1"\nservices:\n- name: s\n  host: h\n'
                               '  routes:\n  - paths: ["/plain", "/items/\\\\d+$"]\n')
@@ -218,7 +222,7 @@ def test_plugin_config_entity_check_is_reported_at_config():
     with pytest.raises(ConfigError) as ei:
         declarative.load_dict({"_format_version": "3.0",
                                "plugins": [{"name": "rate-limiting", "config": {}}]})
-    assert ei.value.errors[0][0] == "plugins[0].config"
+    assert ei.value.errors[0][0] == "plugins[0].config.@entity"
     assert "at least one of" in ei.value.errors[0][1]
 
 

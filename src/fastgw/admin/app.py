@@ -15,16 +15,13 @@ Rules:
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, Union, get_args, get_origin
-from urllib.parse import parse_qsl, quote, unquote
+from typing import Any, Protocol
+from urllib.parse import unquote
 
-import msgspec
 import orjson
 
 from fastgw import __version__
@@ -35,15 +32,17 @@ from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeyViolati
                                   schema_violation_message)
 from fastgw.config.model import ENTITY_CLASSES, FOREIGN, entity_to_json
 from fastgw.config.store import ConfigStore
+from fastgw.admin.bodies import parse_body
+from fastgw.admin.config_errors import declarative_error, flattened_error
+from fastgw.admin.errors import HTTPError, not_found
+from fastgw.admin.paging import paginate
+from fastgw.admin.schemas import struct_fields_schema
 
 log = logging.getLogger("fastgw.admin")
 
 JSON_CT = "application/json; charset=utf-8"
 SERVER = f"fastgw/{__version__}"
 
-# pagination (Kong: size default 100, max 1000)
-PAGE_SIZE_DEFAULT = 100
-PAGE_SIZE_MAX = 1000
 
 Response = tuple[int, list[tuple[str, str]], bytes]
 
@@ -82,14 +81,7 @@ NESTED: dict[tuple[str, str], tuple[str, str]] = {
 SCHEMA_NAMES: dict[str, str] = {**{t: t for t in model.ENTITY_TYPES}, **TOP}
 
 
-class HTTPError(Exception):
-    def __init__(self, status: int, body: Any = None) -> None:
-        self.status = status
-        self.body = body
-
-
-def _not_found() -> HTTPError:
-    return HTTPError(404, {"message": "Not found"})
+_not_found = not_found
 
 
 class _Req:
@@ -115,71 +107,8 @@ class _Req:
     def data(self) -> dict[str, Any]:
         """The request body as a dict (JSON or form)."""
         if self._data is None:
-            self._data = parse_body(self.content_type, self.body)
+            self._data = parse_body(self.headers.get("content-type", ""), self.body)
         return self._data
-
-
-def parse_body(content_type: str, body: bytes) -> dict[str, Any]:
-    if not body or not body.strip():
-        return {}
-    if content_type == "application/x-www-form-urlencoded":
-        try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
-        except UnicodeDecodeError:
-            raise HTTPError(400, {"message": "Cannot parse form body"}) from None
-        return form_to_dict(pairs)
-    if content_type in ("", "application/json") or content_type.endswith("+json"):
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise HTTPError(400, {"message": "Cannot parse JSON body"}) from None
-        if not isinstance(data, dict):
-            raise HTTPError(400, {"message": "Cannot parse JSON body"})
-        return data
-    raise HTTPError(415, {"message": f"Unsupported Content-Type: {content_type}"})
-
-
-def form_to_dict(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """Kong's form conventions: `config.minute=5` -> {"config": {"minute": "5"}},
-    `paths[]=/a&paths[]=/b` or `paths[1]=/a` -> ["/a", "/b"], a repeated plain key -> array,
-    an empty value -> null."""
-    root: dict[str, Any] = {}
-    indexed: dict[int, dict[int, Any]] = {}  # id(list owner dict+key) -> index map
-    for raw_key, raw_val in pairs:
-        val: Any = raw_val if raw_val != "" else None
-        node = root
-        parts = raw_key.split(".")
-        for part in parts[:-1]:
-            nxt = node.get(part)
-            if not isinstance(nxt, dict):
-                nxt = {}
-                node[part] = nxt
-            node = nxt
-        last = parts[-1]
-        if last.endswith("]") and "[" in last:
-            name, _, idx = last[:-1].partition("[")
-            lst = node.get(name)
-            if not isinstance(lst, list):
-                lst = []
-                node[name] = lst
-            if idx == "":
-                if val is not None:
-                    lst.append(val)
-            elif idx.isdigit():
-                slot = indexed.setdefault(id(lst), {})
-                slot[int(idx)] = val
-                lst[:] = [slot[i] for i in sorted(slot)]
-            else:  # `headers[x-foo]=bar` is a map entry
-                del node[name]
-                m = node.setdefault(name, {})
-                if isinstance(m, dict):
-                    m[idx] = val
-        elif last in node and val is not None:
-            cur = node[last]
-            node[last] = [*cur, val] if isinstance(cur, list) else [cur, val]
-        else:
-            node[last] = val
-    return root
 
 
 # -------------------------------------------------------------------------------------------
@@ -201,81 +130,7 @@ def _error_response(exc: Exception) -> tuple[int, Any]:
     raise exc
 
 
-def _declarative_error(exc: ConfigError) -> dict[str, Any]:
-    fields = errors_to_fields(exc.errors)
-    return {"code": 14, "name": "invalid declarative configuration",
-            "message": "declarative config is invalid: " + "; ".join(
-                f"{p}: {m}" if p else m for p, m in exc.errors),
-            "fields": fields,
-            "errors": [{"path": p, "message": m} for p, m in exc.errors]}
-
-
 # -------------------------------------------------------------------------------------------
-def _type_schema(tp: Any) -> dict[str, Any]:
-    """A msgspec field type as a Kong-style schema description."""
-    origin = get_origin(tp)
-    if origin is Union:
-        args = [a for a in get_args(tp) if a is not type(None)]
-        return _type_schema(args[0]) if len(args) == 1 else {"type": "any"}
-    from typing import Annotated, Literal
-    if origin is Annotated:
-        base, *metas = get_args(tp)
-        out = _type_schema(base)
-        for m in metas:
-            if isinstance(m, msgspec.Meta):
-                if m.ge is not None and m.le is not None:
-                    out["between"] = [m.ge, m.le]
-                elif m.ge is not None:
-                    out["gt"] = m.ge - 1 if isinstance(m.ge, int) else m.ge
-                if m.description:
-                    out["description"] = m.description
-        return out
-    if origin is Literal:
-        vals = list(get_args(tp))
-        return {"type": "integer" if all(isinstance(v, int) for v in vals) else "string",
-                "one_of": vals}
-    if origin in (list, tuple, set, frozenset):
-        args = get_args(tp)
-        return {"type": "set" if origin in (set, frozenset) else "array",
-                "elements": _type_schema(args[0]) if args else {"type": "any"}}
-    if origin is dict:
-        k, v = get_args(tp) or (str, Any)
-        if v is Any:
-            return {"type": "record", "fields": []}
-        return {"type": "map", "keys": _type_schema(k), "values": _type_schema(v)}
-    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
-        return {"type": "record", "fields": struct_fields_schema(tp)}
-    simple = {str: "string", int: "integer", float: "number", bool: "boolean", bytes: "string"}
-    if tp in simple:
-        return {"type": simple[tp]}
-    return {"type": "any"}
-
-
-def struct_fields_schema(cls: type, etype: str | None = None) -> list[dict[str, Any]]:
-    out = []
-    for f in model.struct_fields(cls):
-        if etype and f.name in FOREIGN.get(etype, {}):
-            d: dict[str, Any] = {"type": "foreign", "reference": FOREIGN[etype][f.name]}
-        elif etype and f.name == "id":
-            d = {"type": "string", "uuid": True, "auto": True}
-        elif f.name in ("created_at", "updated_at"):
-            d = {"type": "integer", "timestamp": True, "auto": True}
-        else:
-            d = _type_schema(f.type)
-        if f.required and not (etype and f.name == "id"):  # ids are generated when absent
-            d["required"] = True
-        else:
-            default = f.default if f.default is not msgspec.NODEFAULT else (
-                f.default_factory() if f.default_factory is not msgspec.NODEFAULT else None)
-            if default is not None:
-                d["default"] = msgspec.to_builtins(default)
-        if etype and model.ENDPOINT_KEY.get(etype) == f.name or \
-                (etype and any(fs == (f.name,) for fs in model.UNIQUE.get(etype, ()))):
-            d["unique"] = True
-        out.append({f.encode_name: d})
-    return out
-
-
 # -------------------------------------------------------------------------------------------
 class AdminAPI:
     def __init__(self, store: ConfigStore, gateway: Gateway,
@@ -453,12 +308,11 @@ class AdminAPI:
                      ) -> dict[str, Callable[[_Req], Any]]:
         def call(method: str) -> Callable[[_Req], Any]:
             def h(r: _Req) -> Any:
-                try:
-                    etype, scope = self._parent_scope(parent_url, parent_key, sub)
-                except HTTPError:
-                    if method == "DELETE":
-                        return 204, None
-                    raise
+                etype, scope = self._parent_scope(parent_url, parent_key, sub)
+                if method == "DELETE" and self.store.find(etype, key, scope) is None:
+                    # Kong's nested DELETE looks the child up under its parent first
+                    # (kong/api/endpoints.lua delete_entity_endpoint): unknown -> 404
+                    raise _not_found()
                 return self._item(etype, key, scope)[method](r)
             return h
         return {m: call(m) for m in ("GET", "PUT", "PATCH", "DELETE")}
@@ -496,7 +350,7 @@ class AdminAPI:
                     field in ENTITY_CLASSES[etype].__struct_fields__:
                 items = [e for e in items if getattr(e, field) == v]
         data = [entity_to_json(etype, e) for e in items]
-        return 200, _paginate(data, r)
+        return 200, paginate(data, r)
 
     # ------------------------------------------------------------------ other endpoints
     def _root(self, r: _Req) -> Any:
@@ -540,10 +394,14 @@ class AdminAPI:
         return 200, {"config": declarative.dump_yaml(self.store.config)}
 
     def _post_config(self, r: _Req) -> Any:
+        # Kong's hydrate_config_from_request (kong/api/routes/config.lua): a body that is the
+        # document itself (JSON/YAML), or a `config` field holding its text in a form,
+        # multipart (`curl -F config=@kong.yml`) or JSON body
         ctype = r.content_type
-        doc: Any
+        doc: Any = None
+        flatten = _truthy(r.q("flatten_errors"))
         try:
-            if ctype == "application/x-www-form-urlencoded":
+            if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
                 text = r.data().get("config")
                 if not isinstance(text, str):
                     raise HTTPError(400, {"message": "expected a declarative configuration"})
@@ -558,19 +416,23 @@ class AdminAPI:
                 doc = declarative.parse_text(r.body)
             new = declarative.load_dict(doc)
         except ConfigError as e:
-            return 400, _declarative_error(e)
+            return 400, self._config_error(e, doc, flatten)
         if _truthy(r.q("dry_run")):
             errs = model.check_integrity(new)
             if errs:
-                return 400, _declarative_error(ConfigError(errs))
+                return 400, self._config_error(ConfigError(errs), doc, flatten)
             return 200, {"dry_run": True, "diff": config_diff(self.store.config, new)}
-        if _truthy(r.q("check_hash")) and model.config_hash(new) == self.store.hash:
+        if r.q("check_hash") == "1" and model.config_hash(new) == self.store.hash:
             return 304, None
         try:
             self.store.replace(new)
         except ConfigError as e:
-            return 400, _declarative_error(e)
+            return 400, self._config_error(e, doc, flatten)
         return 201, declarative.dump(new)
+
+    @staticmethod
+    def _config_error(e: ConfigError, doc: Any, flatten: bool) -> dict[str, Any]:
+        return flattened_error(e, doc) if flatten else declarative_error(e)
 
     def _schema(self, name: str) -> Any:
         etype = SCHEMA_NAMES.get(name)
@@ -638,7 +500,7 @@ class AdminAPI:
                 for t in e.tags or ():
                     if tag is None or t == tag:
                         rows.append({"entity_name": etype, "entity_id": e.id, "tag": t})
-        return 200, _paginate(rows, r)
+        return 200, paginate(rows, r)
 
 
 def _truthy(v: str | None) -> bool:
@@ -656,50 +518,3 @@ def _tags_match(tags: list[str] | None, expr: str) -> bool:
     return all(t in have for t in expr.split(","))
 
 
-def _encode_offset(i: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{i}".encode()).decode().rstrip("=")
-
-
-def _decode_offset(tok: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4)).decode()
-        if not raw.startswith("o:"):
-            raise ValueError
-        i = int(raw[2:])
-        if i < 0:
-            raise ValueError
-        return i
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise HTTPError(400, {"code": 7, "name": "invalid offset",
-                              "message": f"'{tok}' is not a valid offset: "
-                                         "bad base64 encoding"}) from None
-
-
-def _paginate(rows: list[Any], r: _Req) -> dict[str, Any]:
-    size_s = r.q("size")
-    size = PAGE_SIZE_DEFAULT
-    if size_s is not None:
-        try:
-            size = int(size_s)
-        except ValueError:
-            size = -1
-        if not 1 <= size <= PAGE_SIZE_MAX:
-            raise HTTPError(400, {"code": 9, "name": "invalid size",
-                                  "message": f"size must be an integer between 1 and "
-                                             f"{PAGE_SIZE_MAX}"})
-    start = 0
-    tok = r.q("offset")
-    if tok:
-        start = _decode_offset(tok)
-    page = rows[start:start + size]
-    body: dict[str, Any] = {"data": page, "next": None}
-    if start + size < len(rows):
-        off = _encode_offset(start + size)
-        params = [f"offset={off}"]
-        if size_s is not None:
-            params.insert(0, f"size={size}")
-        if r.q("tags"):
-            params.append("tags=" + quote(r.q("tags") or "", safe=",/"))
-        body["next"] = r.path.split("?", 1)[0] + "?" + "&".join(params)
-        body["offset"] = off
-    return body

@@ -99,10 +99,30 @@ def _split_path(path: str) -> list[str]:
     return out
 
 
+def _arrays(node: Any) -> Any:
+    """Objects keyed by array indexes become JSON arrays with nulls in the gaps, as Kong's
+    Lua error tables encode (cjson: an integer-keyed table is an array unless it is
+    excessively sparse, then it stays an object)."""
+    if not isinstance(node, dict):
+        return node
+    out = {k: _arrays(v) for k, v in node.items()}
+    if out and all(k.isdigit() for k in out):
+        idx = {int(k): v for k, v in out.items()}
+        n = max(idx) + 1
+        if n <= max(SPARSE_ARRAY_SAFE, SPARSE_ARRAY_RATIO * len(idx)):
+            return [idx.get(i) for i in range(n)]
+    return out
+
+
+# lua-cjson's encode_sparse_array defaults (ratio 2, safe 10), which Kong's errors go through
+SPARSE_ARRAY_RATIO = 2
+SPARSE_ARRAY_SAFE = 10
+
+
 def errors_to_fields(errors: ErrorList) -> dict[str, Any]:
-    """Nest flat (path, message) pairs the way Kong nests its `fields` object. Array indexes
-    become string keys ("0") because JSON objects need string keys; Kong does the same for
-    nested arrays in declarative errors."""
+    """Nest flat (path, message) pairs the way Kong nests its `fields` object: records become
+    objects, arrays JSON arrays (null where an element had no error), entity checks an
+    `@entity` array."""
     root: dict[str, Any] = {}
     for path, msg in errors:
         parts = _split_path(path) if path else ["@entity"]
@@ -110,27 +130,39 @@ def errors_to_fields(errors: ErrorList) -> dict[str, Any]:
         for p in parts[:-1]:
             nxt = node.get(p)
             if not isinstance(nxt, dict):
-                nxt = {} if nxt is None else {"@entity": nxt}
+                nxt = {} if nxt is None else {"@entity": nxt if isinstance(nxt, list) else [nxt]}
                 node[p] = nxt
             node = nxt
         last = parts[-1]
         cur = node.get(last)
-        if cur is None:
+        if last == "@entity":  # Kong: entity-check errors are always an array
+            if isinstance(cur, list):
+                cur.append(msg)
+            else:
+                node[last] = [msg]
+        elif cur is None:
             node[last] = msg
         elif isinstance(cur, list):
             cur.append(msg)
         elif isinstance(cur, dict):
             ent = cur.get("@entity")
-            cur["@entity"] = [*ent, msg] if isinstance(ent, list) else ([ent, msg] if ent else msg)
+            cur["@entity"] = [*ent, msg] if isinstance(ent, list) else [msg]
         else:
             node[last] = [cur, msg]
-    return root
+    return _arrays(root)
+
+
+def _shown(path: str) -> str:
+    """A path as Kong's messages show it: the record itself for its entity checks."""
+    if path == "@entity":
+        return ""
+    return path[:-len(".@entity")] if path.endswith(".@entity") else path
 
 
 def schema_violation_message(errors: ErrorList) -> str:
     """Kong's summary line: 'schema violation (name: expected a string)' or
     '2 schema violations (a: ...; b: ...)'."""
-    parts = [f"{p}: {m}" if p else m for p, m in errors]
+    parts = [f"{_shown(p)}: {m}" if _shown(p) else m for p, m in errors]
     if len(parts) == 1:
         return f"schema violation ({parts[0]})"
     return f"{len(parts)} schema violations ({'; '.join(parts)})"

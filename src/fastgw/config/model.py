@@ -478,8 +478,15 @@ def build_struct(cls: type, data: Any, path: str, errors: ErrorList, *,
     try:
         return cls(**values)
     except (ValueError, TypeError, msgspec.ValidationError) as exc:
-        # a __post_init__ check (plugin Config structs may have them)
-        errors.append((path, str(exc)))
+        # a __post_init__ check (plugin Config structs may have them): one naming a field
+        # (plugins.base.field_error, msgspec's " - at `$.f`") goes to that field; others are
+        # Kong's entity checks of this record, reported under its "@entity" key
+        msg = str(exc)
+        m = re.search(r" - at `\$(.*)`$", msg)
+        if m and m.group(1):
+            errors.append((path + m.group(1), msg[:m.start()]))
+        else:
+            errors.append((join(path, "@entity") if path else "", msg[:m.start()] if m else msg))
         return None
 
 

@@ -126,10 +126,10 @@ class RateLimitingConfig(msgspec.Struct, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         limits = [(p, getattr(self, p)) for p in PERIODS if getattr(self, p) is not None]
         if not limits:
-            raise field_error(
-                "second",
+            # Kong's entity check (at_least_one_of): reported under config.@entity
+            raise ValueError(
                 "at least one of these fields must be non-empty: 'config.second', 'config.minute', "
-                "'config.hour', 'config.day', 'config.month', 'config.year'",
+                "'config.hour', 'config.day', 'config.month', 'config.year'"
             )
         for p, v in limits:
             if not v > 0:
