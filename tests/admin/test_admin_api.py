@@ -108,7 +108,7 @@ def test_method_not_allowed_and_not_found(c):
     assert c.call("GET", "/nope") == (404, {"message": "Not found"})
     assert c.call("GET", "/services/svc/nope") == (404, {"message": "Not found"})
     s, _ = c.call("OPTIONS", "/services")
-    assert s == 204 and c.headers["Allow"] == "GET, OPTIONS, POST"
+    assert s == 204 and c.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
     s, b = c.call("HEAD", "/services/svc")
     assert s == 200 and b == b"" and int(c.headers["Content-Length"]) > 0
 

@@ -629,6 +629,8 @@ def unsupported(chain, hash_spec=None):
         if t is KeyAuth:
             if c.hide_credentials or c.anonymous or c.key_in_body:
                 return "key-auth hide_credentials/anonymous/key_in_body"
+            if p._expiry:
+                return "key-auth credentials with a ttl"
         elif t is RateLimiting:
             if c.policy != "local" or c.window_type != "fixed" or p._table is None:
                 return "rate-limiting policy/window_type"

@@ -35,6 +35,9 @@ from fastgw.config.store import ConfigStore
 from fastgw.admin.bodies import parse_body
 from fastgw.admin.config_errors import declarative_error, flattened_error
 from fastgw.admin.errors import HTTPError, not_found
+from fastgw.admin.entity_checks import entity_checks
+from fastgw.admin.foreign import foreign_handlers
+from fastgw.admin.info import endpoint_list, root_info, status_info
 from fastgw.admin.paging import paginate
 from fastgw.admin.schemas import struct_fields_schema
 
@@ -182,8 +185,12 @@ class AdminAPI:
         if handlers is None:
             raise _not_found()
         if req.method == "OPTIONS":
-            allow = ", ".join(sorted({*handlers, "OPTIONS"}))
-            return 204, None, [("Allow", allow), ("Access-Control-Allow-Methods", allow)]
+            # Kong's preflight answer (kong/api/api_helpers.lua): every method of the path,
+            # HEAD wherever GET is, and the one request header browsers need to ask for
+            methods = {*handlers, "OPTIONS"} | ({"HEAD"} if "GET" in handlers else set())
+            allow = ", ".join(sorted(methods))
+            return 204, None, [("Allow", allow), ("Access-Control-Allow-Methods", allow),
+                               ("Access-Control-Allow-Headers", "Content-Type")]
         h = handlers.get(req.method)
         if h is None:
             raise HTTPError(405, {"message": "Method not allowed"})
@@ -206,6 +213,8 @@ class AdminAPI:
                 return {"GET": self._metrics}
             if s0 == "tags":
                 return {"GET": lambda r: self._tags(r, None)}
+            if s0 == "endpoints":
+                return {"GET": lambda r: (200, {"data": endpoint_list(TOP, NESTED, FOREIGN)})}
             if s0 == "schemas":
                 return None
         if s0 == "schemas":
@@ -249,7 +258,7 @@ class AdminAPI:
                 return self._nested_item(s0, key, sub, segs[3])
             return None
         if n == 3 and sub in FOREIGN[etype]:
-            return self._foreign(etype, key, sub)
+            return foreign_handlers(self.store, etype, key, sub)
         return None
 
     # ------------------------------------------------------------------ entity handlers
@@ -257,7 +266,7 @@ class AdminAPI:
                     ) -> dict[str, Callable[[_Req], Any]]:
         return {
             "GET": lambda r: self._list(r, etype, scope),
-            "POST": lambda r: (201, entity_to_json(etype, self.store.create(
+            "POST": lambda r: (201, self._out(etype, self.store.create(
                 etype, r.data(), forced=scope))),
         }
 
@@ -267,14 +276,14 @@ class AdminAPI:
             e = self.store.find(etype, key, scope)
             if e is None:
                 raise _not_found()
-            return 200, entity_to_json(etype, e)
+            return 200, self._out(etype, e)
 
         def put(r: _Req) -> Any:
             e, _created = self.store.upsert(etype, key, r.data(), scope)
-            return 200, entity_to_json(etype, e)
+            return 200, self._out(etype, e)
 
         def patch(r: _Req) -> Any:
-            return 200, entity_to_json(etype, self.store.update(etype, key, r.data(), scope))
+            return 200, self._out(etype, self.store.update(etype, key, r.data(), scope))
 
         def delete(r: _Req) -> Any:
             self.store.delete(etype, key, scope)
@@ -317,29 +326,8 @@ class AdminAPI:
             return h
         return {m: call(m) for m in ("GET", "PUT", "PATCH", "DELETE")}
 
-    def _foreign(self, etype: str, key: str, field: str) -> dict[str, Callable[[_Req], Any]]:
-        parent_type = FOREIGN[etype][field]
-
-        def parent_id() -> str:
-            child = self.store.find(etype, key)
-            if child is None or getattr(child, field) is None:
-                raise _not_found()
-            return getattr(child, field)
-
-        def get(r: _Req) -> Any:
-            p = self.store.get_by_id(parent_type, parent_id())
-            if p is None:
-                raise _not_found()
-            return 200, entity_to_json(parent_type, p)
-
-        def patch(r: _Req) -> Any:
-            return 200, entity_to_json(parent_type,
-                                       self.store.update(parent_type, parent_id(), r.data()))
-
-        return {"GET": get, "PATCH": patch}
-
     def _list(self, r: _Req, etype: str, scope: dict[str, str] | None) -> Any:
-        items = self.store.list(etype, scope)
+        items = self.store.list_live(etype, scope)
         tags = r.q("tags")
         if tags:
             items = [e for e in items if _tags_match(e.tags, tags)]
@@ -349,38 +337,23 @@ class AdminAPI:
             if v is not None and hasattr(ENTITY_CLASSES[etype], "__struct_fields__") and \
                     field in ENTITY_CLASSES[etype].__struct_fields__:
                 items = [e for e in items if getattr(e, field) == v]
-        data = [entity_to_json(etype, e) for e in items]
+        data = [self._out(etype, e) for e in items]
         return 200, paginate(data, r)
+
+    def _out(self, etype: str, e: Any) -> dict[str, Any]:
+        """The entity as the API shows it; a credential's `ttl` is what remains of it, as
+        Kong's DAO reports it."""
+        d = entity_to_json(etype, e)
+        if d.get("ttl"):
+            d["ttl"] = self.store.remaining_ttl(e)
+        return d
 
     # ------------------------------------------------------------------ other endpoints
     def _root(self, r: _Req) -> Any:
-        cfg = self.store.config
-        info = self.store.info()
-        enabled = sorted({p.name for p in cfg.plugins})
-        body: dict[str, Any] = {
-            "tagline": "Welcome to fastgw",
-            "version": __version__,
-            "hostname": self._hostname,
-            "node_id": None,
-            "configuration": {
-                "database": "off",
-                "declarative_config": self.store.source_path,
-                "persistence": info["persistence"],
-                "persist_path": info["persist_path"],
-                "config_hash": info["config_hash"],
-                "entities": info["entities"],
-            },
-            "persistence": info["persistence"],
-            "plugins": {"available_on_server": {n: True for n in model.available_plugins()},
-                        "enabled_in_cluster": enabled},
-        }
-        body.update(self.gateway.node_info() or {})
-        return 200, body
+        return 200, root_info(self.store, self.gateway, self._hostname)
 
     def _status(self, r: _Req) -> Any:
-        return 200, {"server": self.gateway.status(), "database": {"reachable": True},
-                     "configuration_hash": self.store.hash,
-                     "persistence": self.store.persistence}
+        return 200, status_info(self.store, self.gateway)
 
     def _metrics(self, r: _Req) -> Any:
         m = self.gateway.metrics()
@@ -438,7 +411,11 @@ class AdminAPI:
         etype = SCHEMA_NAMES.get(name)
         if etype is None:
             raise HTTPError(404, {"message": f"No entity named '{name}'"})
-        return 200, {"fields": struct_fields_schema(ENTITY_CLASSES[etype], etype)}
+        body: dict[str, Any] = {"fields": struct_fields_schema(ENTITY_CLASSES[etype], etype)}
+        checks = entity_checks(etype)
+        if checks:
+            body["entity_checks"] = checks
+        return 200, body
 
     def _plugin_schema(self, name: str) -> Any:
         cls = model.plugin_class(name)

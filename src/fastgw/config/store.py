@@ -121,14 +121,34 @@ class ConfigStore:
             return list(items)
         return [e for e in items if all(getattr(e, f) == v for f, v in scope.items())]
 
+    def list_live(self, etype: str, scope: dict[str, str] | None = None) -> list[Any]:
+        """`list` without expired credentials (what the Admin API shows)."""
+        return [e for e in self.list(etype, scope) if not self.expired(e)]
+
     def get_by_id(self, etype: str, id_: str) -> Any | None:
         for e in getattr(self._config, etype):
             if e.id == id_:
                 return e
         return None
 
+    def expired(self, ent: Any) -> bool:
+        """A credential created with a `ttl` that has passed (Kong's DAO ttl: gone)."""
+        ttl = getattr(ent, "ttl", None)
+        return bool(ttl) and (ent.created_at or 0) + ttl <= self._clock()
+
+    def remaining_ttl(self, ent: Any) -> int | None:
+        ttl = getattr(ent, "ttl", None)
+        if not ttl:
+            return None
+        return max(0, int((ent.created_at or 0) + ttl - self._clock()))
+
     def find(self, etype: str, key: str, scope: dict[str, str] | None = None) -> Any | None:
-        """By id or endpoint key (name, username, key, target...), within `scope`."""
+        """By id or endpoint key (name, username, key, target...), within `scope`; an expired
+        credential is not found."""
+        found = self._find(etype, key, scope)
+        return None if found is not None and self.expired(found) else found
+
+    def _find(self, etype: str, key: str, scope: dict[str, str] | None = None) -> Any | None:
         items = self.list(etype, scope)
         if is_uuid(key):
             k = key.lower()
@@ -194,7 +214,10 @@ class ConfigStore:
                 ek = ENDPOINT_KEY.get(etype)
                 if ek is None:
                     raise EntityNotFound(etype, key)
-                data[ek] = key
+                # Kong's targets PUT (api/routes/upstreams.lua update_existing_target): the
+                # body's `target` may move an existing target; elsewhere the URL key wins
+                if not (etype == "targets" and existing is not None and data.get(ek)):
+                    data[ek] = key
                 if existing is not None:
                     data["id"] = existing.id
             ent = self._build(etype, data, scope, existing=existing)
@@ -291,7 +314,7 @@ class ConfigStore:
 
     def _check_unique(self, etype: str, ent: Any, exclude: str | None) -> None:
         for other in getattr(self._config, etype):
-            if other.id == exclude:
+            if other.id == exclude or self.expired(other):
                 continue
             if other.id == ent.id:
                 raise UniqueViolation(etype, {"id": ent.id})
@@ -304,6 +327,8 @@ class ConfigStore:
                     raise UniqueViolation(etype, shown)
 
     def _commit_entities(self, etype: str, items: list[Any]) -> None:
+        # expired credentials leave the config with the next change of their type
+        items = [e for e in items if not self.expired(e)]
         new = msgspec.structs.replace(self._config, **{etype: items})
         errors = model.check_integrity(new)
         if errors:

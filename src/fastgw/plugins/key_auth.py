@@ -53,10 +53,16 @@ class KeyAuth(Plugin):
     def __init__(self, config: KeyAuthConfig, env: PluginEnv) -> None:
         super().__init__(config, env)
         self._keys: dict[str, tuple[Any, Any]] = {}
+        # key -> expiry (epoch seconds) of credentials created with a `ttl` (Kong's DAO ttl:
+        # the credential is gone once it passes); only these keys pay for a clock check
+        self._expiry: dict[str, float] = {}
         for consumer, cred in env.credentials_for("key-auth"):
             key = getattr(cred, "key", None)
             if key and consumer is not None:
                 self._keys[str(key)] = (consumer, cred)
+                ttl = getattr(cred, "ttl", None)
+                if ttl:
+                    self._expiry[str(key)] = float(getattr(cred, "created_at", None) or 0) + ttl
         self._names = [
             (
                 n,
@@ -116,6 +122,10 @@ class KeyAuth(Plugin):
         if not key:
             return unauthorized("No API key found in request", self._challenge)
         found = self._keys.get(key)
+        if found is not None and self._expiry:
+            exp = self._expiry.get(key)
+            if exp is not None and exp <= ctx.now:
+                found = None
         if found is None:
             return unauthorized(ERR_INVALID_AUTH_CRED, self._challenge)
         consumer, cred = found
