@@ -195,14 +195,14 @@ def test_every_error_is_reported_with_its_path():
         "services[0].routes[0].paths[1]": "should start with",
         "services[0].routes[0].paths[2]": "invalid regex",
         "services[0].routes[1].methods[0]": "invalid value",
-        "services[1].name": "uniqueness violation",
+        "services[1]": "uniqueness violation",
         "services[2].port": "value should be between 0 and 65535",
         "routes[0].service": "invalid reference 'service: no-such-service'",
         "routes[1]": "must set one of",
         "upstreams[0].name": "must be a valid hostname",
         "upstreams[1].targets[0].weight": "value should be between 0 and 65535",
         "consumers[0]": "at least one of these fields must be non-empty",
-        "consumers[1].acls[1].group": "uniqueness violation",
+        "consumers[1].acls[1]": "uniqueness violation",
         "plugins[0].config.minute": "expected an integer",
         "plugins[0].config.colour": "unknown field",
         "plugins[1].name": "plugin 'no-such-plugin' not enabled",
@@ -247,7 +247,8 @@ def test_env_interpolation(monkeypatch):
 def test_yaml_syntax_error_and_source():
     with pytest.raises(ConfigError) as ei:
         declarative.load_text("services: [\n", source="kong.yml")
-    assert str(ei.value).startswith("kong.yml: failed parsing")
+    # Kong's key for a document that does not parse (fields.error)
+    assert str(ei.value).startswith("kong.yml: error: failed parsing")
 
 
 def test_top_level_references_by_id_and_nested_conflict():

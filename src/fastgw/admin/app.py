@@ -411,11 +411,8 @@ class AdminAPI:
         etype = SCHEMA_NAMES.get(name)
         if etype is None:
             raise HTTPError(404, {"message": f"No entity named '{name}'"})
-        body: dict[str, Any] = {"fields": struct_fields_schema(ENTITY_CLASSES[etype], etype)}
-        checks = entity_checks(etype)
-        if checks:
-            body["entity_checks"] = checks
-        return 200, body
+        return 200, {"fields": struct_fields_schema(ENTITY_CLASSES[etype], etype),
+                     "entity_checks": entity_checks(etype)}
 
     def _plugin_schema(self, name: str) -> Any:
         cls = model.plugin_class(name)

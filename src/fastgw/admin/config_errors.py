@@ -14,15 +14,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastgw.config import declarative
-from fastgw.config.errors import ConfigError, ErrorList, _split_path, errors_to_fields
+from fastgw.config.errors import (ConfigError, ErrorList, _split_path, errors_to_fields,
+                                  lua_pretty)
 from fastgw.config.model import ENTITY_TYPES, is_uuid
 
 
 def declarative_error(exc: ConfigError) -> dict[str, Any]:
+    """Kong's code 14 body; `message` renders `fields` as Kong does (Penlight's
+    pretty.write of the Lua error table, errors.lua declarative_config). `errors` (every
+    error with its path) is fastgw's addition."""
+    fields = errors_to_fields(exc.errors)
     return {"code": 14, "name": "invalid declarative configuration",
-            "message": "declarative config is invalid: " + "; ".join(
-                f"{p}: {m}" if p else m for p, m in exc.errors),
-            "fields": errors_to_fields(exc.errors),
+            "message": "declarative config is invalid: " + lua_pretty(fields),
+            "fields": fields,
             "errors": [{"path": p, "message": m} for p, m in exc.errors]}
 
 

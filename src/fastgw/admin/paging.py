@@ -59,9 +59,11 @@ def paginate(rows: list[Any], r: _Query) -> dict[str, Any]:
     body: dict[str, Any] = {"data": page, "next": None}
     if start + size < len(rows):
         off = _encode_offset(start + size)
+        # Kong's order: offset first, then size (10-services_routes_spec.lua "propagate in
+        # next a page size")
         params = [f"offset={off}"]
         if size_s is not None:
-            params.insert(0, f"size={size}")
+            params.append(f"size={size}")
         if r.q("tags"):
             params.append("tags=" + quote(r.q("tags") or "", safe=",/"))
         body["next"] = r.path.split("?", 1)[0] + "?" + "&".join(params)

@@ -63,6 +63,9 @@ UNSUPPORTED = {"certificates", "ca_certificates", "snis", "vaults", "key_sets", 
 _BUILD_ORDER = ("services", "upstreams", "consumers", "routes", "targets", "plugins",
                 "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls")
 
+# Kong's `fields` key for a document that does not parse (kong/db/declarative/init.lua)
+PARSE_ERROR_KEY = "error"
+
 _ENV_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -149,7 +152,7 @@ def parse_text(text: str | bytes, source: str = "<string>") -> Any:
     try:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        raise ConfigError([("", f"failed parsing declarative configuration: {exc}")],
+        raise ConfigError([(PARSE_ERROR_KEY, f"failed parsing declarative configuration: {exc}")],
                           source=source) from None
 
 
@@ -167,7 +170,8 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
     with every error."""
     errors: ErrorList = []
     if not isinstance(d, dict):
-        raise ConfigError([("", "expected an object at the top level")])
+        raise ConfigError([(PARSE_ERROR_KEY,
+                            "failed parsing declarative configuration: expected an object")])
     d = interpolate(d, "", errors, env)
 
     fmt = d.get("_format_version")
@@ -307,7 +311,8 @@ def _check_unique_records(records: dict[str, list[_Rec]], errors: ErrorList) -> 
             if rec.id is not None:
                 # a derived id repeats only when the endpoint key does: reported below
                 if rec.id in seen_ids and rec.data.get("id") is not None:
-                    errors.append((join(rec.path, "id"),
+                    # Kong reports it on the entity itself (declarative_config.lua)
+                    errors.append((rec.path,
                                    f"uniqueness violation: '{etype}' entity with primary key "
                                    f"set to '{rec.id}' already declared"))
                 seen_ids.add(rec.id)
@@ -325,11 +330,11 @@ def _check_unique_records(records: dict[str, list[_Rec]], errors: ErrorList) -> 
                     continue
                 key = (fields, tuple(vals))
                 if key in seen:
-                    field = model.UNIQUE_ERROR_FIELD.get(etype, fields[0])
                     shown = " and ".join(f"{f} set to '{v if v is not None else 'null'}'"
                                          for f, v in zip(fields, vals)
                                          if f not in FOREIGN[etype])
-                    errors.append((join(rec.path, field),
+                    # an error of the whole entity, as Kong's declarative uniqueness check
+                    errors.append((rec.path,
                                    f"uniqueness violation: '{etype}' entity with {shown} "
                                    "already declared"))
                 seen.add(key)

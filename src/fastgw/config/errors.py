@@ -10,6 +10,7 @@ violation, 14 invalid declarative configuration).
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 ErrorList = list[tuple[str, str]]
@@ -152,17 +153,51 @@ def errors_to_fields(errors: ErrorList) -> dict[str, Any]:
     return _arrays(root)
 
 
-def _shown(path: str) -> str:
-    """A path as Kong's messages show it: the record itself for its entity checks."""
-    if path == "@entity":
-        return ""
-    return path[:-len(".@entity")] if path.endswith(".@entity") else path
-
-
 def schema_violation_message(errors: ErrorList) -> str:
-    """Kong's summary line: 'schema violation (name: expected a string)' or
-    '2 schema violations (a: ...; b: ...)'."""
-    parts = [f"{_shown(p)}: {m}" if _shown(p) else m for p, m in errors]
-    if len(parts) == 1:
-        return f"schema violation ({parts[0]})"
-    return f"{len(parts)} schema violations ({'; '.join(parts)})"
+    """Kong's summary line (kong/db/errors.lua schema_violation): the `@entity` errors, then
+    every field in sorted order, one level deep (`config.minute: ...`, array elements by their
+    1-based index `paths.1: ...`, deeper values as a Lua table):
+    'schema violation (name: expected a string)' or '2 schema violations (a: ...; b: ...)'."""
+    fields = errors_to_fields(errors)
+    buf: list[str] = list(fields.get("@entity", []))
+    for name in sorted(k for k in fields if k != "@entity"):
+        v = fields[name]
+        if isinstance(v, dict):
+            for sub in sorted(v, key=str):
+                buf.append(f"{name}.{sub}: {_value_text(v[sub])}")
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                if x is not None:
+                    buf.append(f"{name}.{i + 1}: {_value_text(x)}")
+        else:
+            buf.append(f"{name}: {v}")
+    if len(buf) == 1:
+        return f"schema violation ({buf[0]})"
+    return f"{len(buf)} schema violations ({'; '.join(buf)})"
+
+
+def _value_text(v: Any) -> str:
+    return v if isinstance(v, str) else lua_pretty(v)
+
+
+_LUA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def lua_pretty(v: Any) -> str:
+    """Penlight's pretty.write(v, "") as Kong's messages use it: `{a="x",b={{c="y"}}}`; a
+    list with holes keeps explicit 1-based keys (`{[2]="x"}`); keys sorted, identifiers
+    bare, others `["k"]`."""
+    if isinstance(v, dict):
+        items = []
+        for k in sorted(v, key=str):
+            key = k if _LUA_NAME.match(k) else f'["{k}"]'
+            items.append(f"{key}={lua_pretty(v[k])}")
+        return "{" + ",".join(items) + "}"
+    if isinstance(v, list):
+        if None in v:
+            return "{" + ",".join(f"[{i + 1}]={lua_pretty(x)}" for i, x in enumerate(v)
+                                  if x is not None) + "}"
+        return "{" + ",".join(lua_pretty(x) for x in v) + "}"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(v)

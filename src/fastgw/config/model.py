@@ -509,6 +509,15 @@ def _prepare_service(data: dict[str, Any], path: str, errors: ErrorList) -> dict
     except ValueError:
         errors.append((join(path, "url"), "missing host in url"))
         return data
+    if not u.scheme and not u.netloc:
+        # Kong's url shorthand (entities/services.lua) takes what socket.url.parse finds: no
+        # scheme and no host, so the text is a path; the usual field checks then report
+        # "host: required field missing" and the path's own error
+        if url.startswith("/"):
+            data["path"] = url
+        elif url:
+            errors.append((join(path, "path"), "should start with: /"))
+        return data
     if not u.scheme or not u.hostname:
         errors.append((join(path, "url"), "missing host in url" if u.scheme else
                        "missing protocol in url"))
