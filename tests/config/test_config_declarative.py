@@ -211,7 +211,7 @@ def test_every_error_is_reported_with_its_path():
         assert path in errs, (path, errs)
         assert frag in errs[path], (path, errs[path])
     # the duplicate target (same upstream + target) is reported too
-    assert "uniqueness violation" in errs["upstreams[1].targets[1].target"]
+    assert "uniqueness violation" in errs["upstreams[1].targets[1]"]
     # str(): one error per line
     text = str(ei.value)
     assert text.count("\n") == len(ei.value.errors)
