@@ -53,6 +53,7 @@ class Step:
     status: int | None = None
     body: Any = None
     text: str | None = None
+    contains: list[str] = dataclasses.field(default_factory=list)
     resp_headers: dict[str, str | None] = dataclasses.field(default_factory=dict)
     upstream: dict[str, Any] | None = None
     save: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -161,6 +162,9 @@ def check_step(step: Step, status: int, headers: dict[str, str], data: bytes,
         errs += match(_sub(step.body, saved), doc)
     if step.text is not None and data.decode("utf-8", "replace") != step.text:
         errs.append(f"text: expected {step.text!r}, got {data[:200]!r}")
+    for frag in step.contains:
+        if frag not in data.decode("utf-8", "replace"):
+            errs.append(f"body lacks {frag!r}")
     for k, v in step.resp_headers.items():
         got = headers.get(k.lower())
         if v is None:
@@ -190,8 +194,10 @@ def _check_upstream(exp: dict[str, Any], req: Any) -> list[str]:
         if want is None:
             if got:
                 errs.append(f"upstream header {k}: expected absent, got {got!r}")
-        elif got != want:
+        elif match(want, got):
             errs.append(f"upstream header {k}: expected {want!r}, got {got!r}")
+    if "query_raw" in exp and req.query != exp["query_raw"]:
+        errs.append(f"upstream query: expected {exp['query_raw']!r}, got {req.query!r}")
     if "path" in exp and req.path != exp["path"]:
         errs.append(f"upstream path: expected {exp['path']!r}, got {req.path!r}")
     if "method" in exp and req.method != exp["method"]:

@@ -1,0 +1,351 @@
+"""Cases from Kong's spec/03-plugins: cors (13), ip-restriction (17), request-size-limiting
+(12), request-transformer (36), response-transformer (15), correlation-id (11),
+bot-detection (21), rate-limiting (23)."""
+from __future__ import annotations
+
+from kong_cases import ANY, Case, Step
+
+CO = "13-cors/01-access_spec.lua"
+IP = "17-ip-restriction/02-access_spec.lua"
+RS = "12-request-size-limiting/01-access_spec.lua"
+RT = "36-request-transformer/02-access_spec.lua"
+RX = "15-response-transformer/01-header_transformer_spec.lua"
+CI = "11-correlation-id/01-access_spec.lua"
+BD = "21-bot-detection/01-access_spec.lua"
+RL = "23-rate-limiting/04-access_spec.lua"
+
+METHODS = "GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT"
+
+
+def proxy(method: str, path: str, **kw) -> Step:
+    return Step(method, path, admin=False, **kw)
+
+
+def _route(name: str, plugins: list[dict], **extra) -> dict:
+    return {"name": name, "paths": [f"/{name}"], "plugins": plugins, **extra}
+
+
+def _svc(*routes: dict) -> dict:
+    return {"services": [{"name": "echo", "url": "ECHO", "routes": list(routes)}]}
+
+
+PREFLIGHT = {"Origin": "origin1.test", "Access-Control-Request-Method": "GET"}
+
+CORS = _svc(
+    _route("cors1", [{"name": "cors"}]),
+    _route("corsempty", [{"name": "cors", "config": {"origins": []}}]),
+    _route("corsstar", [{"name": "cors", "config": {"origins": ["*"]}}]),
+    _route("corsstarcred", [{"name": "cors", "config": {"origins": ["*"], "credentials": True}}]),
+    _route("corsmulti", [{"name": "cors", "config": {"origins": ["http://a.test", "*"]}}]),
+    _route("cors2", [{"name": "cors", "config": {
+        "origins": ["example.test"], "methods": ["GET"], "headers": ["origin", "type",
+                                                                    "accepts"],
+        "exposed_headers": ["x-auth-token"], "max_age": 23, "credentials": True}}]),
+    _route("corsre", [{"name": "cors", "config": {"origins": [r"http://[a-z]+\.example\.test"]}}]),
+    _route("corscont", [{"name": "cors", "config": {"preflight_continue": True}}]),
+)
+
+CASES: list[Case] = [
+    Case("gives appropriate defaults", f"{CO}:617", config=CORS, steps=[
+        proxy("OPTIONS", "/cors1", headers=PREFLIGHT, status=200, text="", resp_headers={
+            "Content-Length": "0", "Access-Control-Allow-Methods": METHODS,
+            "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": None,
+            "Access-Control-Expose-Headers": None, "Access-Control-Allow-Credentials": None,
+            "Access-Control-Max-Age": None, "Vary": None})]),
+    Case("gives * wildcard when config.origins is empty", f"{CO}:637", config=CORS, steps=[
+        proxy("OPTIONS", "/corsempty", headers=PREFLIGHT, status=200, resp_headers={
+            "Access-Control-Allow-Origin": "*", "Vary": None})]),
+    Case("origins ['*'] answers * (no crash)", f"{CO}:663", config=CORS, steps=[
+        proxy("OPTIONS", "/corsstar", headers=PREFLIGHT, status=200, resp_headers={
+            "Access-Control-Allow-Origin": "*"}),
+        proxy("GET", "/corsstar/x", headers={"Origin": "http://any.test"}, status=200,
+              resp_headers={"Access-Control-Allow-Origin": "*"})]),
+    Case("gives appropriate defaults when origin is explicitly set to * and credentials=true",
+         f"{CO}:663", config=CORS, steps=[
+             proxy("OPTIONS", "/corsstarcred", headers=PREFLIGHT, status=200, resp_headers={
+                 "Access-Control-Allow-Origin": "origin1.test",
+                 "Access-Control-Allow-Credentials": "true", "Vary": "Origin"})]),
+    Case("gives * wildcard when origin has multiple entries and have * included", f"{CO}:683",
+         config=CORS, steps=[proxy("OPTIONS", "/corsmulti", headers=PREFLIGHT, status=200,
+                                   resp_headers={"Access-Control-Allow-Origin": "*"})]),
+    Case("accepts config options", f"{CO}:702", config=CORS, steps=[
+        proxy("OPTIONS", "/cors2", headers={"Origin": "example.test",
+                                            "Access-Control-Request-Method": "GET"},
+              status=200, resp_headers={
+                  "Access-Control-Allow-Methods": "GET",
+                  "Access-Control-Allow-Origin": "example.test",
+                  "Access-Control-Allow-Headers": "origin,type,accepts",
+                  "Access-Control-Expose-Headers": None, "Access-Control-Max-Age": "23",
+                  "Access-Control-Allow-Credentials": "true", "Vary": "Origin"})]),
+    Case("preflight_continue enabled", f"{CO}:722", config=CORS, steps=[
+        proxy("OPTIONS", "/corscont/anything", headers=PREFLIGHT, status=200,
+              upstream={"method": "OPTIONS"})]),
+    Case("replies with request-headers if present in request", f"{CO}:735", config=CORS,
+         steps=[proxy("OPTIONS", "/cors1", headers={**PREFLIGHT,
+                                                   "Access-Control-Request-Headers": "origin,accepts"},
+                      status=200, resp_headers={"Access-Control-Allow-Headers": "origin,accepts"})]),
+    Case("gives appropriate defaults (non-preflight)", f"{CO}:805", config=CORS, steps=[
+        proxy("GET", "/cors1/x", status=200, resp_headers={
+            "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": None,
+            "Access-Control-Allow-Credentials": None})]),
+    Case("proxies a non-preflight OPTIONS request", f"{CO}:822", config=CORS, steps=[
+        proxy("OPTIONS", "/cors1/x", status=200, upstream={"method": "OPTIONS"},
+              resp_headers={"Access-Control-Allow-Origin": "*"})]),
+    Case("accepts config options (non-preflight)", f"{CO}:842", config=CORS, steps=[
+        proxy("GET", "/cors2/x", headers={"Origin": "example.test"}, status=200, resp_headers={
+            "Access-Control-Allow-Origin": "example.test",
+            "Access-Control-Expose-Headers": "x-auth-token",
+            "Access-Control-Allow-Credentials": "true", "Vary": "Origin",
+            "Access-Control-Allow-Methods": None})]),
+    Case("sets CORS origin based on a regex origin", f"{CO}:928", config=CORS, steps=[
+        proxy("GET", "/corsre/x", headers={"Origin": "http://www.example.test"}, status=200,
+              resp_headers={"Access-Control-Allow-Origin": "http://www.example.test",
+                            "Vary": "Origin"})]),
+    Case("does not set CORS origin if origin is not in the list", f"{CO}:1061", config=CORS,
+         steps=[proxy("GET", "/corsre/x", headers={"Origin": "http://evil.test"}, status=200,
+                      resp_headers={"Access-Control-Allow-Origin": None})]),
+    Case("responds with the requested Origin when config.credentials=true", f"{CO}:1073",
+         config=CORS, steps=[proxy("GET", "/corsstarcred/x", headers={"Origin": "http://www.example.net"},
+                                   status=200, resp_headers={
+                                       "Access-Control-Allow-Origin": "http://www.example.net",
+                                       "Access-Control-Allow-Credentials": "true"})]),
+    Case("responds with * when origin has multiple entries and have * included", f"{CO}:1115",
+         config=CORS, steps=[proxy("GET", "/corsmulti/x", headers={"Origin": "http://www.example.net"},
+                                   status=200,
+                                   resp_headers={"Access-Control-Allow-Origin": "*"})]),
+    Case("works with 40x responses returned by another plugin", f"{CO}:911",
+         config=_svc(_route("cors401", [{"name": "cors"}, {"name": "key-auth"}])), steps=[
+             proxy("GET", "/cors401/x", status=401,
+                   resp_headers={"Access-Control-Allow-Origin": "*"})]),
+]
+
+# ------------------------------------------------------------------------------- ip-restriction
+IPR = _svc(
+    _route("ipdeny", [{"name": "ip-restriction", "config": {"deny": ["127.0.0.1"]}}]),
+    _route("ipallow", [{"name": "ip-restriction", "config": {"allow": ["127.0.0.0/8"]}}]),
+    _route("ipallow2", [{"name": "ip-restriction", "config": {"allow": ["10.0.0.1"]}}]),
+    _route("ipcustom", [{"name": "ip-restriction", "config": {
+        "deny": ["127.0.0.1"], "status": 401, "message": "Forbidden"}}]),
+)
+CASES += [
+    Case("blocks a request when the IP is denied", f"{IP}:300", config=IPR, steps=[
+        proxy("GET", "/ipdeny/x", status=403,
+              body={"message": "IP address not allowed: 127.0.0.1"})]),
+    Case("allows a request when the IP is in an allowed CIDR", f"{IP}:340", config=IPR, steps=[
+        proxy("GET", "/ipallow/x", status=200)]),
+    Case("blocks a request when the IP is not allowed", f"{IP}:360", config=IPR, steps=[
+        proxy("GET", "/ipallow2/x", status=403,
+              body={"message": "IP address not allowed: 127.0.0.1"})]),
+    Case("blocks with a custom status and message", f"{IP}:320", config=IPR, steps=[
+        proxy("GET", "/ipcustom/x", status=401, body={"message": "Forbidden"})]),
+]
+
+# ------------------------------------------------------------------------------- request-size-limiting
+CHUNKED_STREAMED = (
+    "a chunked body over the limit is answered 413 while it streams; the request head has "
+    "already gone upstream (Kong buffers the body first, request_buffering)")
+RSL = _svc(
+    _route("rsl", [{"name": "request-size-limiting", "config": {"allowed_payload_size": 10,
+                                                                 "size_unit": "bytes"}}]),
+    _route("rslcl", [{"name": "request-size-limiting", "config": {
+        "allowed_payload_size": 10, "size_unit": "bytes", "require_content_length": True}}]),
+    _route("rslkb", [{"name": "request-size-limiting", "config": {"allowed_payload_size": 1,
+                                                                   "size_unit": "kilobytes"}}]),
+)
+CASES += [
+    Case("works if size is lower than limit", f"{RS}:80", config=RSL, steps=[
+        proxy("POST", "/rsl/x", raw=b"a" * 10, status=200)]),
+    Case("blocks if size is greater than limit", f"{RS}:100", config=RSL, steps=[
+        proxy("POST", "/rsl/x", raw=b"a" * 11, status=413,
+              body={"message": "Request size limit exceeded"})]),
+    Case("blocks if size is greater than limit and Expect header", f"{RS}:115", config=RSL,
+         steps=[proxy("POST", "/rsl/x", raw=b"a" * 11, headers={"Expect": "100-continue"},
+                      status=417, body={"message": "Request size limit exceeded"})]),
+    Case("blocks a chunked body greater than the limit", f"{RS}:140", config=RSL,
+         deviation=CHUNKED_STREAMED, steps=[
+        proxy("POST", "/rsl/x", headers={"Transfer-Encoding": "chunked"},
+              raw=b"b\r\naaaaaaaaaaa\r\n0\r\n\r\n", status=413,
+              body={"message": "Request size limit exceeded"})]),
+    Case("works with kilobytes", f"{RS}:170", config=RSL, steps=[
+        proxy("POST", "/rslkb/x", raw=b"a" * 1024, status=200),
+        proxy("POST", "/rslkb/x", raw=b"a" * 1025, status=413)]),
+    Case("require_content_length rejects a body without Content-Length", f"{RS}:200",
+         config=RSL, steps=[proxy("GET", "/rslcl/x", status=411,
+                                  body={"message": "A valid Content-Length header is required"})]),
+    Case("require_content_length lets a chunked body through", f"{RS}:215", config=RSL,
+         steps=[proxy("POST", "/rslcl/x", headers={"Transfer-Encoding": "chunked"},
+                      raw=b"3\r\nabc\r\n0\r\n\r\n", status=200)]),
+]
+
+# ------------------------------------------------------------------------------- request-transformer
+RTC = {"services": [{"name": "echo", "url": "ECHO", "routes": [
+    _route("rt1", [{"name": "request-transformer", "config": {
+        "add": {"headers": ["h1:v1", "h2:value:2"], "querystring": ["q1:v1"]},
+        "remove": {"headers": ["h-remove"], "querystring": ["qr"]}}}]),
+    _route("rtbody", [{"name": "request-transformer", "config": {
+        "add": {"body": ["p1:v1"]}, "remove": {"body": ["toremove"]},
+        "replace": {"body": ["p2:v2"]}, "rename": {"body": ["old:new"]}}}]),
+    {"name": "rtcap", "paths": [r"~/rtcap/user1/(?<user1>\w+)/user2/(?<user2>\S+)"],
+     "plugins": [{"name": "request-transformer", "config": {
+         "add": {"querystring": ["uri_param1:$(uri_captures.user1)",
+                                 "uri_param2:$(uri_captures.user2 or 'default2')"]}}}]},
+    {"name": "rturi", "paths": [r"~/rturi/user1/(?<user1>\w+)/user2/(?<user2>\S+)"],
+     "plugins": [{"name": "request-transformer", "config": {
+         "replace": {"uri": "/requests/user2/$(uri_captures.user2)/user1/$(uri_captures.user1)"}}}]},
+    _route("rttpl", [{"name": "request-transformer", "config": {
+        "remove": {"headers": ["x-remove-header"]},
+        "add": {"querystring": ["q2:$(headers['x-remove-header'])"],
+                "headers": ["x-test-header:$(query_params.q1)"]}}}]),
+    _route("rtesc", [{"name": "request-transformer", "config": {
+        "add": {"querystring": ["q1:$('$(uri_captures.user1)')"]}}}]),
+    _route("rterr", [{"name": "request-transformer", "config": {
+        "add": {"querystring": ["q1:$(10 * uri_captures.user1)"]}}}]),
+    _route("rttype", [{"name": "request-transformer", "config": {
+        "add": {"headers": ['X-Foo-Transformed:$(type(headers["X-Foo"]) == "table" and '
+                            'headers["X-Foo"][1] .. "-first" or headers["X-Foo"])']}}}]),
+    _route("rtmethod", [{"name": "request-transformer", "config": {"http_method": "POST"}}]),
+    _route("rtrepl", [{"name": "request-transformer", "config": {
+        "replace": {"headers": ["x-replace-header:the new value"],
+                    "querystring": ["q2:$(headers['x-replace-header'])"]}}}]),
+]}]}
+CASES += [
+    Case("adds new headers and querystring", f"{RT}:600", config=RTC, steps=[
+        proxy("GET", "/rt1/request?qr=1&keep=2", headers={"h-remove": "x"}, status=200,
+              upstream={"headers": {"h1": "v1", "h2": "value:2", "h-remove": None},
+                        "query": {"q1": "v1", "keep": "2"}})]),
+    Case("transforms a JSON body", f"{RT}:800", config=RTC, steps=[
+        proxy("POST", "/rtbody/request", json={"toremove": 1, "p2": "x", "old": "o"},
+              status=200, upstream={"json": {"p1": "v1", "p2": "v2", "new": "o"}})]),
+    Case("transforms a form body", f"{RT}:820", config=RTC, steps=[
+        proxy("POST", "/rtbody/request", form={"toremove": "1", "p2": "x"}, status=200,
+              upstream={"form": {"p1": "v1", "p2": "v2"}})]),
+    Case("transforms a multipart body", f"{RT}:840", config=RTC, steps=[
+        proxy("POST", "/rtbody/request", multipart=[("toremove", "1"), ("p2", "x")],
+              status=200, upstream={"body_contains": 'name="p1"\r\n\r\nv1'})]),
+    Case("renders uri_captures templates", f"{RT}:2100", config=RTC, steps=[
+        proxy("GET", "/rtcap/user1/foo/user2/bar", status=200,
+              upstream={"query": {"uri_param1": "foo", "uri_param2": "bar"}})]),
+    Case("renders the uri from captures", f"{RT}:2130", config=RTC, steps=[
+        proxy("GET", "/rturi/user1/foo/user2/bar", status=200,
+              upstream={"path": "/requests/user2/bar/user1/foo"})]),
+    Case("validate that removed header can be used as template", f"{RT}:2162", config=RTC,
+         steps=[proxy("GET", "/rttpl/x?q1=20", headers={"x-remove-header": "its a test"},
+                      status=200, upstream={"headers": {"x-remove-header": None,
+                                                        "x-test-header": "20"},
+                                            "query": {"q1": "20", "q2": "its a test"}})]),
+    Case("validate template will be rendered with old value of replaced header", f"{RT}:2184",
+         config=RTC, steps=[proxy("GET", "/rtrepl/x?q2=1",
+                                  headers={"x-replace-header": "the old value"}, status=200,
+                                  upstream={"headers": {"x-replace-header": "the new value"},
+                                            "query": {"q2": "the old value"}})]),
+    Case("validate template can be escaped", f"{RT}:2208", config=RTC, steps=[
+        proxy("GET", "/rtesc/x", status=200,
+              upstream={"query": {"q1": "$(uri_captures.user1)"}})]),
+    Case("rendering error (query) should fail when rendering errors out", f"{RT}:2228",
+         config=RTC, steps=[proxy("GET", "/rterr/x", status=500)]),
+    Case("type function is available in template environment", f"{RT}:2261", config=RTC,
+         steps=[proxy("GET", "/rttype/x", headers={"X-Foo": "1"}, status=200,
+                      upstream={"headers": {"x-foo-transformed": "1"}})]),
+    Case("changes the http method", f"{RT}:700", config=RTC, steps=[
+        proxy("GET", "/rtmethod/x", status=200, upstream={"method": "POST"})]),
+    Case("a template that cannot be parsed is a schema violation", "36-request-transformer/01-schema_spec.lua:40",
+         steps=[Step("POST", "/plugins", json={"name": "request-transformer", "config": {
+             "add": {"headers": ["x:$(shared.written = true)"]}}}, status=400,
+             body={"code": 2, "fields": {"config": {"add": {"headers": [ANY]}}}})]),
+]
+
+# ------------------------------------------------------------------------------- response-transformer
+RXC = _svc(_route("rx", [{"name": "response-transformer", "config": {
+    "add": {"headers": ["h1:v1"]}, "remove": {"headers": ["x-echo-conn"]},
+    "append": {"headers": ["h2:v2"]}}}]))
+CASES += [
+    Case("adds, appends and removes response headers", f"{RX}:100", config=RXC, steps=[
+        proxy("GET", "/rx/x", status=200, resp_headers={"h1": "v1", "h2": "v2",
+                                                        "x-echo-conn": None})]),
+]
+
+# ------------------------------------------------------------------------------- correlation-id
+CIC = _svc(
+    _route("ci", [{"name": "correlation-id"}]),
+    _route("ciecho", [{"name": "correlation-id", "config": {"echo_downstream": True,
+                                                            "header_name": "Kong-Request-ID"}}]),
+)
+CASES += [
+    Case("increments the counter part / sets a uuid upstream", f"{CI}:100", config=CIC, steps=[
+        proxy("GET", "/ci/x", status=200, upstream={"headers": {"Kong-Request-ID": [ANY]}})]),
+    Case("preserves an existing correlation id", f"{CI}:200", config=CIC, steps=[
+        proxy("GET", "/ci/x", headers={"Kong-Request-ID": "foobar"}, status=200,
+              upstream={"headers": {"kong-request-id": "foobar"}})]),
+    Case("echo_downstream sends the id back", f"{CI}:250", config=CIC, steps=[
+        proxy("GET", "/ciecho/x", headers={"Kong-Request-ID": "abc"}, status=200,
+              resp_headers={"Kong-Request-ID": "abc"})]),
+]
+
+# ------------------------------------------------------------------------------- bot-detection
+BDC = _svc(
+    _route("bd", [{"name": "bot-detection"}]),
+    _route("bdallow", [{"name": "bot-detection", "config": {"allow": ["facebookexternalhit"]}}]),
+    _route("bddeny", [{"name": "bot-detection", "config": {"deny": ["helloworld"]}}]),
+)
+CASES += [
+    Case("allows regular requests", f"{BD}:60", config=BDC, steps=[
+        proxy("GET", "/bd/x", headers={"User-Agent": "Mozilla/5.0"}, status=200)]),
+    Case("blocks bots", f"{BD}:90", config=BDC, steps=[
+        proxy("GET", "/bd/x", headers={"User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"},
+              status=403, body={"message": "Forbidden"})]),
+    Case("allows an allowed bot", f"{BD}:150", config=BDC, steps=[
+        proxy("GET", "/bdallow/x", headers={"User-Agent": "facebookexternalhit/1.1"},
+              status=200)]),
+    Case("blocks a denied user agent", f"{BD}:170", config=BDC, steps=[
+        proxy("GET", "/bddeny/x", headers={"User-Agent": "helloworld"}, status=403)]),
+]
+
+# ------------------------------------------------------------------------------- rate-limiting
+RLC = _svc(_route("rl", [{"name": "rate-limiting", "config": {"minute": 2}}]),
+           _route("rlhide", [{"name": "rate-limiting", "config": {"minute": 2,
+                                                                  "hide_client_headers": True}}]),
+           _route("rlcode", [{"name": "rate-limiting", "config": {
+               "minute": 1, "error_code": 404, "error_message": "Fake Not Found"}}]))
+CASES += [
+    Case("blocks if exceeding limit", f"{RL}:400", config=RLC, steps=[
+        proxy("GET", "/rl/x", status=200, resp_headers={
+            "X-RateLimit-Limit-Minute": "2", "X-RateLimit-Remaining-Minute": "1",
+            "RateLimit-Limit": "2", "RateLimit-Remaining": "1"}),
+        proxy("GET", "/rl/x", status=200, resp_headers={"X-RateLimit-Remaining-Minute": "0"}),
+        proxy("GET", "/rl/x", status=429, body={"message": "API rate limit exceeded"},
+              resp_headers={"X-RateLimit-Remaining-Minute": "0"})]),
+    Case("hide_client_headers", f"{RL}:900", config=RLC, steps=[
+        proxy("GET", "/rlhide/x", status=200, resp_headers={
+            "X-RateLimit-Limit-Minute": None, "RateLimit-Limit": None})]),
+    Case("custom error_code and error_message", f"{RL}:950", config=RLC, steps=[
+        proxy("GET", "/rlcode/x", status=200),
+        proxy("GET", "/rlcode/x", status=404, body={"message": "Fake Not Found"})]),
+]
+
+# ------------------------------------------------------------------------------- prometheus
+PM = "26-prometheus/02-access_spec.lua"
+PMC = _svc(_route("pm", [{"name": "prometheus", "config": {
+    "status_code_metrics": True, "latency_metrics": True, "bandwidth_metrics": True}}]))
+CASES += [
+    Case("increments the count for proxied requests, with Kong's labels", f"{PM}:100",
+         config=PMC, steps=[
+             proxy("GET", "/pm/x", status=200),
+             # the log phase runs after the response is sent: give it a moment
+             # labels come out sorted (prometheus_client); Kong writes them in definition
+             # order: the same series for Prometheus and the dashboard's queries
+             Step("GET", "/metrics", status=200, sleep=0.3, contains=[
+                 'kong_http_requests_total{code="200",consumer="",route="pm",service="echo",'
+                 'source="service",workspace="default"} 1.0',
+                 'kong_kong_latency_ms_bucket{le="1.0",route="pm",service="echo",'
+                 'workspace="default"}',
+                 'kong_request_latency_ms_bucket{le="1.0",route="pm",service="echo",'
+                 'workspace="default"}',
+                 'kong_upstream_latency_ms_bucket{le="1.0",route="pm",service="echo",'
+                 'workspace="default"}',
+                 'kong_bandwidth_bytes{consumer="",direction="ingress",route="pm",'
+                 'service="echo",workspace="default"}',
+                 "kong_nginx_connections_total{", "kong_datastore_reachable 1",
+                 "kong_nginx_timers{state=\"running\"}",
+                 "kong_memory_lua_shared_dict_bytes{",
+                 "kong_memory_workers_lua_vms_bytes{"])]),
+]
