@@ -338,10 +338,10 @@ CASES += [
                  'source="service",workspace="default"} 1.0',
                  'kong_kong_latency_ms_bucket{le="1.0",route="pm",service="echo",'
                  'workspace="default"}',
-                 'kong_request_latency_ms_bucket{le="1.0",route="pm",service="echo",'
-                 'workspace="default"}',
-                 'kong_upstream_latency_ms_bucket{le="1.0",route="pm",service="echo",'
-                 'workspace="default"}',
+                 'kong_request_latency_ms_count{route="pm",service="echo",'
+                 'workspace="default"} 1.0',
+                 'kong_upstream_latency_ms_count{route="pm",service="echo",'
+                 'workspace="default"} 1.0',
                  'kong_bandwidth_bytes{consumer="",direction="ingress",route="pm",'
                  'service="echo",workspace="default"}',
                  "kong_nginx_connections_total{", "kong_datastore_reachable 1",
