@@ -47,19 +47,19 @@ CASES: list[Case] = [
     Case("returns 404 on a non-existent plugin", f"{K}:514", steps=[
         Step("GET", "/schemas/plugins/not-a-plugin", status=404,
              body={"message": "No plugin named 'not-a-plugin'"})]),
-    Case("validate returns 200 on a valid schema", f"{K}:550", steps=[
+    Case("validate returns 200 on a valid schema", f"{K}", steps=[
         Step("POST", "/schemas/services/validate", json={"host": "example.com"}, status=200,
              body={"message": "schema validation successful"})]),
-    Case("validate returns 200 on a valid plugin schema", f"{K}:598", steps=[
+    Case("validate returns 200 on a valid plugin schema", f"{K}", steps=[
         Step("POST", "/schemas/plugins/validate", json={
             "name": "key-auth", "config": {"key_names": ["foo", "bar"],
                                            "hide_credentials": True}},
              status=200, body={"message": "schema validation successful"})]),
-    Case("validate returns 400 on an invalid plugin subschema", f"{K}:613", steps=[
+    Case("validate returns 400 on an invalid plugin subschema", f"{K}", steps=[
         Step("POST", "/schemas/plugins/validate", json={"name": "key-auth",
                                                         "config": {"keys": "foo"}},
              status=400, body={"name": "schema violation"})]),
-    Case("/non-existing returns 404 with HEAD", f"{K}:648", steps=[
+    Case("/non-existing returns 404 with HEAD", f"{K}", steps=[
         Step("HEAD", "/non-existing", status=404, text="")]),
     *[Case(f"/non-existing returns 404 with {m}", f"{K}:656", steps=[
         Step(m, "/non-existing", status=404, body={"message": "Not found"})])
@@ -82,12 +82,12 @@ CASES: list[Case] = [
         Step("POST", "/config", json={"config": '_format_version: "1.1"\nconsumers:\n'
                                                 '- username: "bobby_in_yaml_body"\n'},
              status=201)]),
-    Case("accepts configuration in a multipart `config` field (curl -F)", f"{O}:45", steps=[
+    Case("accepts configuration in a multipart `config` field (curl -F)", f"{O}", steps=[
         Step("POST", "/config", multipart=[("config", '_format_version: "3.0"\nservices:\n'
                                                       '- name: mp\n  host: mp.test\n')],
              status=201),
         Step("GET", "/services/mp", status=200)]),
-    Case("accepts configuration in a form `config` field", f"{O}:44", steps=[
+    Case("accepts configuration in a form `config` field", f"{O}", steps=[
         Step("POST", "/config", form=[("config", '_format_version: "3.0"\n')], status=201)]),
     Case("accepts configuration containing null as a YAML string", f"{O}:392", steps=[
         Step("POST", "/config", json={"config": '_format_version: "1.1"\nroutes:\n'
@@ -134,11 +134,11 @@ CASES: list[Case] = [
     Case("returns 400 when given no input", f"{O}:828", steps=[
         Step("POST", "/config", status=400,
              body={"message": "expected a declarative configuration"})]),
-    Case("GET returns back the configuration", f"{O}:915", steps=[
+    Case("GET returns back the configuration", f"{O}", steps=[
         Step("POST", "/config", json={"_format_version": "3.0", "consumers": [
             {"username": "c1"}]}, status=201),
         Step("GET", "/config", status=200, body={"config": ANY})]),
-    Case("flatten_errors=1 returns flattened_errors", f"{O}:1317", steps=[
+    Case("flatten_errors=1 returns flattened_errors", f"{O}", steps=[
         Step("POST", "/config?flatten_errors=1", json={
             "_format_version": "3.0",
             "services": [{"name": "nope", "host": "localhost", "port": 1234,

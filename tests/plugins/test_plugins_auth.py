@@ -258,7 +258,7 @@ def test_jwt_error_messages(keys: dict[str, Any]) -> None:
         _, resp = h.access(headers=[("Authorization", f"Bearer {token}")])
         return resp.status, body_json(resp)
 
-    assert call("not-a-jwt") == (401, {"message": "Bad token; invalid JWT"})
+    assert call("not-a-jwt") == (401, {"message": "Bad token; invalid JSON"})
     assert call("a.b.c")[1]["message"].startswith("Bad token;")
     assert call(sign(keys, "HS256", {"sub": "x"})) == (401, {"message": "No mandatory 'iss' in claims"})
     assert call(sign(keys, "HS256", {"iss": ""})) == (401, {"message": "Invalid 'iss' in claims"})
