@@ -180,10 +180,21 @@ def check_step(step: Step, status: int, headers: dict[str, str], data: bytes,
     elif not step.admin and step.status is not None and step.status >= 400 and \
             upstream_req is not None:
         errs.append(f"upstream: a rejected request reached it ({upstream_req.target})")
-    if isinstance(doc, dict):
-        for name, key in step.save.items():
-            saved[name] = doc.get(key)
+    for name, key in step.save.items():
+        saved[name] = _dig(doc, key)
     return errs
+
+
+def _dig(doc: Any, key: str) -> Any:
+    """`"data.0.id"` -> doc["data"][0]["id"] (None when a step is missing)."""
+    for part in key.split("."):
+        if isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+            doc = doc[int(part)]
+        elif isinstance(doc, dict):
+            doc = doc.get(part)
+        else:
+            return None
+    return doc
 
 
 def _check_upstream(exp: dict[str, Any], req: Any) -> list[str]:

@@ -433,3 +433,132 @@ CASES += [
 ]
 
 __all__ = ["CASES", "ABSENT"]
+
+# ------------------------------------------------------------------------------- consumers (2)
+ONE_CONSUMER = {"consumers": [{"username": "bob", "custom_id": "bob-1"}]}
+TEN_CONSUMERS = {"consumers": [{"username": f"c{i}"} for i in range(10)]}
+AT_LEAST = "at least one of these fields must be non-empty: 'custom_id', 'username'"
+CASES += content_types("consumers: handles invalid input", f"{C}:81", lambda e: [
+    e("POST", "/consumers", {}, status=400, body={
+        "name": "schema violation", "fields": {"@entity": [AT_LEAST]}})], only=("form", "multipart"))
+CASES += content_types("returns 400 on conflicting custom_id", f"{C}:116", lambda e: [
+    e("POST", "/consumers", {"username": "tom", "custom_id": "bob-1"}, status=409, body={
+        "name": "unique constraint violation",
+        "message": "UNIQUE violation detected on '{custom_id=\"bob-1\"}'"})], config=ONE_CONSUMER)
+CASES += content_types("consumers: updates by username", f"{C}:390", lambda e: [
+    e("PATCH", "/consumers/bob", {"username": "bobby"}, status=200,
+      body={"username": "bobby", "custom_id": "bob-1"})], config=ONE_CONSUMER)
+CASES += content_types("updates by username and custom_id with previous values", f"{C}:411",
+                       lambda e: [e("PATCH", "/consumers/bob", {"username": "bob",
+                                                                "custom_id": "bob-1"},
+                                    status=200, body={"username": "bob", "custom_id": "bob-1"})],
+                       config=ONE_CONSUMER)
+CASES += content_types("consumers: PATCH returns 404 if not found", f"{C}:435", lambda e: [
+    e("PATCH", "/consumers/_inexistent_", {"username": "x"}, status=404)])
+CASES += content_types("creates if not exists", f"{C}:482", lambda e: [
+    e("PUT", "/consumers/0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c4f", {"custom_id": "cid"},
+      status=200, body={"custom_id": "cid", "id": "0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c4f"})])
+CASES += content_types("creates if not exists by username", f"{C}:497", lambda e: [
+    e("PUT", "/consumers/new-name", {}, status=200, body={"username": "new-name",
+                                                          "custom_id": None})])
+CASES += content_types("replaces if found by username", f"{C}:529", lambda e: [
+    e("PUT", "/consumers/bob", {"custom_id": "new-cid"}, status=200,
+      body={"username": "bob", "custom_id": "new-cid"}, save={"id": "id"}),
+    e("PUT", "/consumers/bob", {}, status=200,
+      body={"id": "$id", "username": "bob", "custom_id": None})], config=ONE_CONSUMER)
+CASES += content_types("consumers: PUT handles invalid input", f"{C}:566", lambda e: [
+    e("PUT", "/consumers/0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c4f", {}, status=400, body={
+        "code": 2, "name": "schema violation", "fields": {"@entity": [AT_LEAST]},
+        "message": f"schema violation ({AT_LEAST})"})], only=("json",))
+CASES += [
+    Case("returns 415 on invalid content-type", f"{C}:135", steps=[
+        Step("POST", "/consumers", raw=b'{"hello": "world"}', headers={"Content-Type": "invalid"},
+             status=415)]),
+    Case("returns 415 on missing content-type with body", f"{C}:144", steps=[
+        Step("POST", "/consumers", raw=b"invalid", status=415)]),
+    Case("returns 400 on missing body with application/json", f"{C}:152", steps=[
+        Step("POST", "/consumers", headers={"Content-Type": "application/json"}, status=400,
+             body={"message": "Cannot parse JSON body"})]),
+    Case("returns 400 on missing body with multipart/form-data", f"{C}:162", steps=[
+        Step("POST", "/consumers", headers={"Content-Type": "multipart/form-data"}, status=400,
+             body={"name": "schema violation", "fields": {"@entity": [AT_LEAST]}})]),
+    Case("returns 400 on missing body with multipart/x-www-form-urlencoded", f"{C}:175", steps=[
+        Step("POST", "/consumers", headers={"Content-Type": "application/x-www-form-urlencoded"},
+             status=400, body={"name": "schema violation", "fields": {"@entity": [AT_LEAST]}})]),
+    Case("returns 400 on missing body with no content-type header", f"{C}:188", steps=[
+        Step("POST", "/consumers", status=400,
+             body={"name": "schema violation", "fields": {"@entity": [AT_LEAST]}})]),
+    Case("consumers: retrieves the first page", f"{C}:213", config=TEN_CONSUMERS, steps=[
+        Step("GET", "/consumers", status=200, body={"data": [ANY] * 10})]),
+    Case("not crashed by empty custom_id #KAG-867", f"{C}:250", steps=[
+        Step("GET", "/consumers?custom_id=", status=400),
+        Step("GET", "/consumers?custom_id", status=400)]),
+    Case("allows filtering by uuid-like custom_id", f"{C}:269", config={"consumers": [
+        {"custom_id": "5f5bf33a-9d46-4f4c-b1cf-0bfbcb5b3d39"}, {"username": "other"}]}, steps=[
+        Step("GET", "/consumers?custom_id=5f5bf33a-9d46-4f4c-b1cf-0bfbcb5b3d39", status=200,
+             body={"data": [{"custom_id": "5f5bf33a-9d46-4f4c-b1cf-0bfbcb5b3d39"}]})]),
+    Case("returns empty json array when consumer does not exist", f"{C}:280", steps=[
+        Step("GET", "/consumers?custom_id=does-not-exist", status=200,
+             text='{"data":[],"next":null}')]),
+    Case("returns bad request for empty tags", f"{C}:285", steps=[
+        Step("GET", "/consumers?tags=", status=400,
+             body={"message": "invalid option (tags: cannot be null)"})]),
+    Case("consumers: returns 405 on invalid method", f"{C}:296", steps=[
+        Step(m, "/consumers", json={}, status=405, body={"message": "Method not allowed"})
+        for m in ("DELETE", "PATCH")]),
+    Case("retrieves by urlencoded username", f"{C}:333", config={"consumers": [
+        {"username": "a b/c"}]}, steps=[
+        Step("GET", "/consumers/a%20b%2Fc", status=200, body={"username": "a b/c"})]),
+    Case("consumers: returns 404 if not found", f"{C}:357", steps=[
+        Step("GET", "/consumers/_inexistent_", status=404)]),
+    Case("consumers: PATCH returns 415 on missing content-type with body", f"{C}:458",
+         config=ONE_CONSUMER, steps=[Step("PATCH", "/consumers/bob", raw=b"invalid",
+                                          status=415)]),
+    Case("consumers: PATCH returns 400 on missing body with application/json", f"{C}:467",
+         config=ONE_CONSUMER, steps=[Step("PATCH", "/consumers/bob",
+                                          headers={"Content-Type": "application/json"},
+                                          status=400, body={"message": "Cannot parse JSON body"})]),
+    Case("consumers: PUT handles malformed JSON body", f"{C}:556", config=ONE_CONSUMER, steps=[
+        Step("PUT", "/consumers/bob", raw=b'{"hello": "world"',
+             headers={"Content-Type": "application/json"}, status=400,
+             text='{"message":"Cannot parse JSON body"}')]),
+    Case("consumers: deletes by username", f"{C}:599", config=ONE_CONSUMER, steps=[
+        Step("DELETE", "/consumers/bob", status=204, text=""),
+        Step("GET", "/consumers/bob", status=404)]),
+    Case("consumer plugins: creates a plugin config using a consumer username", f"{C}:644",
+         config=ONE_CONSUMER, steps=[
+             Step("POST", "/consumers/bob/plugins", json={"name": "rate-limiting",
+                                                          "config": {"minute": 10}},
+                  status=201, body={"name": "rate-limiting", "consumer": {"id": ANY},
+                                    "config": {"minute": 10}})]),
+    Case("consumer plugins: returns 409 on conflict", f"{C}:681", config=ONE_CONSUMER, steps=[
+        Step("POST", "/consumers/bob/plugins", json={"name": "rate-limiting",
+                                                     "config": {"minute": 10}}, status=201),
+        Step("POST", "/consumers/bob/plugins", json={"name": "rate-limiting",
+                                                     "config": {"minute": 10}}, status=409,
+             body={"name": "unique constraint violation"})]),
+    Case("only retrieves if associated to the correct consumer", f"{C}:784", config={
+        "consumers": [{"username": "a", "plugins": [{"name": "rate-limiting",
+                                                      "config": {"minute": 1}}]},
+                      {"username": "b"}]}, steps=[
+        Step("GET", "/consumers/a/plugins", status=200, body={"data": [ANY]},
+             save={"pid": "data.0.id"}),
+        Step("GET", "/consumers/a/plugins/$pid", status=200),
+        Step("GET", "/consumers/b/plugins/$pid", status=404)]),
+    Case("doesn't override a plugin config if partial", f"{C}:851", config={
+        "consumers": [{"username": "a", "plugins": [
+            {"name": "rate-limiting", "config": {"minute": 5, "hour": 100}}]}]}, steps=[
+        Step("GET", "/consumers/a/plugins", status=200, save={"pid": "data.0.id"}),
+        Step("PATCH", "/consumers/a/plugins/$pid", json={"config": {"minute": 7}}, status=200,
+             body={"config": {"minute": 7, "hour": 100}})]),
+    Case("consumer plugins: updates the enabled property", f"{C}:890", config={
+        "consumers": [{"username": "a", "plugins": [
+            {"name": "rate-limiting", "config": {"minute": 5}}]}]}, steps=[
+        Step("GET", "/consumers/a/plugins", status=200, save={"pid": "data.0.id"}),
+        Step("PATCH", "/consumers/a/plugins/$pid", json={"enabled": False}, status=200,
+             body={"enabled": False})]),
+    Case("consumer plugins: PUT creates if not found", f"{C}:965", config=ONE_CONSUMER, steps=[
+        Step("PUT", "/consumers/bob/plugins/0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c4e",
+             json={"name": "rate-limiting", "config": {"minute": 3}}, status=200,
+             body={"id": "0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c4e", "consumer": {"id": ANY}})]),
+]

@@ -32,7 +32,7 @@ from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeyViolati
                                   schema_violation_message)
 from fastgw.config.model import ENTITY_CLASSES, FOREIGN, entity_to_json
 from fastgw.config.store import ConfigStore
-from fastgw.admin.bodies import parse_body
+from fastgw.admin.bodies import check_content_type, parse_body
 from fastgw.admin.config_errors import declarative_error, flattened_error
 from fastgw.admin.errors import HTTPError, not_found
 from fastgw.admin.entity_checks import entity_checks
@@ -194,6 +194,7 @@ class AdminAPI:
         h = handlers.get(req.method)
         if h is None:
             raise HTTPError(405, {"message": "Method not allowed"})
+        check_content_type(req.method, req.headers, req.body, segs == ["config"])
         res = h(req)
         if len(res) == 2:
             return res[0], res[1], []
@@ -329,6 +330,13 @@ class AdminAPI:
     def _list(self, r: _Req, etype: str, scope: dict[str, str] | None) -> Any:
         items = self.store.list_live(etype, scope)
         tags = r.q("tags")
+        if tags == "":  # kong/api/endpoints.lua extract_options
+            raise HTTPError(400, {"code": 11, "name": "invalid options",
+                                  "message": "invalid option (tags: cannot be null)",
+                                  "options": {"tags": "cannot be null"}})
+        if etype == "consumers" and r.q("custom_id") == "":
+            # kong/api/routes/consumers.lua
+            raise HTTPError(400, {"message": "custom_id must be an unempty string"})
         if tags:
             items = [e for e in items if _tags_match(e.tags, tags)]
         for field in ("custom_id", "username", "name") if etype in ("consumers", "plugins") \
@@ -375,8 +383,8 @@ class AdminAPI:
         flatten = _truthy(r.q("flatten_errors"))
         try:
             if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-                text = r.data().get("config")
-                if not isinstance(text, str):
+                text = _form_config(r)
+                if text is None:
                     raise HTTPError(400, {"message": "expected a declarative configuration"})
                 doc = declarative.parse_text(text)
             elif ctype in ("application/json", "") and r.body.lstrip()[:1] == b"{":
@@ -475,6 +483,19 @@ class AdminAPI:
                     if tag is None or t == tag:
                         rows.append({"entity_name": etype, "entity_id": e.id, "tag": t})
         return 200, paginate(rows, r)
+
+
+def _form_config(r: _Req) -> str | bytes | None:
+    """The `config` field of a form body, else the raw body itself (Kong reads the raw body
+    when there is no `config` param: `curl --data-binary @kong.yml` sends YAML labelled as a
+    form)."""
+    try:
+        text = r.data().get("config")
+    except HTTPError:
+        text = None
+    if isinstance(text, str):
+        return text
+    return r.body if r.body.strip() and r.content_type != "multipart/form-data" else None
 
 
 def _truthy(v: str | None) -> bool:

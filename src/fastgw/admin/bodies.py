@@ -12,15 +12,39 @@ from fastgw import multipart
 from fastgw.admin.errors import HTTPError
 
 
+# Kong's api_helpers.before_filter: the body types a PUT/POST/PATCH may carry, and the YAML
+# types /config also takes
+_BODY_TYPES = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
+_YAML_TYPES = ("application/yaml", "text/yaml")
+
+
+def check_content_type(method: str, headers: dict[str, str], body: bytes,
+                       is_config: bool) -> None:
+    """415 for a body Kong would not read (a type it does not parse, or no type at all)."""
+    if method not in ("PUT", "POST", "PATCH"):
+        return
+    ctype = headers.get("content-type")
+    if ctype is None:
+        if body:
+            raise HTTPError(415, {"message": "Unsupported Media Type"})
+        return
+    ct = ctype.strip().lower()
+    if ct.startswith(_BODY_TYPES) or (is_config and ct.startswith(_YAML_TYPES)):
+        return
+    raise HTTPError(415, {"message": "Unsupported Media Type"})
+
+
 def media_type(content_type: str) -> str:
     return content_type.split(";")[0].strip().lower()
 
 
 def parse_body(content_type_header: str, body: bytes) -> dict[str, Any]:
     """The body as a dict; HTTPError 400 when it does not parse, 415 for another type."""
-    if not body or not body.strip():
-        return {}
     content_type = media_type(content_type_header)
+    if not body or not body.strip():
+        if content_type == "application/json":  # Kong: an empty JSON body does not parse
+            raise HTTPError(400, {"message": "Cannot parse JSON body"})
+        return {}
     if content_type == "multipart/form-data":
         try:
             pairs = multipart.to_pairs(content_type_header, body)
