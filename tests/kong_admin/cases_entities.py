@@ -562,3 +562,90 @@ CASES += [
              json={"name": "rate-limiting", "config": {"minute": 3}}, status=200,
              body={"id": "0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c4e", "consumer": {"id": ANY}})]),
 ]
+
+# ------------------------------------------------------------------------------- plugins (2)
+FOUR_PLUGINS = {"services": [
+    {"name": f"service-{i}", "host": "127.0.0.1", "port": 15555,
+     "routes": [{"hosts": [f"route_{i}.test"]}],
+     "plugins": [{"name": "key-auth", "instance_name": f"key-auth-{i}",
+                  "config": {"key_names": ["testkey"]}}]} for i in (1, 2, 3)] + [
+    {"name": "service-4", "host": "127.0.0.1", "port": 15555,
+     "plugins": [{"name": "key-auth", "instance_name": "\u5186",
+                  "config": {"key_names": ["testkey"]}}]}]}
+CASES += [
+    Case("returns a list of enabled plugins on this node", f"{P}:41", steps=[
+        Step("GET", "/plugins/enabled", status=200, body={"enabled_plugins": ANY})]),
+    Case("retrieves all plugins configured", f"{P}:105", config=FOUR_PLUGINS, steps=[
+        Step("GET", "/plugins", status=200, body={"data": [ANY] * 4})]),
+    Case("plugins: returns 405 on invalid method", f"{P}:115", steps=[
+        Step(m, "/plugins", json={}, status=405, body={"message": "Method not allowed"})
+        for m in ("DELETE", "PATCH")]),
+    Case("plugins: retrieves a plugin by instance_name", f"{P}:141", config=FOUR_PLUGINS, steps=[
+        Step("GET", "/plugins/key-auth-1", status=200, body={"instance_name": "key-auth-1"})]),
+    Case("plugins: returns 404 if not found", f"{P}:151", steps=[
+        Step("GET", "/plugins/f4aecadc-05c7-11e6-8d41-1f3b3d5fa15c", status=404)]),
+    Case("plugins: returns 404 if not found by instance_name", f"{P}:158", steps=[
+        Step("GET", "/plugins/not-found", status=404)]),
+    Case("plugins: retrieves by utf-8 name and percent-escaped utf-8 name", f"{P}:165",
+         config=FOUR_PLUGINS, steps=[Step("GET", "/plugins/%E5%86%86", status=200,
+                                          body={"instance_name": "\u5186"})]),
+    Case("plugins: can create a plugin (PUT)", f"{P}:182", config=FOUR_PLUGINS, steps=[
+        Step("GET", "/services/service-1", status=200, save={"sid": "id"}),
+        Step("PUT", "/plugins/0f0bd3a4-4ff0-4ed6-9c54-2a2d81bd9c41", json={
+            "name": "rate-limiting", "config": {"minute": 1}, "service": {"id": "$sid"}},
+             status=200)]),
+    Case("plugins: can create a plugin by instance_name", f"{P}:202", config=FOUR_PLUGINS, steps=[
+        Step("GET", "/services/service-1", status=200, save={"sid": "id"}),
+        Step("PUT", "/plugins/name-x", json={"name": "rate-limiting", "config": {"minute": 1},
+                                             "service": {"id": "$sid"}},
+             status=200, body={"instance_name": "name-x"})]),
+    Case("plugins: can upsert a plugin by instance_name", f"{P}:221", config=FOUR_PLUGINS, steps=[
+        Step("GET", "/services/service-4", status=200, save={"sid": "id"}),
+        Step("PUT", "/plugins/name-y", json={"name": "cors", "service": {"id": "$sid"},
+                                             "config": {"origins": ["a.test"]}},
+             status=200, save={"pid": "id"}),
+        Step("PUT", "/plugins/name-y", json={"name": "cors", "service": {"id": "$sid"},
+                                             "config": {"origins": ["b.test"]}},
+             status=200, body={"id": "$pid", "config": {"origins": ["b.test"]}})]),
+    Case("plugins: updates a plugin by instance_name", f"{P}:282", config=FOUR_PLUGINS, steps=[
+        Step("PATCH", "/plugins/key-auth-2", json={"enabled": False}, status=200,
+             body={"enabled": False})]),
+    Case("updates a plugin (removing foreign key reference)", f"{P}:313", config=FOUR_PLUGINS,
+         steps=[Step("PATCH", "/plugins/key-auth-2", json={"service": None}, status=200,
+                     body={"service": None})]),
+    Case("does not infer json input", f"{P}:331", config=FOUR_PLUGINS, steps=[
+        Step("PATCH", "/plugins/key-auth-2", json={"tags": None}, status=200)]),
+    Case("plugins: PATCH handles invalid input", f"{P}:343", config=FOUR_PLUGINS, steps=[
+        Step("PATCH", "/plugins/key-auth-1", json={"foo": "bar"}, status=400, body={
+            "message": "schema violation (foo: unknown field)", "name": "schema violation",
+            "fields": {"foo": "unknown field"}, "code": 2}),
+        Step("GET", "/plugins/key-auth-1", status=200,
+             body={"config": {"key_names": ["testkey"]}})]),
+    Case("handles invalid config, see #9224", f"{P}:365", config=FOUR_PLUGINS, steps=[
+        Step("PATCH", "/plugins/key-auth-1", json={"config": "bar"}, status=400, body={
+            "message": "schema violation (config: expected a record)",
+            "name": "schema violation", "fields": {"config": "expected a record"}, "code": 2})]),
+    Case("plugins: PATCH returns 404 if not found", f"{P}:388", steps=[
+        Step("PATCH", "/plugins/f4aecadc-05c7-11e6-8d41-1f3b3d5fa15c", json={"enabled": False},
+             status=404)]),
+    Case("plugins: deletes by instance_name", f"{P}:408", config=FOUR_PLUGINS, steps=[
+        Step("DELETE", "/plugins/%E5%86%86", status=204, text=""),
+        Step("GET", "/plugins/%E5%86%86", status=404)]),
+    Case("plugins: DELETE returns 204 if not found", f"{P}:417", steps=[
+        Step("DELETE", "/plugins/f4aecadc-05c7-11e6-8d41-1f3b3d5fa15c", status=204)]),
+    Case("plugins: DELETE returns 204 if not found by instance_name", f"{P}:425", steps=[
+        Step("DELETE", "/plugins/not-found", status=204)]),
+    Case("returns the schema of all bundled plugins", f"{P}:436", steps=[
+        Step("GET", f"/schemas/plugins/{p}", status=200, body={"fields": ANY,
+                                                                "entity_checks": ANY})
+        for p in ("key-auth", "basic-auth", "jwt", "acl", "cors", "rate-limiting",
+                  "ip-restriction", "request-transformer", "response-transformer",
+                  "prometheus", "correlation-id", "request-size-limiting", "bot-detection",
+                  "file-log", "http-log", "opentelemetry")]),
+    Case("returns nested records and empty array defaults as arrays", f"{P}:448", steps=[
+        Step("GET", "/schemas/plugins/request-transformer", status=200,
+             contains=['"default":[]'])]),
+    Case("plugins schema: returns 404 on invalid plugin", f"{P}:460", steps=[
+        Step("GET", "/schemas/plugins/foobar", status=404,
+             body={"message": "No plugin named 'foobar'"})]),
+]

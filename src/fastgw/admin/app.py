@@ -432,7 +432,7 @@ class AdminAPI:
             if "config" in f:
                 f["config"] = {"type": "record", "required": True,
                                "fields": struct_fields_schema(conf) if conf else []}
-        return 200, {"fields": fields}
+        return 200, {"fields": fields, "entity_checks": []}
 
     def _validate(self, name: str, r: _Req) -> Any:
         etype = SCHEMA_NAMES.get(name)
