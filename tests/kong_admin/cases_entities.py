@@ -649,3 +649,97 @@ CASES += [
         Step("GET", "/schemas/plugins/foobar", status=404,
              body={"message": "No plugin named 'foobar'"})]),
 ]
+
+# ------------------------------------------------------------------------------- upstreams (2)
+COND_ON = "failed conditional validation given value of field 'hash_on'"
+COND_FB = "failed conditional validation given value of field 'hash_fallback'"
+BAD_HDR = ("bad header name 'not a <> valid <> header name', allowed characters are A-Z, "
+           "a-z, 0-9, '_', and '-'")
+CASES += content_types("creates an upstream without defaults", f"{U}:61", lambda e: [
+    e("POST", "/upstreams", {"name": "my.upstream", "slots": 10, "hash_on": "consumer",
+                             "hash_fallback": "ip", "hash_on_header": "HeaderName",
+                             "hash_fallback_header": "HeaderFallback"}, status=201,
+      body={"slots": 10, "hash_on": "consumer", "hash_fallback": "ip",
+            "hash_on_header": "HeaderName", "hash_fallback_header": "HeaderFallback"})])
+CASES += content_types("creates an upstream with hash_on cookie parameters", f"{U}:88",
+                       lambda e: [e("POST", "/upstreams", {
+                           "name": "my.upstream", "hash_on": "cookie",
+                           "hash_on_cookie": "CookieName1", "hash_on_cookie_path": "/foo"},
+                           status=201, body={"hash_on": "cookie", "hash_on_cookie": "CookieName1",
+                                             "hash_on_cookie_path": "/foo"})])
+CASES += content_types("creates an upstream with 2 header hashes", f"{U}:111", lambda e: [
+    e("POST", "/upstreams", {"name": "my.upstream", "slots": 10, "hash_on": "header",
+                             "hash_fallback": "header", "hash_on_header": "HeaderName1",
+                             "hash_fallback_header": "HeaderName2"}, status=201,
+      body={"hash_on_header": "HeaderName1", "hash_fallback_header": "HeaderName2"})])
+CASES += content_types("creates an upstream with 65536 slots", f"{U}:138", lambda e: [
+    e("POST", "/upstreams", {"name": "my.upstream", "slots": 65536}, status=201,
+      body={"slots": 65536})])
+CASES += content_types("creates an upstream with host header", f"{U}:157", lambda e: [
+    e("POST", "/upstreams", {"name": "my.upstream", "host_header": "localhost"}, status=201,
+      body={"host_header": "localhost", "hash_on_header": None})])
+_UP_INVALID = [
+    ({"slots": 50}, {"name": "required field missing"}),
+    ({"name": "some invalid host name"},
+     {"name": "Invalid name ('some invalid host name'); must be a valid hostname"}),
+    ({"name": "my.upstream", "slots": 2 ** 16 + 1},
+     {"slots": "value should be between 10 and 65536"}),
+    ({"name": "my.upstream", "hash_on": "something that is invalid"},
+     {"hash_on": "expected one of: none, consumer, ip, header, cookie, path, query_arg, "
+                 "uri_capture"}),
+    ({"name": "my.upstream", "hash_on": "consumer", "hash_fallback": "consumer"},
+     {"@entity": [COND_ON], "hash_fallback": "expected one of: none, ip, header, cookie, "
+                                              "path, query_arg, uri_capture"}),
+    ({"name": "my.upstream", "hash_on": "header", "hash_fallback": "consumer",
+      "hash_on_header": "not a <> valid <> header name"}, {"hash_on_header": BAD_HDR}),
+    ({"name": "my.upstream", "hash_on": "header", "hash_fallback": "header",
+      "hash_on_header": "headername", "hash_fallback_header": "headername"},
+     {"@entity": ["values of these fields must be distinct: 'hash_on_header', "
+                  "'hash_fallback_header'"]}),
+    ({"name": "my.upstream", "hash_on": "cookie", "hash_on_cookie": "cookiename",
+      "hash_fallback": "header", "hash_fallback_header": "Cool-Header"},
+     {"@entity": [COND_ON], "hash_fallback": "expected one of: none"}),
+    ({"name": "my.upstream", "hash_on": "header", "hash_fallback": "header",
+      "hash_fallback_header": "HeaderName"},
+     {"@entity": [COND_ON], "hash_on_header": "required field missing"}),
+    ({"name": "my.upstream", "hash_on": "consumer", "hash_fallback": "header"},
+     {"@entity": [COND_FB], "hash_fallback_header": "required field missing"}),
+]
+for _i, (_body, _fields) in enumerate(_UP_INVALID):
+    CASES.append(Case(f"upstreams: handles invalid input #{_i + 1}", f"{U}:187", steps=[
+        Step("POST", "/upstreams", json=_body, status=400,
+             body={"name": "schema violation", "fields": _fields})]))
+CASES += [
+    Case("upstreams: handles malformed JSON body", f"{U}:177", steps=[
+        Step("POST", "/upstreams", raw=b'{"hello": "world"',
+             headers={"Content-Type": "application/json"}, status=400,
+             text='{"message":"Cannot parse JSON body"}')]),
+    Case("upstreams: returns 409 on conflict", f"{U}:462", config={"upstreams": [
+        {"name": "my.upstream"}]}, steps=[
+        Step("POST", "/upstreams", json={"name": "my.upstream"}, status=409,
+             body={"name": "unique constraint violation"})]),
+    Case("upstreams: PUT creates if not exists", f"{U}:496", steps=[
+        Step("PUT", "/upstreams/my-upstream", json={}, status=200,
+             body={"name": "my-upstream"})]),
+    Case("upstreams: PUT replaces if exists", f"{U}:514", config={"upstreams": [
+        {"name": "my-upstream", "slots": 100}]}, steps=[
+        Step("PUT", "/upstreams/my-upstream", json={"slots": 200}, status=200,
+             body={"name": "my-upstream", "slots": 200}),
+        Step("PUT", "/upstreams/my-upstream", json={}, status=200,
+             body={"slots": 10000})]),
+    Case("upstreams: returns bad request for empty tags", f"{U}:640", steps=[
+        Step("GET", "/upstreams?tags=", status=400,
+             body={"message": "invalid option (tags: cannot be null)"})]),
+    Case("upstreams: data property is an empty array", f"{U}:656", steps=[
+        Step("GET", "/upstreams", status=200, text='{"data":[],"next":null}')]),
+    Case("upstreams: deletes by name", f"{U}:691", config={"upstreams": [{"name": "d1"}]},
+         steps=[Step("DELETE", "/upstreams/d1", status=204),
+                Step("GET", "/upstreams/d1", status=404)]),
+    Case("can delete an upstream with targets", f"{U}:780", config={"upstreams": [
+        {"name": "d2", "targets": [{"target": "127.0.0.1:8000"}, {"target": "127.0.0.1:8001"}]}]},
+        steps=[Step("DELETE", "/upstreams/d2", status=204),
+               Step("GET", "/upstreams/d2/targets", status=404)]),
+    Case("upstreams: returns 405 on invalid method", f"{U}:823", steps=[
+        Step(m, "/upstreams", json={}, status=405, body={"message": "Method not allowed"})
+        for m in ("DELETE", "PATCH")]),
+]

@@ -35,7 +35,7 @@ from fastgw.config.store import ConfigStore
 from fastgw.admin.bodies import check_content_type, parse_body
 from fastgw.admin.config_errors import declarative_error, flattened_error
 from fastgw.admin.errors import HTTPError, not_found
-from fastgw.admin.entity_checks import entity_checks
+from fastgw.config.entity_checks import entity_checks
 from fastgw.admin.foreign import foreign_handlers
 from fastgw.admin.info import endpoint_list, root_info, status_info
 from fastgw.admin.paging import paginate

@@ -55,6 +55,8 @@ _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 _METHOD_RE = re.compile(r"^[A-Z]+$")
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
+# Kong's typedefs.header_name (kong/tools/http.lua validate_header_name)
+_KONG_HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 # Kong 3 treats a 2.x path as a regex when it has characters outside this set
 _PLAIN_PATH_RE = re.compile(r"^[A-Za-z0-9._~/%\-]*$")
 _PCRE_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
@@ -715,24 +717,19 @@ def _check_upstream(u: Upstream, path: str, errors: ErrorList) -> Upstream:
     if not _HOSTNAME_RE.match(u.name) or u.name.replace(".", "").isdigit():
         errors.append((join(path, "name"), f"Invalid name ('{u.name}'); must be a valid "
                                            "hostname"))
-    for on, fb in (("hash_on", "hash_fallback"),):
-        on_v, fb_v = getattr(u, on), getattr(u, fb)
-        if on_v == "none" and fb_v != "none":
-            errors.append((join(path, fb), "must be 'none' when 'hash_on' is 'none'"))
-        if on_v == "cookie" and fb_v != "none":
-            errors.append((join(path, fb), "must be 'none' when 'hash_on' is 'cookie'"))
-        if on_v != "none" and on_v == fb_v and on_v not in ("header", "query_arg",
-                                                           "uri_capture"):
-            errors.append((join(path, fb), "cannot be the same as 'hash_on'"))
-    need = {"header": ("hash_on_header", "hash_fallback_header"),
-            "cookie": ("hash_on_cookie", None),
-            "query_arg": ("hash_on_query_arg", "hash_fallback_query_arg"),
-            "uri_capture": ("hash_on_uri_capture", "hash_fallback_uri_capture")}
-    for kind, (on_field, fb_field) in need.items():
-        if u.hash_on == kind and getattr(u, on_field) is None:
-            errors.append((join(path, on_field), "required field missing"))
-        if fb_field and u.hash_fallback == kind and getattr(u, fb_field) is None:
-            errors.append((join(path, fb_field), "required field missing"))
+    n0 = len(errors)
+    for field in ("hash_on_header", "hash_fallback_header"):
+        v = getattr(u, field)
+        if v is not None and not _KONG_HEADER_NAME_RE.match(v):
+            errors.append((join(path, field), f"bad header name '{v}', allowed characters "
+                                              "are A-Z, a-z, 0-9, '_', and '-'"))
+    if len(errors) == n0:  # Kong runs entity checks on records whose fields are valid
+        from fastgw.config.entity_checks import evaluate
+        seen: set[tuple[str, str]] = set()
+        for field, msg in evaluate("upstreams", msgspec.to_builtins(u)):
+            if (field, msg) not in seen:
+                seen.add((field, msg))
+                errors.append((join(path, field), msg))
     if u.hash_on_cookie_path and not u.hash_on_cookie_path.startswith("/"):
         errors.append((join(path, "hash_on_cookie_path"), "should start with: /"))
     return u

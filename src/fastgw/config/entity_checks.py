@@ -1,9 +1,13 @@
-"""Kong's `entity_checks` of each entity schema, as `GET /schemas/{entity}` shows them
-(kong/db/schema/entities/*.lua through api_helpers.schema_to_jsonable: functions dropped).
-They describe the cross-field rules fastgw's model enforces (config/model.py) so tools that
-read the schema (Kong Manager, decK's validation) see the same rules as Kong's."""
+"""Kong's `entity_checks` of each entity schema, as data: `GET /schemas/{entity}` shows them
+(kong/db/schema/entities/*.lua through api_helpers.schema_to_jsonable: functions dropped) and
+`evaluate` applies the `conditional` and `distinct` ones with Kong's error shapes
+(kong/db/schema/init.lua: the record gets "failed conditional validation given value of
+field '<if_field>'" under `@entity`, the field its own message). The model (config/model.py)
+evaluates the upstream checks here; the other entities' rules are coded there.
+"""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -64,3 +68,50 @@ ENTITY_CHECKS: dict[str, list[dict[str, Any]]] = {
 
 def entity_checks(etype: str) -> list[dict[str, Any]]:
     return ENTITY_CHECKS.get(etype, [])
+
+
+def _matches(value: Any, cond: dict[str, Any]) -> bool:
+    if "match" in cond:
+        return isinstance(value, str) and re.search(cond["match"], value) is not None
+    if "one_of" in cond:
+        return value in cond["one_of"]
+    if "eq" in cond:
+        return value == cond["eq"]
+    if cond.get("required"):
+        return value is not None
+    return True
+
+
+def _then_error(cond: dict[str, Any]) -> str:
+    if "one_of" in cond:
+        return "expected one of: " + ", ".join(str(v) for v in cond["one_of"])
+    if cond.get("required"):
+        return "required field missing"
+    if "eq" in cond:
+        return "value must be null" if cond["eq"] is None else f"value must be {cond['eq']}"
+    return "invalid value"
+
+
+def evaluate(etype: str, record: dict[str, Any],
+             only: tuple[str, ...] = ("conditional", "distinct")) -> list[tuple[str, str]]:
+    """(field or "@entity", message) for every failing check of `etype` on `record`."""
+    out: list[tuple[str, str]] = []
+    for check in ENTITY_CHECKS.get(etype, ()):
+        kind, spec = next(iter(check.items()))
+        if kind not in only:
+            continue
+        if kind == "conditional":
+            if not _matches(record.get(spec["if_field"]), spec["if_match"]):
+                continue
+            if _matches(record.get(spec["then_field"]), spec["then_match"]):
+                continue
+            out.append(("@entity", spec.get("then_err") or
+                        f"failed conditional validation given value of field "
+                        f"'{spec['if_field']}'"))
+            out.append((spec["then_field"], _then_error(spec["then_match"])))
+        elif kind == "distinct":
+            a, b = (record.get(f) for f in spec)
+            if a is not None and a == b:
+                out.append(("@entity", "values of these fields must be distinct: " +
+                            ", ".join(f"'{f}'" for f in spec)))
+    return out
