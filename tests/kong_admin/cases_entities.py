@@ -743,3 +743,149 @@ CASES += [
         Step(m, "/upstreams", json={}, status=405, body={"message": "Method not allowed"})
         for m in ("DELETE", "PATCH")]),
 ]
+
+# ------------------------------------------------------------------------------- routes (2)
+TEN_ROUTES = {"routes": [{"paths": [f"/route-{i}"]} for i in range(10)]}
+ONE_ROUTE = {"services": [{"name": "rsvc", "host": "x.test", "routes": [
+    {"name": "my-route", "paths": ["/my-route"], "hosts": ["my.route.test"]}]}]}
+PROTO_ONE_OF = "expected one of: grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp"
+CASES += [
+    Case("routes: handles malformed JSON body", f"{R}:296", steps=[
+        Step("POST", "/routes", raw=b'{"hello": "world"',
+             headers={"Content-Type": "application/json"}, status=400,
+             text='{"message":"Cannot parse JSON body"}')]),
+    Case("routes: handles invalid input (unknown protocol)", f"{R}:305", deviation=WS, steps=[
+        Step("POST", "/routes", json={"methods": ["GET"], "protocols": ["foo", "http"]},
+             status=400, body={"code": 2, "name": "schema violation",
+                               "message": f"schema violation (protocols.1: {PROTO_ONE_OF})",
+                               "fields": {"protocols": [PROTO_ONE_OF]}})]),
+    Case("routes: handles invalid input (service name unresolved)", f"{R}:305", steps=[
+        Step("POST", "/routes", json={"methods": ["GET"], "service": {"name": "non-existing"}},
+             status=400, body={
+                 "code": 13, "name": "foreign keys unresolved",
+                 "message": "foreign key unresolved (service.name: the foreign key cannot be "
+                            "resolved with '{name=\"non-existing\"}' for an existing "
+                            "'services' entity)",
+                 "fields": {"service": {"name": "the foreign key cannot be resolved with "
+                                                "'{name=\"non-existing\"}' for an existing "
+                                                "'services' entity"}}})]),
+    Case("routes: handles invalid input (service without primary key)", f"{R}:305", steps=[
+        Step("POST", "/routes", json={"methods": ["GET"], "service": {"name": None}},
+             status=400, body={"code": 2, "name": "schema violation",
+                               "message": "schema violation (service.id: missing primary key)",
+                               "fields": {"service": {"id": "missing primary key"}}})]),
+    Case("routes: retrieves the first page", f"{R}:476", config=TEN_ROUTES, steps=[
+        Step("GET", "/routes", status=200, body={"data": [ANY] * 10})]),
+    Case("routes: paginates a set", f"{R}:486", config=TEN_ROUTES, steps=[
+        Step("GET", "/routes?size=3", status=200, body={"data": [ANY] * 3},
+             save={"off": "offset"}),
+        Step("GET", "/routes?size=3&offset=$off", status=200, body={"data": [ANY] * 3})]),
+    Case("routes: data property is an empty array and not an empty hash", f"{R}:520", steps=[
+        Step("GET", "/routes", status=200, text='{"data":[],"next":null}')]),
+    Case("routes: handles invalid size", f"{R}:544", steps=[
+        Step("GET", "/routes?size=0", status=400, body={
+            "code": 9, "name": "invalid size",
+            "message": "size must be an integer between 1 and 1000"}),
+        Step("GET", "/routes?size=potato", status=400, body={"code": 9})]),
+    Case("routes: handles invalid offsets", "15-off_spec.lua:133", steps=[
+        Step("GET", "/routes?offset=x", status=400, body={
+            "code": 7, "name": "invalid offset",
+            "message": "'x' is not a valid offset: bad base64 encoding"}),
+        Step("GET", "/routes?offset=|potato|", status=400,
+             body={"code": 7, "name": "invalid offset"})]),
+    Case("routes: returns HTTP 405 on invalid method", f"{R}:600", steps=[
+        Step(m, "/routes", json={"paths": ["/"]}, status=405,
+             body={"message": "Method not allowed"}) for m in ("DELETE", "PUT", "PATCH")]),
+    Case("routes/{route}: returns allow and CORS headers with OPTIONS method", f"{R}:620",
+         config=ONE_ROUTE, steps=[Step("OPTIONS", "/routes/my-route", status=204, resp_headers={
+             "Allow": "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"})]),
+    Case("routes: retrieves by name", f"{R}:646", config=ONE_ROUTE, steps=[
+        Step("GET", "/routes/my-route", status=200, body={"name": "my-route",
+                                                          "paths": ["/my-route"]})]),
+    Case("routes: returns 404 if not found by name", f"{R}:675", steps=[
+        Step("GET", "/routes/my-in-existent-route", status=404)]),
+]
+CASES += content_types("routes PUT: creates if not found", f"{R}:704", lambda e: [
+    Step("POST", "/services", json={"host": "x.test"}, status=201, save={"sid": "id"}),
+    e("PUT", "/routes/0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c40", {
+        "paths": ["/my-route"], "service": {"id": "$sid"}}, status=200,
+      body={"id": "0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c40", "paths": ["/my-route"],
+            "service": {"id": "$sid"}})], only=("json", "form"))
+CASES += content_types("routes PUT: creates without service if not found", f"{R}:734",
+                       lambda e: [e("PUT", "/routes/0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c40",
+                                    {"paths": ["/my-route"]}, status=200,
+                                    body={"service": None})], only=("json", "form"))
+CASES += content_types("routes PUT: creates if not found by name", f"{R}:763", lambda e: [
+    e("PUT", "/routes/my-put-route", {"paths": ["/my-route"]}, status=200,
+      body={"name": "my-put-route"})], only=("json", "form"))
+CASES += content_types("routes PUT: updates if found by name", f"{R}:822", lambda e: [
+    e("PUT", "/routes/my-route", {"paths": ["/updated"]}, status=200,
+      body={"name": "my-route", "paths": ["/updated"], "hosts": None, "service": None})],
+    only=("json", "form"), config=ONE_ROUTE)
+CASES += content_types("handles same parameter in url and params gracefully", f"{R}:857",
+                       lambda e: [e("PUT", "/routes/my-route", {"name": "my-route",
+                                                                "paths": ["/x"]},
+                                    status=200, body={"name": "my-route"})],
+                       only=("json", "form"), config=ONE_ROUTE)
+CASES += content_types("routes PATCH: updates if found by name", f"{R}:1066", lambda e: [
+    e("PATCH", "/routes/my-route", {"methods": ["GET"]}, status=200,
+      body={"methods": ["GET"], "paths": ["/my-route"], "hosts": ["my.route.test"]})],
+    only=("json", "form"), config=ONE_ROUTE)
+CASES += content_types("routes PATCH: updates strip_path if not previously set", f"{R}:1101",
+                       lambda e: [e("PATCH", "/routes/my-route", {"strip_path": False},
+                                    status=200, body={"strip_path": False})],
+                       only=("json", "form"), config=ONE_ROUTE)
+CASES += content_types("routes PATCH: updates multiple fields at once", f"{R}:1122",
+                       lambda e: [e("PATCH", "/routes/my-route", {
+                           "methods": ["PUT"], "hosts": ["edited.test"]}, status=200,
+                           body={"methods": ["PUT"], "hosts": ["edited.test"],
+                                 "paths": ["/my-route"]})], only=("json", "form"),
+                       config=ONE_ROUTE)
+CASES += [
+    Case("with application/json removes optional field with ngx.null", f"{R}:1152",
+         config=ONE_ROUTE, steps=[Step("PATCH", "/routes/my-route", json={"hosts": None},
+                                       status=200, body={"hosts": None,
+                                                         "paths": ["/my-route"]})]),
+    Case("allows updating sets and arrays with en empty array", f"{R}:1175", config=ONE_ROUTE,
+         steps=[Step("PATCH", "/routes/my-route", json={"hosts": []}, status=200,
+                     body={"paths": ["/my-route"]})]),
+]
+CASES += content_types("routes PATCH: removes service association", f"{R}:1200", lambda e: [
+    e("PATCH", "/routes/my-route", {"service": None}, status=200, body={"service": None})],
+    only=("json", "form"), config=ONE_ROUTE)
+CASES += content_types("routes PATCH: returns 404 if not found", f"{R}:1238", lambda e: [
+    e("PATCH", "/routes/0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c40", {"methods": ["PUT"]},
+      status=404)], only=("json", "form"))
+CASES += [
+    Case("routes: deletes a route by name", f"{R}:1296", config=ONE_ROUTE, steps=[
+        Step("DELETE", "/routes/my-route", status=204, text=""),
+        Step("GET", "/routes/my-route", status=404)]),
+    Case("routes: DELETE returns HTTP 204 even if not found", f"{R}:1311", steps=[
+        Step("DELETE", "/routes/0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c40", status=204)]),
+    Case("routes/{route}/plugins: creates a plugin config on a Route", f"{R}:1691",
+         config=ONE_ROUTE, steps=[Step("POST", "/routes/my-route/plugins", json={
+             "name": "key-auth", "config": {"key_names": ["apikey", "key"]}}, status=201,
+             body={"name": "key-auth", "route": {"id": ANY},
+                   "config": {"key_names": ["apikey", "key"]}})]),
+    Case("routes/{route}/plugins: returns 409 on conflict (same plugin name)", f"{R}:1748",
+         config=ONE_ROUTE, steps=[
+             Step("POST", "/routes/my-route/plugins", json={"name": "key-auth"}, status=201),
+             Step("POST", "/routes/my-route/plugins", json={"name": "key-auth"}, status=409)]),
+    Case("routes/{route}/plugins: returns 409 on id conflict (same plugin id)", f"{R}:1792",
+         config=ONE_ROUTE, steps=[
+             Step("POST", "/routes/my-route/plugins", json={"name": "key-auth"}, status=201,
+                  save={"pid": "id"}),
+             Step("POST", "/routes/my-route/plugins", json={"name": "cors", "id": "$pid"},
+                  status=409, body={"name": "unique constraint violation",
+                                    "message": "UNIQUE violation detected on '{id=\"$pid\"}'"})]),
+    Case("routes/{route}/plugins: retrieves the first page by name", f"{R}:1849",
+         config={"services": [{"name": "rs", "host": "x.test", "routes": [
+             {"name": "pr", "paths": ["/p"], "plugins": [{"name": "key-auth"}]}]}]},
+         steps=[Step("GET", "/routes/pr/plugins", status=200, body={"data": [ANY]})]),
+    Case("routes/{route}/plugins: deletes a plugin by instance_name", f"{R}:1929",
+         config={"services": [{"name": "rs", "host": "x.test", "routes": [
+             {"name": "pr", "paths": ["/p"], "plugins": [
+                 {"name": "key-auth", "instance_name": "ka-r"}]}]}]},
+         steps=[Step("DELETE", "/routes/pr/plugins/ka-r", status=204),
+                Step("GET", "/routes/pr/plugins/ka-r", status=404)]),
+]

@@ -27,7 +27,8 @@ import orjson
 from fastgw import __version__
 from fastgw.config import declarative, model
 from fastgw.config.diff import diff as config_diff
-from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeyViolation,
+from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeysUnresolved,
+                                  ForeignKeyViolation,
                                   UniqueViolation, errors_to_fields,
                                   schema_violation_message)
 from fastgw.config.model import ENTITY_CLASSES, FOREIGN, entity_to_json
@@ -119,6 +120,9 @@ def _error_response(exc: Exception) -> tuple[int, Any]:
     if isinstance(exc, UniqueViolation):
         return 409, {"code": 5, "name": "unique constraint violation",
                      "message": exc.kong_message, "fields": exc.values}
+    if isinstance(exc, ForeignKeysUnresolved):
+        return 400, {"code": 13, "name": "foreign keys unresolved", "message": exc.kong_message,
+                     "fields": {exc.field: {exc.sub_field: exc.field_message}}}
     if isinstance(exc, ForeignKeyViolation):
         fields = ({"@referenced_by": exc.referenced_by} if exc.referenced_by
                   else {exc.field: exc.key})

@@ -76,6 +76,25 @@ class ForeignKeyViolation(ConfigError):
         return self.kong_message
 
 
+class ForeignKeysUnresolved(ConfigError):
+    """A parent referenced by its endpoint key (`service: {name: ..}`) that does not exist
+    (HTTP 400, Kong code 13, kong/db/errors.lua foreign_keys_unresolved)."""
+
+    def __init__(self, field: str, key: dict[str, Any], parent: str) -> None:
+        self.field = field
+        self.key = key
+        self.parent = parent
+        name, value = next(iter(key.items()))
+        self.sub_field = name
+        self.field_message = (f"the foreign key cannot be resolved with '{{{name}=\"{value}\"}}' "
+                              f"for an existing '{parent}' entity")
+        self.kong_message = f"foreign key unresolved ({field}.{name}: {self.field_message})"
+        super().__init__([(f"{field}.{name}", self.field_message)])
+
+    def __str__(self) -> str:
+        return self.kong_message
+
+
 class EntityNotFound(LookupError):
     """No entity with that id or endpoint key (HTTP 404)."""
 

@@ -24,8 +24,8 @@ from typing import Any
 import msgspec
 
 from fastgw.config import declarative, model
-from fastgw.config.errors import (ConfigError, EntityNotFound, ErrorList, ForeignKeyViolation,
-                                  UniqueViolation)
+from fastgw.config.errors import (ConfigError, EntityNotFound, ErrorList, ForeignKeysUnresolved,
+                                  ForeignKeyViolation, UniqueViolation)
 from fastgw.config.model import (CASCADE, ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, Entity,
                                  config_hash, is_uuid)
 
@@ -177,7 +177,8 @@ class ConfigStore:
             elif raw.get("username") is not None:
                 key, shown = raw["username"], {"username": raw["username"]}
             else:
-                raise ConfigError([(field, "expected a record with an 'id'")])
+                # Kong: a reference without its primary key (and no endpoint key to look up)
+                raise ConfigError([(f"{field}.id", "missing primary key")])
         else:
             key, shown = raw, {"id": raw}
         if not isinstance(key, str):
@@ -187,6 +188,8 @@ class ConfigStore:
             shown = {ENDPOINT_KEY.get(parent_type) or "name": key}
         found = self.find(parent_type, key)
         if found is None:
+            if "id" not in shown:  # looked up by endpoint key: Kong's code 13
+                raise ForeignKeysUnresolved(field, shown, parent_type)
             raise ForeignKeyViolation(field, shown, parent_type)
         return found.id
 
