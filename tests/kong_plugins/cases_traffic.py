@@ -349,3 +349,25 @@ CASES += [
                  "kong_memory_lua_shared_dict_bytes{",
                  "kong_memory_workers_lua_vms_bytes{"])]),
 ]
+
+# ------------------------------------------------------------------------------- fields fastgw
+# does not implement are refused (never accepted and ignored)
+CASES += [
+    Case("rate-limiting sync_rate below 0.02 with redis", "23-rate-limiting/01-schema_spec.lua",
+         steps=[Step("POST", "/plugins", json={"name": "rate-limiting", "config": {
+             "minute": 5, "policy": "redis", "redis": {"host": "127.0.0.1"},
+             "sync_rate": 0.01}}, status=400, body={"fields": {"config": {"@entity": [
+                 "sync_rate must be greater than 0.02, or -1 to disable"]}}})]),
+    Case("rate-limiting batched sync_rate is refused", "23-rate-limiting/01-schema_spec.lua",
+         steps=[Step("POST", "/plugins", json={"name": "rate-limiting", "config": {
+             "minute": 5, "policy": "redis", "redis": {"host": "127.0.0.1"},
+             "sync_rate": 10}}, status=400, body={"fields": {"config": {"sync_rate": ANY}}})]),
+    Case("prometheus ai_metrics true is refused", "26-prometheus/07-optional_fields_spec.lua",
+         steps=[Step("POST", "/plugins", json={"name": "prometheus",
+                                                "config": {"ai_metrics": True}},
+                     status=400, body={"fields": {"config": {"ai_metrics": ANY}}})]),
+    Case("http-log queue.max_bytes is refused", "03-http-log/02-schema_spec.lua", steps=[
+        Step("POST", "/plugins", json={"name": "http-log", "config": {
+            "http_endpoint": "http://127.0.0.1:9/", "queue": {"max_bytes": 1000}}},
+             status=400, body={"fields": {"config": {"queue": {"max_bytes": ANY}}}})]),
+]

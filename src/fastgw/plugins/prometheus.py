@@ -43,7 +43,7 @@ from fastgw import __version__
 from fastgw._core import metrics as _m
 from fastgw._core.metrics import SharedMetrics
 
-from .base import Plugin, PluginEnv
+from .base import Plugin, PluginEnv, field_error
 
 __all__ = [
     "Prometheus",
@@ -116,8 +116,13 @@ class PrometheusConfig(msgspec.Struct, forbid_unknown_fields=True):
     latency_metrics: bool = False
     bandwidth_metrics: bool = False
     upstream_health_metrics: bool = False
-    # Kong 3.8 field, accepted so Kong configs load; fastgw has no AI proxy to measure.
+    # Kong 3.8 field: false (the default) loads; true is refused, fastgw has no AI proxy
+    # plugins whose requests it would measure.
     ai_metrics: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ai_metrics:
+            raise field_error("ai_metrics", "not supported by fastgw (no AI proxy plugins)")
 
 
 def _service_label(service: Any) -> str:
