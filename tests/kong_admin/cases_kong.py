@@ -2,7 +2,9 @@
 `/endpoints`, `/status`, `/schemas`, unknown paths) and 15-off_spec.lua (`/config`)."""
 from __future__ import annotations
 
-from kong_cases import ANY, Case, Step
+from kong_cases import ABSENT, ANY, Case, Step
+
+ABSENT_KEY = ABSENT
 
 K = "02-kong_routes_spec.lua"
 O = "15-off_spec.lua"
@@ -161,4 +163,28 @@ CASES: list[Case] = [
                  "services": [{"name": "ann", "host": "a.test", "_comment": "c",
                                "_ignore": [1, {"x": 2}]}]}, status=201),
              Step("GET", "/services/ann", status=200, body={"tags": ["team-a"]})]),
+]
+CASES += [
+    Case("flattened errors of nested entities and array fields", f"{O}:1412", steps=[
+        Step("POST", "/config?flatten_errors=1", json={
+            "_format_version": "3.0",
+            "consumers": [{"username": "credentials", "tags": ["consumer-04"],
+                           "basicauth_credentials": [
+                               {"username": "dont-add-extra-fields-yo", "password": "12354",
+                                "extra_field": "NO!",
+                                "tags": ["basicauth_credentials-02", "consumer-04"]}]}],
+            "services": [{"name": "invalid-tags", "url": "https://localhost:1234",
+                          "tags": ["service-07", "invalid-tags", [1, 2, 3], True]}]},
+             status=400, body={"flattened_errors": [
+                 {"entity_type": "service", "entity_name": "invalid-tags",
+                  "entity_tags": ABSENT_KEY,
+                  "errors": [{"field": "tags.3", "message": "expected a string",
+                              "type": "field"},
+                             {"field": "tags.4", "message": "expected a string",
+                              "type": "field"}]},
+                 {"entity_type": "basicauth_credential",
+                  "entity_tags": ["basicauth_credentials-02", "consumer-04"],
+                  "entity": {"username": "dont-add-extra-fields-yo", "extra_field": "NO!"},
+                  "errors": [{"field": "extra_field", "message": "unknown field",
+                              "type": "field"}]}]})]),
 ]

@@ -430,6 +430,21 @@ def _is_list_type(tp: Any) -> bool:
     return False
 
 
+def _list_elem_type(tp: Any) -> Any:
+    """X of list[X] (also inside Optional / Annotated), else None."""
+    o = get_origin(tp)
+    if o is list:
+        args = get_args(tp)
+        return args[0] if args else None
+    if o in (Union, Annotated):
+        for a in get_args(tp):
+            if a is not type(None):
+                e = _list_elem_type(a)
+                if e is not None:
+                    return e
+    return None
+
+
 def _suffix_to_path(path: str, suffix: str) -> str:
     # msgspec's `$.a[0].b` -> `.a[0].b` appended to our path
     return path + suffix if suffix else path
@@ -473,6 +488,18 @@ def build_struct(cls: type, data: Any, path: str, errors: ErrorList, *,
         try:
             values[f.name] = msgspec.convert(value, f.type, strict=strict)
         except msgspec.ValidationError as exc:
+            elem = _list_elem_type(f.type) if isinstance(value, list) else None
+            if elem is not None:
+                # Kong validates every element of an array: report each bad one, not the first
+                n1 = len(errors)
+                for i, item in enumerate(value):
+                    try:
+                        msgspec.convert(item, elem, strict=strict)
+                    except msgspec.ValidationError as e2:
+                        suffix, msg = _translate(e2, elem)
+                        errors.append((_suffix_to_path(f"{fpath}[{i}]", suffix), msg))
+                if len(errors) > n1:
+                    continue
             suffix, msg = _translate(exc, f.type)
             errors.append((_suffix_to_path(fpath, suffix), msg))
     if len(errors) > n0:
