@@ -302,10 +302,11 @@ CASES += [
         Step("GET", "/consumers/put-user", status=200)]),
     Case("consumer key-auth credential with ttl expires", "09-key-auth/01-api_spec.lua:120",
          config={"consumers": [{"username": "ttl"}]},
-         steps=[Step("POST", "/consumers/ttl/key-auth", json={"key": "tk", "ttl": 1},
+         # created_at is in whole seconds (as Kong's), so a ttl of 2 lasts between 1 and 2 s
+         steps=[Step("POST", "/consumers/ttl/key-auth", json={"key": "tk", "ttl": 2},
                      status=201, body={"key": "tk", "ttl": ANY}),
                 Step("GET", "/consumers/ttl/key-auth/tk", status=200),
-                Step("GET", "/consumers/ttl/key-auth/tk", status=404, sleep=2.1)]),
+                Step("GET", "/consumers/ttl/key-auth/tk", status=404, sleep=2.2)]),
 ]
 
 # ------------------------------------------------------------------------------- plugins
@@ -888,4 +889,54 @@ CASES += [
                  {"name": "key-auth", "instance_name": "ka-r"}]}]}]},
          steps=[Step("DELETE", "/routes/pr/plugins/ka-r", status=204),
                 Step("GET", "/routes/pr/plugins/ka-r", status=404)]),
+]
+
+# ------------------------------------------------------------------------------- tags
+TG = "14-tags_spec.lua"
+GORILLA = "\U0001f98d"
+TAGGED = {"consumers": [
+    {"username": f"adminapi-filter-by-tag-{i}", "tags": ["corp_ a", f"consumer_ {i}", GORILLA],
+     "plugins": [{"name": "file-log", "config": {"path": f"/tmp/fastgw-tags-{i}.log"},
+                  "tags": ["corp_ a", f"consumer_ {i}"]}]} for i in (1, 2)]}
+TAGGED2 = {"consumers": [{"username": f"adminapi-filter-by-tag-{i}",
+                          "tags": ["corp_ a", f"consumer_ {i}"]} for i in (1, 2)]}
+CASES += [
+    Case("filter by single tag", f"{TG}:50", config=TAGGED, steps=[
+        Step("GET", "/consumers?tags=corp_%20a", status=200, body={"data": [ANY, ANY]})]),
+    Case("filter by single unicode tag", f"{TG}:63", config=TAGGED, steps=[
+        Step("GET", "/consumers?tags=%F0%9F%A6%8D", status=200, body={"data": [ANY, ANY]})]),
+    Case("filter by empty tag", f"{TG}:76", config=TAGGED, steps=[
+        Step("GET", "/consumers?tags=", status=400,
+             body={"message": "invalid option (tags: cannot be null)"})]),
+    Case("filter by empty string tag", f"{TG}:86", config=TAGGED, steps=[
+        Step("GET", "/consumers?tags=''", status=200, body={"data": []})]),
+    Case("filter by multiple tags with AND", f"{TG}:96", config=TAGGED, steps=[
+        Step("GET", "/consumers?tags=corp_%20a,consumer_%201", status=200,
+             body={"data": [{"tags": ["corp_ a", "consumer_ 1", GORILLA]}]})]),
+    Case("filter by multiple tags with OR", f"{TG}:110", config=TAGGED, steps=[
+        Step("GET", "/consumers?tags=consumer_%202/consumer_%201", status=200,
+             body={"data": [ANY, ANY]})]),
+    Case("ignores tags when filtering by multiple filters #6779", f"{TG}:120", config=TAGGED,
+         steps=[Step("GET", "/consumers/adminapi-filter-by-tag-1/plugins?tags=consumer_%202",
+                     status=200, body={"data": [{"tags": ["corp_ a", "consumer_ 1"]}]})]),
+    Case("errors if filter by mix of AND and OR", f"{TG}:131", config=TAGGED, steps=[
+        Step("GET", "/consumers?tags=consumer_%203,consumer_%202/consumer_%201", status=400,
+             body={"message": "invalid option (tags: invalid filter syntax)"}),
+        Step("GET", "/consumers?tags=consumer_%203/consumer_%202,consumer_%201", status=400,
+             body={"message": "invalid option (tags: invalid filter syntax)"})]),
+    Case("returns the correct 'next' arg", f"{TG}:159", config=TAGGED, steps=[
+        Step("GET", "/consumers?tags=corp_%20a&size=1", status=200,
+             body={"data": [ANY], "next": ANY}, save={"next": "next"})]),
+    Case("/tags", f"{TG}:226", config=TAGGED2, steps=[
+        Step("GET", "/tags", status=200, body={"data": [ANY] * 4})]),
+    Case("/tags/:tags", f"{TG}:231", config=TAGGED2, steps=[
+        Step("GET", "/tags/corp_%20a", status=200, body={"data": [
+            {"entity_name": "consumers", "entity_id": ANY, "tag": "corp_ a"}, ANY]})]),
+    Case("/tags/:tags with a not exist tag", f"{TG}:236", config=TAGGED2, steps=[
+        Step("GET", "/tags/does-not-exist", status=200, body={"data": []})]),
+    Case("/tags ignores ?tags= query", f"{TG}:251", config=TAGGED2, steps=[
+        Step("GET", "/tags?tags=not_a_tag", status=200, body={"data": [ANY] * 4}),
+        Step("GET", "/tags?tags=invalid@tag", status=200, body={"data": [ANY] * 4})]),
+    Case("/tags/:tags ignores ?tags= query", f"{TG}:259", config=TAGGED2, steps=[
+        Step("GET", "/tags/corp_%20a?tags=not_a_tag", status=200, body={"data": [ANY] * 2})]),
 ]

@@ -314,3 +314,15 @@ CASES += [
     Case("acl without authentication is 401", f"{AC}", config=ACL, steps=[
         proxy("GET", "/acl3/request", status=401, body={"message": "Unauthorized"})]),
 ]
+
+CASES += [
+    Case("authenticate for up to ttl", f"{KA}:1084", config={
+        "services": [{"name": "echo", "url": "ECHO", "routes": [
+            _route("kattl", [{"name": "key-auth"}])]}],
+        "consumers": [{"username": "ttl-user"}]}, steps=[
+        Step("POST", "/consumers/ttl-user/key-auth", json={"key": "ttl-key", "ttl": 2},
+             status=201),
+        proxy("GET", "/kattl/x", headers={"apikey": "ttl-key"}, status=200),
+        proxy("GET", "/kattl/x", headers={"apikey": "ttl-key"}, status=401, sleep=2.2,
+              body={"message": "Unauthorized"})]),
+]

@@ -341,7 +341,9 @@ class AdminAPI:
         if etype == "consumers" and r.q("custom_id") == "":
             # kong/api/routes/consumers.lua
             raise HTTPError(400, {"message": "custom_id must be an unempty string"})
-        if tags:
+        if tags and not scope:
+            # Kong filters by tags on top-level collections only: a nested list
+            # (/consumers/{c}/plugins?tags=) ignores them (14-tags_spec.lua #6779)
             items = [e for e in items if _tags_match(e.tags, tags)]
         for field in ("custom_id", "username", "name") if etype in ("consumers", "plugins") \
                 else ():
