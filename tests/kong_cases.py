@@ -229,6 +229,8 @@ def _check_upstream(exp: dict[str, Any], req: Any) -> list[str]:
         got_f = {k: v if len(v) > 1 else v[0]
                  for k, v in parse_qs((req.body or b"").decode(), keep_blank_values=True).items()}
         errs += [f"upstream form {e}" for e in match(exp["form"], got_f)]
+    if "body_lacks" in exp and exp["body_lacks"].encode() in (req.body or b""):
+        errs.append(f"upstream body has {exp['body_lacks']!r}: {req.body[:200]!r}")
     if "body_contains" in exp and exp["body_contains"].encode() not in (req.body or b""):
         errs.append(f"upstream body lacks {exp['body_contains']!r}: {req.body[:200]!r}")
     return errs

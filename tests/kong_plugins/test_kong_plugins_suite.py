@@ -14,10 +14,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cases_auth import CASES as AUTH_CASES  # noqa: E402
+from cases_reqtrans import CASES as REQTRANS_CASES  # noqa: E402
 from cases_traffic import CASES as TRAFFIC_CASES  # noqa: E402
 from kong_cases import Case, run_case  # noqa: E402
 
-CASES: list[Case] = [*AUTH_CASES, *TRAFFIC_CASES]
+CASES: list[Case] = [*AUTH_CASES, *TRAFFIC_CASES, *REQTRANS_CASES]
 
 
 def _point_at(doc: Any, url: str) -> Any:

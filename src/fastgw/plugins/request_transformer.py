@@ -26,11 +26,12 @@ from typing import Any
 import msgspec
 
 from ._template import Template, TemplateError, compile_template
-from ._util import body_kind, decode_body, encode_body, split_colon_pairs
+from ._util import FORM, body_kind, decode_body, encode_body, split_colon_pairs
 from .base import Plugin, PluginEnv, Response, field_error
 from .context import parse_query
 
 log = logging.getLogger("fastgw.plugins")
+_BODYLESS_METHODS = ("GET", "HEAD", "TRACE")
 # per-request template environment, shared by the plugin's rules (ctx.vars key)
 _ENV_KEY = "request-transformer.template_env"
 
@@ -238,7 +239,11 @@ class RequestTransformer(Plugin):
         )
         self._uri = compile_template(c.replace.uri) if c.replace.uri is not None else None
         self._has_q = any(self._q)
-        self.needs_request_body = any(self._b)
+        # Kong's transform_method: turning a request into GET/HEAD/TRACE moves a form body's
+        # parameters into the query string, so those routes read the body too
+        self._body_to_query = c.http_method in _BODYLESS_METHODS
+        self._has_body_rules = any(self._b)
+        self.needs_request_body = self._has_body_rules or self._body_to_query
 
     def _render(self, ctx: Any, value: Template) -> str:
         if value.is_static:
@@ -264,8 +269,10 @@ class RequestTransformer(Plugin):
             req.set_path(self._render(ctx, self._uri))
         if conf.http_method is not None:
             req.set_method(conf.http_method)
+            if self._body_to_query:
+                self._form_to_query(ctx)
         self._headers(ctx)
-        if self.needs_request_body:
+        if self._has_body_rules:
             self._body(ctx)
         if self._has_q:
             self._query(ctx)
@@ -313,6 +320,19 @@ class RequestTransformer(Plugin):
             params[name] = _append(params.get(name), self._render(ctx, value))
             changed = True
         return changed
+
+    def _form_to_query(self, ctx: Any) -> None:
+        req = ctx.request
+        ctype = req.get_header("content-type")
+        if body_kind(ctype) != FORM:
+            return
+        params = decode_body(FORM, req.get_body(), ctype)
+        if not params:
+            return
+        query = dict(req.query)
+        for name, value in params.items():
+            query[name] = _append(query[name], value) if name in query else value
+        req.set_query(query)
 
     def _query(self, ctx: Any) -> None:
         req = ctx.request
