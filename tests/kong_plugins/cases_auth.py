@@ -326,3 +326,46 @@ CASES += [
         proxy("GET", "/kattl/x", headers={"apikey": "ttl-key"}, status=401, sleep=2.2,
               body={"message": "Unauthorized"})]),
 ]
+
+KA_BODY = {
+    "services": [{"name": "echo", "url": "ECHO", "routes": [
+        _route("ka5", [{"name": "key-auth", "config": {"key_in_body": True}}]),
+        _route("ka6", [{"name": "key-auth", "config": {"key_in_body": True,
+                                                      "hide_credentials": True}}]),
+        _route("kaq", [{"name": "key-auth"}]),
+        _route("kaqh", [{"name": "key-auth", "config": {"hide_credentials": True}}]),
+    ]}],
+    "consumers": [{"username": "bob", "keyauth_credentials": [{"key": "kong"}]}],
+}
+for _ct, _kw, _exp in (
+        ("json", lambda b: {"json": b}, lambda b: {"json": b}),
+        ("form", lambda b: {"form": b}, lambda b: {"form": b}),
+        ("multipart", lambda b: {"multipart": list(b.items())}, None)):
+    CASES += [
+        Case(f"({_ct}) true doesn't send key to upstream", f"{KA}:671", config=KA_BODY, steps=[
+            proxy("POST", "/ka6/request", status=200, **_kw({"apikey": "kong", "foo": "bar"}),
+                  upstream={"body_lacks": "apikey"})]),
+        Case(f"({_ct}) true preserves body MIME type", f"{KA}:684", config=KA_BODY, steps=[
+            proxy("POST", "/ka6/request", status=200, **_kw({"apikey": "kong", "foo": "bar"}),
+                  upstream=(_exp({"foo": "bar"}) if _exp else {"body_contains": "bar"}))]),
+    ]
+CASES += [
+    Case("fails with 'key_in_body' and unsupported content type", f"{KA}:700", config=KA_BODY,
+         steps=[proxy("POST", "/ka5/status/200", raw=b"foobar",
+                      headers={"Content-Type": "text/plain"}, status=401,
+                      body={"message": "No API key found in request"},
+                      resp_headers={"WWW-Authenticate": "Key"})]),
+    Case("does not remove apikey and preserves order of query parameters", f"{KA}:717",
+         config=KA_BODY, steps=[
+             proxy("GET", "/kaq/request?c=value1&b=value2&apikey=kong&a=value3", status=200,
+                   upstream={"query_raw": "c=value1&b=value2&apikey=kong&a=value3"})]),
+    Case("removes apikey in encoded query and preserves order of query parameters",
+         f"{KA}:745", config=KA_BODY, steps=[
+             proxy("GET", "/kaqh/request?c=valu%651&b=value2&api%6B%65%79=kong&a=valu%653",
+                   status=200, upstream={"query_raw": "c=value1&b=value2&a=value3"})]),
+]
+CASES += [
+    Case("authenticates with a percent-encoded key name in the query", f"{KA}:745",
+         config=KA_BODY, steps=[proxy("GET", "/kaq/request?api%6B%65%79=kong", status=200,
+                                      upstream={"headers": {"x-consumer-username": "bob"}})]),
+]

@@ -371,3 +371,38 @@ CASES += [
             "http_endpoint": "http://127.0.0.1:9/", "queue": {"max_bytes": 1000}}},
              status=400, body={"fields": {"config": {"queue": {"max_bytes": ANY}}}})]),
 ]
+
+IPR2 = _svc(
+    _route("ipcidr", [{"name": "ip-restriction", "config": {"deny": ["127.0.0.0/24"]}}]),
+    _route("ipcidrallow", [{"name": "ip-restriction", "config": {
+        "allow": ["127.0.0.0/24"], "deny": ["127.0.0.1"]}}]),
+    _route("ipprec", [{"name": "ip-restriction", "config": {
+        "allow": ["127.0.0.1"], "deny": ["127.0.0.1"]}}]),
+    _route("ipall", [{"name": "ip-restriction", "config": {"deny": ["0.0.0.0/0"]}}]),
+    _route("ipother", [{"name": "ip-restriction", "config": {"deny": ["127.0.0.2"]}}]),
+    _route("ipcfg", [{"name": "ip-restriction", "instance_name": "ipcfg",
+                      "config": {"deny": ["127.0.0.2"]}}]),
+)
+NOT_ALLOWED = {"message": "IP address not allowed: 127.0.0.1"}
+CASES += [
+    Case("blocks a request when the IP is denied with status/message", f"{IP}:311",
+         config=IPR, steps=[proxy("GET", "/ipcustom/x", status=401,
+                                  body={"message": "Forbidden"})]),
+    Case("allows a request when the IP is not denied", f"{IP}:353", config=IPR2, steps=[
+        proxy("GET", "/ipother/x", status=200)]),
+    Case("blocks IP with CIDR", f"{IP}:392", config=IPR2, steps=[
+        proxy("GET", "/ipcidr/x", status=403, body=NOT_ALLOWED)]),
+    Case("blocks an IP on a allowed CIDR range", f"{IP}:403", config=IPR2, steps=[
+        proxy("GET", "/ipcidrallow/x", status=403, body=NOT_ALLOWED)]),
+    Case("takes precedence over an allowed IP", f"{IP}:414", config=IPR2, steps=[
+        proxy("GET", "/ipprec/x", status=403, body=NOT_ALLOWED)]),
+    Case("allows a allowed IP", f"{IP}:490", config=IPR, steps=[
+        proxy("GET", "/ipallow/x", status=200)]),
+    Case("handles a CIDR entry with 0.0.0.0/0", f"{IP}:630", config=IPR2, steps=[
+        proxy("GET", "/ipall/x", status=403, body=NOT_ALLOWED)]),
+    Case("supports config changes without restarting", f"{IP}:571", config=IPR2, steps=[
+        proxy("GET", "/ipcfg/x", status=200),
+        Step("PATCH", "/plugins/ipcfg", json={"config": {"deny": ["127.0.0.1", "127.0.0.2"]}},
+             status=200),
+        proxy("GET", "/ipcfg/x", status=403, body=NOT_ALLOWED)]),
+]

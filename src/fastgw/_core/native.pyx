@@ -304,8 +304,10 @@ cdef class NativeChain:
                     break
             if self.ka_query and qn > 0:
                 name, qname, qname_enc = <tuple>self.ka_names[i]
-                # Request.query is parsed only when the name can be in the query (as the plugin)
-                if _contains(qs, qn, qname) or (qname_enc is not None and _contains(qs, qn, qname_enc)):
+                # Request.query is parsed only when the name can be in the query (as the plugin):
+                # spelled as configured, fully encoded, or behind any percent-escape
+                if _contains(qs, qn, qname) or (qname_enc is not None and _contains(qs, qn, qname_enc)) \
+                        or _contains(qs, qn, b"%"):
                     from fastgw.plugins.context import parse_query
                     v = parse_query(PyBytes_FromStringAndSize(qs, qn)).get(name)
                     if isinstance(v, list):

@@ -143,7 +143,7 @@ class Jwt(Plugin):
         req = ctx.request
         found: dict[str, None] = {}
         raw_query = req.raw_query
-        if self._params and raw_query and any(p in raw_query for p in self._params):
+        if self._params and raw_query and (b"%" in raw_query or any(p in raw_query for p in self._params)):
             # parse the query only when one of our parameter names appears in it
             q = req.query
             for name in self.config.uri_param_names:

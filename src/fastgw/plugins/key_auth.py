@@ -104,7 +104,9 @@ class KeyAuth(Plugin):
             if v is None and conf.key_in_query:
                 raw_query = req.raw_query
                 # parse the query only when the name can be in it (percent-encoded or not)
-                if raw_query and (qname in raw_query or (qname_enc is not None and qname_enc in raw_query)):
+                # (any percent-escape may spell the name: `api%6B%65%79`, so then parse)
+                if raw_query and (qname in raw_query or (qname_enc is not None and qname_enc in raw_query)
+                                  or b"%" in raw_query):
                     v = req.query.get(name)
             if v is None and conf.key_in_body:
                 if body is None:
