@@ -369,3 +369,83 @@ CASES += [
          config=KA_BODY, steps=[proxy("GET", "/kaq/request?api%6B%65%79=kong", status=200,
                                       upstream={"headers": {"x-consumer-username": "bob"}})]),
 ]
+
+B64_SECRET = base64.b64encode(b"base64-secret-of-kong").decode()
+JWT2 = {
+    "services": [{"name": "echo", "url": "ECHO", "routes": [
+        _route("jwt3", [{"name": "jwt", "config": {"claims_to_verify": ["exp", "nbf"]}}]),
+        _route("jwt9", [{"name": "jwt", "config": {"cookie_names": ["silly", "crumble"],
+                                                   "realm": "test-jwt"}}]),
+        _route("jwthdr", [{"name": "jwt", "config": {"header_names": ["CustomAuthorization"]}}]),
+        _route("jwtparam", [{"name": "jwt", "config": {"uri_param_names": ["token", "jwt"]}}]),
+        _route("jwtclaim", [{"name": "jwt", "config": {"key_claim_name": "aud"}}]),
+        _route("jwtb64", [{"name": "jwt", "config": {"secret_is_base64": True}}]),
+        _route("jwtpre", [{"name": "jwt", "config": {"run_on_preflight": False}}]),
+        _route("jwtmax", [{"name": "jwt", "config": {"claims_to_verify": ["exp"],
+                                                     "maximum_expiration": 600}}]),
+    ]}],
+    "consumers": [
+        {"username": "jwt_tests_consumer", "jwt_secrets": [{"key": "jwt-key", "secret": SECRET}]},
+        {"username": "b64", "jwt_secrets": [{"key": "b64-key", "secret": B64_SECRET}]}],
+}
+BEARER_ERR = 'Bearer error="invalid_token"'
+CASES += [
+    Case("requires the checked fields to be in the claims", f"{JW}:1122", config=JWT2, steps=[
+        proxy("GET", "/jwt3/request/?jwt=" + hs256({"iss": "jwt-key"}), status=401,
+              body={"nbf": "must be a number", "exp": "must be a number"},
+              resp_headers={"WWW-Authenticate": BEARER_ERR})]),
+    Case("checks if the fields are valid: `exp` claim", f"{JW}:1138", config=JWT2, steps=[
+        proxy("GET", "/jwt3/request/?jwt=" + hs256({"iss": "jwt-key", "exp": NOW - 10,
+                                                    "nbf": NOW - 10}), status=401,
+              text='{"exp":"token expired"}', resp_headers={"WWW-Authenticate": BEARER_ERR})]),
+    Case("checks if the fields are valid: `nbf` claim", f"{JW}:1156", config=JWT2, steps=[
+        proxy("GET", "/jwt3/request/?jwt=" + hs256({"iss": "jwt-key", "exp": NOW + 600,
+                                                    "nbf": NOW + 300}), status=401,
+              text='{"nbf":"token not valid yet"}')]),
+    Case("returns 200 the JWT is found in the cookie crumble", f"{JW}:571", config=JWT2, steps=[
+        proxy("GET", "/jwt9/request", headers={
+            "Cookie": "crumble=" + hs256({"iss": "jwt-key"}) + "; path=/;domain=.jwt9.test"},
+              status=200)]),
+    Case("returns 401 if the JWT found in the cookie does not match a credential", f"{JW}:597",
+         config=JWT2, steps=[proxy("GET", "/jwt9/request", headers={
+             "Cookie": "silly=" + hs256({"iss": "incorrect-issuer"}) + "; path=/"},
+             status=401, body={"message": "No credentials found for given 'iss'"},
+             resp_headers={"WWW-Authenticate": 'Bearer realm="test-jwt", error="invalid_token"'})]),
+    Case("returns a 401 if the JWT in the cookie is corrupted", f"{JW}:613", config=JWT2, steps=[
+        proxy("GET", "/jwt9/request", headers={
+            "Cookie": "silly=no-way-this-works" + hs256({"iss": "jwt-key"}) + "; path=/"},
+              status=401, text='{"message":"Bad token; invalid JSON"}',
+              resp_headers={"WWW-Authenticate": 'Bearer realm="test-jwt", error="invalid_token"'})]),
+    Case("returns 401 if no JWT tokens are found in cookies or Authorization header",
+         f"{JW}:641", config=JWT2, steps=[
+             proxy("GET", "/jwt9/request", status=401, body={"message": "Unauthorized"},
+                   resp_headers={"WWW-Authenticate": 'Bearer realm="test-jwt"'})]),
+    Case("returns 200 without cookies but with a JWT token in the CustomAuthorization header",
+         f"{JW}:652", config=JWT2, steps=[
+             proxy("GET", "/jwthdr/request", headers={
+                 "CustomAuthorization": "Bearer " + hs256({"iss": "jwt-key"})}, status=200)]),
+    Case("finds the JWT if given in a custom URL parameter", f"{JW}:690", config=JWT2, steps=[
+        proxy("GET", "/jwtparam/request/?token=" + hs256({"iss": "jwt-key"}), status=200)]),
+    Case("proxies the request if secret key is stored in a field other than iss", f"{JW}:523",
+         config=JWT2, steps=[proxy("GET", "/jwtclaim/request", headers={
+             "Authorization": "Bearer " + hs256({"aud": "jwt-key"})}, status=200,
+             upstream={"headers": {"x-consumer-username": "jwt_tests_consumer"}})]),
+    Case("proxies the request if secret is base64", f"{JW}:540", config=JWT2, steps=[
+        proxy("GET", "/jwtb64/request", headers={
+            "Authorization": "Bearer " + hs256({"iss": "b64-key"},
+                                               secret="base64-secret-of-kong")},
+              status=200, upstream={"headers": {"x-consumer-username": "b64"}})]),
+    Case("jwt: returns 200 on OPTIONS requests if run_on_preflight is false", f"{JW}:392",
+         config=JWT2, steps=[proxy("OPTIONS", "/jwtpre/request", status=200)]),
+    Case("jwt: returns Unauthorized on OPTIONS requests if run_on_preflight is true",
+         f"{JW}:402", config=JWT2, steps=[proxy("OPTIONS", "/jwt9/request", status=401,
+                                                body={"message": "Unauthorized"})]),
+    Case("accepts a JWT token within the maximum allowed expiration limit", f"{JW}:432",
+         config=JWT2, steps=[proxy("GET", "/jwtmax/request", headers={
+             "Authorization": "Bearer " + hs256({"iss": "jwt-key", "exp": NOW + 300})},
+             status=200)]),
+    Case("returns 401 if the token exceeds the maximum allowed expiration limit", f"{JW}:414",
+         config=JWT2, steps=[proxy("GET", "/jwtmax/request", headers={
+             "Authorization": "Bearer " + hs256({"iss": "jwt-key", "exp": NOW + 3600})},
+             status=401, text='{"exp":"exceeds maximum allowed expiration"}')]),
+]
