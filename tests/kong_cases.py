@@ -40,6 +40,16 @@ ANY = _Any()
 ABSENT = _Absent()
 
 
+class Re:
+    """A string that must match this regular expression entirely."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __repr__(self) -> str:
+        return f"Re({self.pattern!r})"
+
+
 @dataclasses.dataclass
 class Step:
     method: str
@@ -91,6 +101,11 @@ def match(expected: Any, got: Any, path: str = "$") -> list[str]:
     """Differences between an expectation and a JSON value (empty = it matches)."""
     if expected is ANY:
         return []
+    if isinstance(expected, Re):
+        import re
+        if isinstance(got, str) and re.fullmatch(expected.pattern, got):
+            return []
+        return [f"{path}: expected {expected!r}, got {got!r}"]
     if isinstance(expected, dict):
         if not isinstance(got, dict):
             return [f"{path}: expected an object, got {got!r}"]
@@ -170,6 +185,9 @@ def check_step(step: Step, status: int, headers: dict[str, str], data: bytes,
         if v is None:
             if got is not None:
                 errs.append(f"header {k}: expected absent, got {got!r}")
+        elif isinstance(v, (Re, _Any)):
+            if got is None or match(v, got):
+                errs.append(f"header {k}: expected {v!r}, got {got!r}")
         elif got != _sub(v, saved):
             errs.append(f"header {k}: expected {v!r}, got {got!r}")
     if step.upstream is not None:

@@ -406,3 +406,43 @@ CASES += [
              status=200),
         proxy("GET", "/ipcfg/x", status=403, body=NOT_ALLOWED)]),
 ]
+
+from kong_cases import Re  # noqa: E402
+
+UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+CIC2 = _svc(
+    _route("corr1", [{"name": "correlation-id", "config": {"generator": "uuid#counter"}}]),
+    _route("corr2", [{"name": "correlation-id"}]),
+    _route("corr3", [{"name": "correlation-id", "config": {"generator": "uuid"}}]),
+    _route("corr4", [{"name": "correlation-id", "config": {"header_name": "Foo-Bar-Id",
+                                                           "generator": "uuid"}}]),
+    _route("corr5", [{"name": "correlation-id", "config": {"echo_downstream": True,
+                                                           "generator": "uuid"}}]),
+)
+CASES += [
+    Case("increments the counter part", f"{CI}:204", config=CIC2, steps=[
+        proxy("GET", "/corr1/request", status=200,
+              upstream={"headers": {"kong-request-id": Re(UUID_RE + r"#\d+")}})]),
+    Case("generates a unique UUID for every request", f"{CI}:272", config=CIC2, steps=[
+        proxy("GET", "/corr3/request", status=200,
+              upstream={"headers": {"kong-request-id": Re(UUID_RE)}})]),
+    Case("echo_downstream sends uuid back to client", f"{CI}:330", config=CIC2, steps=[
+        proxy("GET", "/corr5/request", status=200,
+              resp_headers={"kong-request-id": Re(UUID_RE)})]),
+    Case("echo_downstream does not send uuid back to client if not asked", f"{CI}:367",
+         config=CIC2, steps=[proxy("GET", "/corr3/request", status=200,
+                                   resp_headers={"kong-request-id": None})]),
+    Case("uses a custom header name", f"{CI}:378", config=CIC2, steps=[
+        proxy("GET", "/corr4/request", status=200,
+              upstream={"headers": {"foo-bar-id": Re(UUID_RE)}})]),
+    Case("preserves an already existing header", f"{CI}:393", config=CIC2, steps=[
+        proxy("GET", "/corr2/request", headers={"Kong-Request-ID": "foobar"}, status=200,
+              upstream={"headers": {"kong-request-id": "foobar"}})]),
+    Case("does not preserve an already existing empty header", f"{CI}:408", config=CIC2,
+         steps=[proxy("GET", "/corr2/request", headers={"Kong-Request-ID": ""}, status=200,
+                      upstream={"headers": {"kong-request-id": Re(r".+")}})]),
+    Case("does not preserve an already existing header with space only", f"{CI}:423",
+         config=CIC2, steps=[proxy("GET", "/corr2/request", headers={"Kong-Request-ID": " "},
+                                   status=200, upstream={"headers": {
+                                       "kong-request-id": Re(r"\S.*")}})]),
+]
