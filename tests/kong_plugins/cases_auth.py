@@ -10,7 +10,7 @@ import hmac
 import json
 import time
 
-from kong_cases import ANY, Case, Step
+from kong_cases import ANY, Case, Re, Step
 
 KA = "09-key-auth/02-access_spec.lua"
 BA = "10-basic-auth/03-access_spec.lua"
@@ -448,4 +448,51 @@ CASES += [
          config=JWT2, steps=[proxy("GET", "/jwtmax/request", headers={
              "Authorization": "Bearer " + hs256({"iss": "jwt-key", "exp": NOW + 3600})},
              status=401, text='{"exp":"exceeds maximum allowed expiration"}')]),
+]
+
+# ------------------------------------------------------------------------------- several auth plugins
+ANON_ID = "0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c11"
+MULTI = {
+    "services": [{"name": "echo", "url": "ECHO", "routes": [
+        _route("land", [{"name": "basic-auth"}, {"name": "key-auth"}]),
+        _route("lor", [{"name": "basic-auth", "config": {"anonymous": ANON_ID}},
+                       {"name": "key-auth", "config": {"anonymous": ANON_ID}}]),
+    ]}],
+    "consumers": [
+        {"id": ANON_ID, "username": "Anonymous"},
+        {"username": "Mickey", "keyauth_credentials": [{"key": "Mouse"}]},
+        {"username": "Aladdin", "basicauth_credentials": [{"username": "Aladdin",
+                                                           "password": "OpenSesame"}]}],
+}
+ALADDIN = "Basic QWxhZGRpbjpPcGVuU2VzYW1l"
+CASES += [
+    Case("logical AND: passes with all credentials provided", f"{BA}:543", config=MULTI, steps=[
+        proxy("GET", "/land/request", headers={"apikey": "Mouse", "Authorization": ALADDIN},
+              status=200, upstream={"headers": {"x-anonymous-consumer": None,
+                                                "x-consumer-username": Re("Mickey|Aladdin")}})]),
+    Case("logical AND: fails 401, with only the first credential provided", f"{BA}:560",
+         config=MULTI, steps=[proxy("GET", "/land/request", headers={"apikey": "Mouse"},
+                                    status=401)]),
+    Case("logical AND: fails 401, with only the second credential provided", f"{BA}:572",
+         config=MULTI, steps=[proxy("GET", "/land/request", headers={"Authorization": ALADDIN},
+                                    status=401, resp_headers={"WWW-Authenticate": "Key"})]),
+    Case("logical AND: fails 401, with no credential provided", f"{BA}:585", config=MULTI,
+         steps=[proxy("GET", "/land/request", status=401,
+                      resp_headers={"WWW-Authenticate": ANY})]),
+    Case("logical OR: passes with all credentials provided", f"{BA}:601", config=MULTI, steps=[
+        proxy("GET", "/lor/request", headers={"apikey": "Mouse", "Authorization": ALADDIN},
+              status=200, upstream={"headers": {"x-anonymous-consumer": None}})]),
+    Case("logical OR: passes with only the first credential provided", f"{BA}:618",
+         config=MULTI, steps=[proxy("GET", "/lor/request", headers={"apikey": "Mouse"},
+                                    status=200, upstream={"headers": {
+                                        "x-anonymous-consumer": None,
+                                        "x-consumer-username": "Mickey"}})]),
+    Case("logical OR: passes with only the second credential provided", f"{BA}:634",
+         config=MULTI, steps=[proxy("GET", "/lor/request", headers={"Authorization": ALADDIN},
+                                    status=200, upstream={"headers": {
+                                        "x-anonymous-consumer": None,
+                                        "x-consumer-username": "Aladdin"}})]),
+    Case("logical OR: passes with no credential provided", f"{BA}:650", config=MULTI, steps=[
+        proxy("GET", "/lor/request", status=200, upstream={"headers": {
+            "x-anonymous-consumer": "true", "x-consumer-id": ANON_ID}})]),
 ]
