@@ -77,6 +77,8 @@ class Case:
     steps: list[Step]
     config: dict[str, Any] | None = None
     deviation: str | None = None
+    # response headers the upstream adds to its answers during this case
+    upstream_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def id(self) -> str:
@@ -157,7 +159,11 @@ def request(port: int, step: Step, saved: dict[str, Any]) -> tuple[int, dict[str
         conn.request(step.method, path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        hdrs: dict[str, str] = {}
+        for k, v in resp.getheaders():  # repeated lines joined as one field (RFC 9110 5.3)
+            k = k.lower()
+            hdrs[k] = f"{hdrs[k]}, {v}" if k in hdrs else v
+        return resp.status, hdrs, data
     finally:
         conn.close()
 

@@ -446,3 +446,61 @@ CASES += [
                                    status=200, upstream={"headers": {
                                        "kong-request-id": Re(r"\S.*")}})]),
 ]
+
+CORS3 = _svc(
+    _route("corsup", [{"name": "cors", "config": {"origins": ["example.test"]}}]),
+    _route("cors6", [{"name": "cors", "config": {"origins": ["example.test", "example.org"]}}]),
+    _route("cors11", [{"name": "cors", "config": {"origins": [
+        "http://my-site.test", "https://my-other-site.test:9000"]}}]),
+    _route("cors12", [{"name": "cors", "config": {"origins": ["a.xxx.test",
+                                                              "allowed-domain.test"],
+                                                  "credentials": True}}]),
+    _route("cors15", [{"name": "cors", "config": {
+        "origins": ["foo.bar"], "credentials": True, "exposed_headers": ["x-auth-token"],
+        "allow_origin_absent": False}}]),
+    _route("cors16", [{"name": "cors", "config": {
+        "origins": ["foo.bar"], "credentials": True, "exposed_headers": ["x-auth-token"],
+        "allow_origin_absent": True}}]),
+)
+CASES += [
+    Case("sets Vary and don't override existing Vary header", f"{CO}:963", config=CORS3,
+         upstream_headers=(("Vary", "Accept-Encoding"),), steps=[
+             proxy("GET", "/corsup/x", headers={"Origin": "example.test"}, status=200,
+                   resp_headers={"Vary": "Accept-Encoding, Origin"})]),
+    Case("does not automatically parse the host", f"{CO}:976", config=CORS3, steps=[
+        proxy("GET", "/cors6/x", headers={"Origin": "http://example.test"}, status=200,
+              resp_headers={"Access-Control-Allow-Origin": None}),
+        proxy("GET", "/cors6/x", headers={"Origin": "https://example.test"}, status=200,
+              resp_headers={"Access-Control-Allow-Origin": None})]),
+    Case("validates scheme and port", f"{CO}:999", config=CORS3, steps=[
+        proxy("GET", "/cors11/x", headers={"Origin": o}, status=200,
+              resp_headers={"Access-Control-Allow-Origin": acao})
+        for o, acao in (("http://my-site.test", "http://my-site.test"),
+                        ("http://my-site.test:80", "http://my-site.test"),
+                        ("http://my-site.test:8000", None), ("https://my-site.test", None),
+                        ("https://my-other-site.test:9000", "https://my-other-site.test:9000"),
+                        ("https://my-other-site.test:9001", None))]),
+    Case("removes upstream ACAO header when no match is found", f"{CO}:1127", config=CORS3,
+         upstream_headers=(("Response-Header", "is-added"),
+                           ("Access-Control-Allow-Origin", "*")), steps=[
+             proxy("GET", "/cors12/response-headers", headers={"Origin": "allowed-domain.test"},
+                   status=200, resp_headers={
+                       "Response-Header": "is-added",
+                       "Access-Control-Allow-Origin": "allowed-domain.test",
+                       "Access-Control-Allow-Credentials": "true", "Vary": "Origin"}),
+             proxy("GET", "/cors12/response-headers",
+                   headers={"Origin": "disallowed-domain.test"}, status=200, resp_headers={
+                       "Response-Header": "is-added", "Access-Control-Allow-Origin": None,
+                       "Access-Control-Allow-Credentials": "true"})]),
+    Case("when allow_origin_absent is disabled with missing Origin header value, no ACAO is "
+         "returned", f"{CO}:1170", config=CORS3, steps=[
+             proxy("GET", "/cors15/x", status=200, resp_headers={
+                 "Access-Control-Allow-Origin": None, "Access-Control-Allow-Credentials": None,
+                 "Access-Control-Expose-Headers": None})]),
+    Case("when allow_origin_absent is enabled with missing Origin header value, ACAO is "
+         "returned", f"{CO}:1185", config=CORS3, steps=[
+             proxy("GET", "/cors16/x", status=200, resp_headers={
+                 "Access-Control-Allow-Origin": "foo.bar",
+                 "Access-Control-Allow-Credentials": "true",
+                 "Access-Control-Expose-Headers": "x-auth-token"})]),
+]

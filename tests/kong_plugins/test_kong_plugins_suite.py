@@ -41,5 +41,10 @@ def test_kong_plugin_case(case: Case, kong_gateway, kong_echo) -> None:
         pytest.skip(f"deviation: {case.deviation}")
     case = copy.copy(case)
     case.config = _point_at(case.config or {}, kong_echo.url("/"))
-    errors = run_case(case, kong_gateway.admin_port, kong_gateway.port, kong_echo)
+    from servers import Behaviour
+    kong_echo.set_default(Behaviour(headers=case.upstream_headers))
+    try:
+        errors = run_case(case, kong_gateway.admin_port, kong_gateway.port, kong_echo)
+    finally:
+        kong_echo.set_default(Behaviour())
     assert not errors, "\n".join(errors)
