@@ -504,3 +504,25 @@ CASES += [
                  "Access-Control-Allow-Credentials": "true",
                  "Access-Control-Expose-Headers": "x-auth-token"})]),
 ]
+
+CASES += [
+    Case("works if size is lower than limit and Expect header", f"{RS}:97", config=RSL, steps=[
+        proxy("POST", "/rsl/x", raw=b"a" * 10, headers={"Expect": "100-continue"},
+              status=200)]),
+    Case("blocks if size is greater than limit when unit in kilobytes", f"{RS}:148",
+         config=RSL, steps=[proxy("POST", "/rslkb/x", raw=b"a" * 1025, status=413,
+                                  body={"message": "Request size limit exceeded"})]),
+    Case("chunked: works if size is lower than limit", f"{RS}:255", config=RSL, steps=[
+        proxy("POST", "/rsl/x", headers={"Transfer-Encoding": "chunked"},
+              raw=b"a\r\naaaaaaaaaa\r\n0\r\n\r\n", status=200)]),
+    Case("chunked: blocks if size is greater than limit and Expect header", f"{RS}:304",
+         config=RSL, deviation=(
+             "a chunked body is counted while it streams: the 100 Continue has been sent, "
+             "the answer is 413 (Kong reads the body first and answers 417)"), steps=[
+             proxy("GET", "/rsl/x", headers={"Transfer-Encoding": "chunked",
+                                             "Expect": "100-continue"},
+                   raw=b"b\r\naaaaaaaaaaa\r\n0\r\n\r\n", status=417)]),
+    Case("Content-Length header required: blocks if header is not provided", f"{RS}:363",
+         config=RSL, steps=[proxy("GET", "/rslcl/x", status=411, body={
+             "message": "A valid Content-Length header is required"})]),
+]
