@@ -20,7 +20,8 @@ MAX_BOUNDARY = 70
 # Parts per body; nginx has no such limit, PHP's max_input_vars defaults to 1000.
 MAX_PARTS = 1000
 
-_BOUNDARY_RE = re.compile(r'boundary=(?:"([^"]{1,70})"|([^;\s]{1,70}))', re.IGNORECASE)
+_BOUNDARY_RE = re.compile(r'boundary=(?:"([^"]{1,70})"|([^;\s"]{1,70}))(?=;|\s|$)',
+                          re.IGNORECASE)
 _NAME_RE = re.compile(r'\bname="((?:[^"\\]|\\.)*)"|\bname=([^;\s]+)', re.IGNORECASE)
 _FILENAME_RE = re.compile(r'\bfilename="((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 

@@ -38,6 +38,8 @@ from typing import Any
 MAX_EXPR_LEN = 4096
 # string.rep output bound: a template cannot make a header larger than nginx would accept.
 MAX_REP_LEN = 8192
+# string.format field width/precision bound (same reason: "%99999999s" must not allocate).
+MAX_FORMAT_WIDTH = 1024
 
 ROOT_NAMES = ("headers", "query_params", "uri_captures", "shared")
 
@@ -296,6 +298,8 @@ def _str_format(fmt: Any, *args: Any) -> str:
         flags, conv = m.group(1), m.group(2)
         if conv == "%":
             return "%"
+        if any(int(n) > MAX_FORMAT_WIDTH for n in re.findall(r"\d+", flags)):
+            raise TemplateError(f"format width larger than {MAX_FORMAT_WIDTH}")
         try:
             v = next(it)
         except StopIteration:
