@@ -318,7 +318,7 @@ def test_post_config_yaml_form_and_errors(c):
     y = ("_format_version: '3.0'\nservices:\n- name: only\n  host: only.internal\n"
          "  routes:\n  - paths: [/only]\n")
     s, b = c.call("POST", "/config", raw=y.encode(), ctype="application/yaml")
-    assert s == 201 and [x["name"] for x in b["services"]] == ["only"]
+    assert s == 201 and [x["name"] for x in b["services"].values()] == ["only"]
     assert [x.name for x in c.store.config.services] == ["only"]
     s, b = c.call("POST", "/config", form={"config": y.replace("only", "form")})
     assert s == 201 and c.store.config.services[0].name == "form"

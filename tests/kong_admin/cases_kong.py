@@ -188,3 +188,24 @@ CASES += [
                   "errors": [{"field": "extra_field", "message": "unknown field",
                               "type": "field"}]}]})]),
 ]
+CASES += [
+    Case("hides workspace related fields from /config response", f"{O}:413", steps=[
+        Step("POST", "/config", json={"config": (
+            '_format_version: "1.1"\nservices:\n- name: my-service\n'
+            '  id: 0855b320-0dd2-547d-891d-601e9b38647f\n  url: https://example.com\n'
+            '  plugins:\n  - name: key-auth\n    id: 661199ff-aa1c-5498-982c-d57a4bd6e48b\n'
+            '  routes:\n  - name: my-route\n    id: 481a9539-f49c-51b6-b2e2-fe99ee68866c\n'
+            '    paths:\n    - /\nconsumers:\n- username: my-user\n'
+            '  id: 4b1b701d-de2b-5588-9aa2-3b97061d9f52\n  keyauth_credentials:\n'
+            '  - key: my-key\n    id: 487ab43c-b2c9-51ec-8da5-367586ea2b61\n')},
+             status=201, body={
+                 "workspaces": ABSENT,
+                 "consumers": {"4b1b701d-de2b-5588-9aa2-3b97061d9f52": {"ws_id": ABSENT}},
+                 "keyauth_credentials": {"487ab43c-b2c9-51ec-8da5-367586ea2b61": {
+                     "ws_id": ABSENT}},
+                 "plugins": {"661199ff-aa1c-5498-982c-d57a4bd6e48b": {"ws_id": ABSENT}},
+                 "services": {"0855b320-0dd2-547d-891d-601e9b38647f": {"ws_id": ABSENT}},
+                 "routes": {"481a9539-f49c-51b6-b2e2-fe99ee68866c": {
+                     "ws_id": ABSENT,
+                     "service": {"id": "0855b320-0dd2-547d-891d-601e9b38647f"}}}})]),
+]

@@ -415,7 +415,10 @@ class AdminAPI:
             self.store.replace(new)
         except ConfigError as e:
             return 400, self._config_error(e, doc, flatten)
-        return 201, declarative.dump(new)
+        # Kong's answer (routes/config.lua): the loaded entities by type, then by id, with
+        # references as {"id": ...}
+        return 201, {etype: {e.id: entity_to_json(etype, e) for e in getattr(new, etype)}
+                     for etype in model.ENTITY_TYPES if getattr(new, etype)}
 
     @staticmethod
     def _config_error(e: ConfigError, doc: Any, flatten: bool) -> dict[str, Any]:
