@@ -940,3 +940,83 @@ CASES += [
     Case("/tags/:tags ignores ?tags= query", f"{TG}:259", config=TAGGED2, steps=[
         Step("GET", "/tags/corp_%20a?tags=not_a_tag", status=200, body={"data": [ANY] * 2})]),
 ]
+
+# ------------------------------------------------------------------------------- key-auth API
+KAA = "09-key-auth/01-api_spec.lua"
+BOB = {"consumers": [{"username": "bob"}]}
+BOB_KEY = {"consumers": [{"username": "bob", "keyauth_credentials": [{"key": "bob-key"}]},
+                         {"username": "alice", "keyauth_credentials": [{"key": "alice-key"}]}]}
+CASES += [
+    Case("creates a key-auth credential with key", f"{KAA}:57", config=BOB, steps=[
+        Step("GET", "/consumers/bob", status=200, save={"cid": "id"}),
+        Step("POST", "/consumers/bob/key-auth", json={"key": "1234"}, status=201,
+             body={"key": "1234", "consumer": {"id": "$cid"}})]),
+    Case("creates a key-auth auto-generating a unique key", f"{KAA}:73", config=BOB, steps=[
+        Step("POST", "/consumers/bob/key-auth", json={}, status=201, body={"key": ANY},
+             save={"k1": "key"}),
+        Step("POST", "/consumers/bob/key-auth", json={}, status=201, body={"key": ANY}),
+    ]),
+    Case("creates a key-auth credential with tags", f"{KAA}:105", config=BOB, steps=[
+        Step("POST", "/consumers/bob/key-auth", json={"key": "t", "tags": ["tag1", "tag2"]},
+             status=201, body={"tags": ["tag1", "tag2"]})]),
+    Case("key-auth: retrieves the first page", f"{KAA}:161", config=BOB_KEY, steps=[
+        Step("GET", "/consumers/bob/key-auth", status=200, body={"data": [{"key": "bob-key"}]})]),
+    Case("retrieves key-auth credential by key", f"{KAA}:217", config=BOB_KEY, steps=[
+        Step("GET", "/consumers/bob/key-auth/bob-key", status=200, body={"key": "bob-key"})]),
+    Case("retrieves credential by id only if the credential belongs to the specified consumer",
+         f"{KAA}:226", config=BOB_KEY, steps=[
+             Step("GET", "/consumers/alice/key-auth/alice-key", status=200, save={"kid": "id"}),
+             Step("GET", "/consumers/bob/key-auth/$kid", status=404),
+             Step("GET", "/consumers/alice/key-auth/$kid", status=200)]),
+    Case("key-auth PUT: creates a key-auth credential with key", f"{KAA}:262", config=BOB, steps=[
+        Step("PUT", "/consumers/bob/key-auth/1234", json={}, status=200, body={"key": "1234"})]),
+    Case("key-auth PATCH: updates a credential by key", f"{KAA}:306", config=BOB_KEY, steps=[
+        Step("PATCH", "/consumers/bob/key-auth/bob-key", json={"key": "4321"}, status=200,
+             body={"key": "4321"})]),
+    Case("key-auth PATCH: handles invalid input", f"{KAA}:320", config=BOB_KEY, steps=[
+        Step("PATCH", "/consumers/bob/key-auth/bob-key", json={"key": 123}, status=400,
+             body={"fields": {"key": "expected a string"}})]),
+    Case("key-auth: deletes a credential", f"{KAA}:337", config=BOB_KEY, steps=[
+        Step("DELETE", "/consumers/bob/key-auth/bob-key", status=204),
+        Step("GET", "/consumers/bob/key-auth/bob-key", status=404)]),
+    Case("key-auth DELETE: returns 404 if not found", f"{KAA}:352", config=BOB, steps=[
+        Step("DELETE", "/consumers/bob/key-auth/blah", status=404),
+        Step("DELETE", "/consumers/bob/key-auth/00000000-0000-0000-0000-000000000000",
+             status=404)]),
+    Case("fails with invalid key_names", f"{KAA}:363", steps=[
+        Step("POST", "/plugins", json={"name": "key-auth",
+                                       "config": {"key_names": ["hello\\world"]}},
+             status=400, body={"fields": {"config": {"key_names": [
+                 "bad header name 'hello\\world', allowed characters are A-Z, a-z, 0-9, "
+                 "'_', and '-'"]}}})]),
+    Case("succeeds with valid key_names", f"{KAA}:384", steps=[
+        Step("POST", "/plugins", json={"name": "key-auth",
+                                       "config": {"key_names": ["hello-world"]}},
+             status=201, body={"config": {"key_names": ["hello-world"]}})]),
+    Case("retrieves all the key-auths with trailing slash", f"{KAA}:429", config=BOB_KEY, steps=[
+        Step("GET", "/key-auths/", status=200, body={"data": [ANY, ANY]})]),
+    Case("paginates through the key-auths", f"{KAA}:449", config=BOB_KEY, steps=[
+        Step("GET", "/key-auths?size=1", status=200, body={"data": [ANY]},
+             save={"off": "offset"}),
+        Step("GET", "/key-auths?size=1&offset=$off", status=200,
+             body={"data": [ANY], "offset": ABSENT})]),
+    Case("does not create key-auth credential when missing consumer", f"{KAA}:482", steps=[
+        Step("POST", "/key-auths", json={"key": "1234"}, status=400,
+             body={"message": "schema violation (consumer: required field missing)"})]),
+    Case("/key-auths POST: creates key-auth credential", f"{KAA}:498", config=BOB, steps=[
+        Step("GET", "/consumers/bob", status=200, save={"cid": "id"}),
+        Step("POST", "/key-auths", json={"key": "1234", "consumer": {"id": "$cid"}},
+             status=201, body={"key": "1234"})]),
+    Case("/key-auths PUT: does not create key-auth credential when missing consumer",
+         f"{KAA}:525", steps=[
+             Step("PUT", "/key-auths/1234", json={}, status=400,
+                  body={"message": "schema violation (consumer: required field missing)"})]),
+    Case("/key-auths PUT: creates key-auth credential", f"{KAA}:539", config=BOB, steps=[
+        Step("GET", "/consumers/bob", status=200, save={"cid": "id"}),
+        Step("PUT", "/key-auths/1234", json={"consumer": {"id": "$cid"}}, status=200,
+             body={"key": "1234"})]),
+    Case("retrieve a Consumer from a credential's key", f"{KAA}:579", config=BOB_KEY, steps=[
+        Step("GET", "/key-auths/bob-key/consumer", status=200, body={"username": "bob"})]),
+    Case("returns 404 for a random non-existing key", f"{KAA}:595", steps=[
+        Step("GET", "/key-auths/nope/consumer", status=404)]),
+]

@@ -18,7 +18,9 @@ from .base import Plugin, PluginEnv, Response, field_error
 # Kong 3.x key-auth/handler.lua: a wrong key answers the same word as a missing one would in
 # basic-auth, so a caller cannot tell a revoked key from a mistyped one.
 ERR_INVALID_AUTH_CRED = "Unauthorized"
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+# Kong's typedefs.header_name (kong/tools/http.lua validate_header_name): letters, digits,
+# '-' and '_' only (stricter than an RFC 9110 token, as Kong)
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class KeyAuthConfig(msgspec.Struct, forbid_unknown_fields=True):
