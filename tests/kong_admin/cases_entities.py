@@ -1020,3 +1020,61 @@ CASES += [
     Case("returns 404 for a random non-existing key", f"{KAA}:595", steps=[
         Step("GET", "/key-auths/nope/consumer", status=404)]),
 ]
+
+# ------------------------------------------------------------------------------- basic-auth API
+import hashlib as _hashlib  # noqa: E402
+
+BAA = "10-basic-auth/02-api_spec.lua"
+BOB_ID = "0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c77"
+CID2 = "0a4bd3a4-4ff0-4ed6-9c54-2a2d81bd9c78"
+BOB_BA = {"consumers": [{"id": BOB_ID, "username": "bob", "basicauth_credentials": [
+    {"username": "bob-user", "password": "kong"}]}, {"id": CID2, "username": "other"}]}
+CASES += [
+    Case("creates a basic-auth credential", f"{BAA}:50", config={"consumers": [
+        {"id": BOB_ID, "username": "bob"}]}, steps=[
+        Step("POST", "/consumers/bob/basic-auth", json={"username": "bob", "password": "kong"},
+             status=201, body={"username": "bob", "consumer": {"id": BOB_ID}})]),
+    Case("hashes the password", f"{BAA}:86", config={"consumers": [
+        {"id": BOB_ID, "username": "bob"}]}, steps=[
+        Step("POST", "/consumers/bob/basic-auth", json={"username": "bob", "password": "kong"},
+             status=201, body={"password": _hashlib.sha1(
+                 ("kong" + BOB_ID).encode()).hexdigest()})]),
+    Case("hashes the password without trimming whitespace", f"{BAA}:107", config={"consumers": [
+        {"id": BOB_ID, "username": "bob"}]}, steps=[
+        Step("POST", "/consumers/bob/basic-auth", json={"username": "bob",
+                                                       "password": " kong "},
+             status=201, body={"password": _hashlib.sha1(
+                 (" kong " + BOB_ID).encode()).hexdigest()})]),
+    Case("basic-auth POST: returns bad request", f"{BAA}:129", config=BOB_BA, steps=[
+        Step("POST", "/consumers/bob/basic-auth", json={}, status=400, body={"fields": {
+            "username": "required field missing", "password": "required field missing"}})]),
+    Case("cannot create two identical usernames", f"{BAA}:145", config=BOB_BA, steps=[
+        Step("POST", "/consumers/bob/basic-auth", json={"username": "bob-user",
+                                                       "password": "x"}, status=409)]),
+    Case("retrieves basic-auth credential by username", f"{BAA}:222", config=BOB_BA, steps=[
+        Step("GET", "/consumers/bob/basic-auth/bob-user", status=200,
+             body={"username": "bob-user"})]),
+    Case("basic-auth PATCH: updates a credential by username", f"{BAA}:325", config=BOB_BA,
+         steps=[Step("GET", "/consumers/bob/basic-auth/bob-user", status=200,
+                     save={"h": "password"}),
+                Step("PATCH", "/consumers/bob/basic-auth/bob-user", json={"password": "upd4321"},
+                     status=200, body={"password": _hashlib.sha1(
+                         ("upd4321" + BOB_ID).encode()).hexdigest()})]),
+    Case("ignores a nil password when updated by username", f"{BAA}:342", config=BOB_BA, steps=[
+        Step("GET", "/consumers/bob/basic-auth/bob-user", status=200, save={"h": "password"}),
+        Step("PATCH", "/consumers/bob/basic-auth/bob-user", json={"username": "Tyrion"},
+             status=200, body={"username": "Tyrion", "password": "$h"})]),
+    Case("basic-auth DELETE: returns 404 on missing username", f"{BAA}:388", config=BOB_BA,
+         steps=[Step("DELETE", "/consumers/bob/basic-auth/blah", status=404)]),
+    Case("does not allow updating consumer as it would invalidate the password", f"{BAA}:525",
+         config=BOB_BA, steps=[
+             Step("GET", "/consumers/bob/basic-auth/bob-user", status=200, save={"id": "id"}),
+             Step("PATCH", "/basic-auths/$id", json={"consumer": {"id": CID2}}, status=400,
+                  body={"message": "schema violation (all or none of these fields must be set: "
+                                   "'password', 'consumer.id')"})]),
+    Case("does not create basic-auth credential when missing consumer", f"{BAA}:477", steps=[
+        Step("POST", "/basic-auths", json={"username": "bob", "password": "kong"}, status=400,
+             body={"message": "schema violation (consumer: required field missing)"})]),
+    Case("retrieve consumer from a basic-auth username", f"{BAA}:606", config=BOB_BA, steps=[
+        Step("GET", "/basic-auths/bob-user/consumer", status=200, body={"username": "bob"})]),
+]

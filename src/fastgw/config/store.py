@@ -240,6 +240,11 @@ class ConfigStore:
             existing = self.find(etype, key, scope)
             if existing is None:
                 raise EntityNotFound(etype, key)
+            if etype == "basicauth_credentials" and "consumer" in data and "password" not in data:
+                # the stored hash is sha1(password .. consumer_id): moving the credential to
+                # another consumer needs the password again (Kong's basic-auth transformation)
+                raise ConfigError([("", "all or none of these fields must be set: 'password', "
+                                        "'consumer.id'")])
             base: dict[str, Any] = msgspec.to_builtins(existing)
             merged = dict(base)
             for k, v in data.items():
