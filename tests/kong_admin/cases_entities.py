@@ -2,7 +2,7 @@
 upstreams and targets (file names in `src`, relative to that directory)."""
 from __future__ import annotations
 
-from kong_cases import ANY, ABSENT, Case, Step, content_types
+from kong_cases import ANY, ABSENT, Case, Re, Step, content_types
 
 S = "10-services_routes_spec.lua"
 R = "09-routes_routes_spec.lua"
@@ -1077,4 +1077,39 @@ CASES += [
              body={"message": "schema violation (consumer: required field missing)"})]),
     Case("retrieve consumer from a basic-auth username", f"{BAA}:606", config=BOB_BA, steps=[
         Step("GET", "/basic-auths/bob-user/consumer", status=200, body={"username": "bob"})]),
+]
+
+# ------------------------------------------------------------------------------- jwt API
+JWA = "16-jwt/02-api_spec.lua"
+COND_ALG = "failed conditional validation given value of field 'algorithm'"
+CASES += [
+    Case("creates a jwt secret", f"{JWA}:57", config=BOB, steps=[
+        Step("GET", "/consumers/bob", status=200, save={"cid": "id"}),
+        Step("POST", "/consumers/bob/jwt", json={}, status=201,
+             body={"consumer": {"id": "$cid"}, "key": ANY, "secret": ANY})]),
+    Case("accepts any given `secret` and `key` parameters", f"{JWA}:87", config=BOB, steps=[
+        Step("POST", "/consumers/bob/jwt", json={"key": "bob2", "secret": "tooshort"},
+             status=201, body={"key": "bob2", "secret": "tooshort"})]),
+    Case("fails with missing `rsa_public_key` parameter for RS256 algorithms", f"{JWA}:181",
+         config=BOB, steps=[Step("POST", "/consumers/bob/jwt/", json={
+             "key": "bob5", "algorithm": "RS256"}, status=400, body={"fields": {
+                 "rsa_public_key": "required field missing", "@entity": [COND_ALG]}})]),
+    Case("fails with an invalid rsa_public_key for RS256 algorithms", f"{JWA}:202",
+         config=BOB, steps=[Step("POST", "/consumers/bob/jwt/", json={
+             "key": "bob5", "algorithm": "RS256", "rsa_public_key": "test"}, status=400,
+             body={"fields": {"rsa_public_key": "invalid key", "@entity": [COND_ALG]}})]),
+    Case("does not fail when `secret` parameter for HS256 algorithms is missing", f"{JWA}:224",
+         config=BOB, steps=[Step("POST", "/consumers/bob/jwt/", json={
+             "key": "bob5", "algorithm": "HS256"}, status=201,
+             body={"secret": Re(r"[A-Za-z0-9]{32}")})]),
+    Case("jwt: returns proper errors", f"{JWA}:347", config=BOB, steps=[
+        Step("DELETE", "/consumers/bob/jwt/blah", json={}, status=404),
+        Step("DELETE", "/consumers/bob/jwt/00000000-0000-0000-0000-000000000000", json={},
+             status=404)]),
+    Case("does not create jwt credential when missing consumer", f"{JWA}:441", steps=[
+        Step("POST", "/jwts", json={"key": "1234"}, status=400,
+             body={"message": "schema violation (consumer: required field missing)"})]),
+    Case("retrieve consumer from a JWT key", f"{JWA}:536", config={"consumers": [
+        {"username": "bob", "jwt_secrets": [{"key": "jk", "secret": "s"}]}]}, steps=[
+        Step("GET", "/jwts/jk/consumer", status=200, body={"username": "bob"})]),
 ]

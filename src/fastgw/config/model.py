@@ -798,15 +798,21 @@ def _check_keyauth(k: KeyAuthCredential, path: str, errors: ErrorList) -> KeyAut
 
 
 def _check_jwt(j: JwtSecret, path: str, errors: ErrorList) -> JwtSecret:
+    # Kong's jwt_secrets conditional (plugins/jwt/daos.lua): an asymmetric algorithm needs a
+    # valid rsa_public_key; a failure is reported on the field and on the entity
+    problem = None
     if j.algorithm[:2] in ("RS", "ES", "PS", "Ed") and not j.rsa_public_key:
-        errors.append((join(path, "rsa_public_key"),
-                       f"required when 'algorithm' is '{j.algorithm}'"))
-    if j.rsa_public_key:
+        problem = "required field missing"
+    elif j.rsa_public_key:
         try:
             from cryptography.hazmat.primitives.serialization import load_pem_public_key
             load_pem_public_key(j.rsa_public_key.encode())
         except Exception:  # noqa: BLE001 - any parse failure is the same user error
-            errors.append((join(path, "rsa_public_key"), "invalid key"))
+            problem = "invalid key"
+    if problem:
+        errors.append((join(path, "@entity"),
+                       "failed conditional validation given value of field 'algorithm'"))
+        errors.append((join(path, "rsa_public_key"), problem))
     return j
 
 
