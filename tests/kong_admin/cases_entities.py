@@ -1113,3 +1113,49 @@ CASES += [
         {"username": "bob", "jwt_secrets": [{"key": "jk", "secret": "s"}]}]}, steps=[
         Step("GET", "/jwts/jk/consumer", status=200, body={"username": "bob"})]),
 ]
+
+# ------------------------------------------------------------------------------- acl API
+ACA = "18-acl/01-api_spec.lua"
+ACL2 = {"consumers": [{"username": "bob", "acls": [{"group": "admin"}, {"group": "foo"}]},
+                      {"username": "alice", "acls": [{"group": "foo"}]}]}
+CASES += [
+    Case("creates an ACL association", f"{ACA}:48", config=BOB, steps=[
+        Step("POST", "/consumers/bob/acls", json={"group": "admin"}, status=201,
+             body={"group": "admin", "consumer": {"id": ANY}})]),
+    Case("acls: returns bad request", f"{ACA}:81", config=BOB, steps=[
+        Step("POST", "/consumers/bob/acls", json={}, status=400,
+             body={"fields": {"group": "required field missing"}})]),
+    Case("retrieves by group", f"{ACA}:131", config=ACL2, steps=[
+        Step("GET", "/consumers/bob/acls/admin", status=200, body={"group": "admin"})]),
+    Case("retrieves ACL by group only if the ACL belongs to the specified consumer",
+         f"{ACA}:148", config=ACL2, steps=[
+             Step("GET", "/consumers/alice/acls/admin", status=404)]),
+    Case("retrieves right ACL by group when multiple consumers share the same group name "
+         "created with POST", f"{ACA}:155", config=ACL2, steps=[
+             Step("GET", "/consumers/bob/acls/foo", status=200, save={"b": "id"}),
+             Step("GET", "/consumers/alice/acls/foo", status=200, save={"a": "id"}),
+             Step("GET", "/consumers/bob/acls/$a", status=404),
+             Step("DELETE", "/consumers/bob/acls/foo", status=204),
+             Step("GET", "/consumers/alice/acls/foo", status=200, body={"id": "$a"})]),
+    Case("upserts an ACL's groupname", f"{ACA}:262", config=BOB, steps=[
+        Step("PUT", "/consumers/bob/acls/pro", json={}, status=200, body={"group": "pro"})]),
+    Case("acls PUT: returns bad request", f"{ACA}:275", config=BOB, steps=[
+        Step("PUT", "/consumers/bob/acls/f7852533-9160-4f5a-ae12-1b0d1c6e7d4f",
+             json={"group": 123}, status=400, body={"fields": {"group": "expected a string"}})]),
+    Case("updates an ACL group by group", f"{ACA}:307", config=ACL2, steps=[
+        Step("PATCH", "/consumers/bob/acls/admin", json={"group": "updatedGroup2"},
+             status=200, body={"group": "updatedGroup2"})]),
+    Case("acls PATCH: handles invalid input", f"{ACA}:323", config=ACL2, steps=[
+        Step("PATCH", "/consumers/bob/acls/admin", json={"group": 123}, status=400,
+             body={"fields": {"group": "expected a string"}})]),
+    Case("deletes an ACL group by group", f"{ACA}:344", config=ACL2, steps=[
+        Step("DELETE", "/consumers/bob/acls/admin", status=204),
+        Step("GET", "/consumers/bob/acls/admin", status=404)]),
+    Case("acls DELETE: returns 404 on missing group", f"{ACA}:349", config=ACL2, steps=[
+        Step("DELETE", "/consumers/bob/acls/blah", status=404)]),
+    Case("retrieves all the acls with trailing slash", f"{ACA}:387", config=ACL2, steps=[
+        Step("GET", "/acls/", status=200, body={"data": [ANY, ANY, ANY]})]),
+    Case("does not create acl when missing consumer", f"{ACA}:429", steps=[
+        Step("POST", "/acls", json={"group": "test-group"}, status=400,
+             body={"message": "schema violation (consumer: required field missing)"})]),
+]
