@@ -1159,3 +1159,25 @@ CASES += [
         Step("POST", "/acls", json={"group": "test-group"}, status=400,
              body={"message": "schema violation (consumer: required field missing)"})]),
 ]
+
+# ------------------------------------------------------------------------------- form encodings
+CASES += [
+    Case("form: indexed arrays and dotted records", "01-admin_api_spec.lua", steps=[
+        Step("POST", "/services", form=[("name", "fs"), ("host", "x.test")], status=201),
+        Step("POST", "/services/fs/routes",
+             form=[("paths[1]", "/a"), ("paths[2]", "/b"), ("methods", "GET"),
+                   ("headers.x-tenant[1]", "acme")], status=201,
+             body={"paths": ["/a", "/b"], "methods": ["GET"],
+                   "headers": {"x-tenant": ["acme"]}}),
+        Step("POST", "/services/fs/plugins",
+             form=[("name", "key-auth"), ("config.key_names[1]", "a"),
+                   ("config.key_names[2]", "b"), ("config.hide_credentials", "true")],
+             status=201, body={"config": {"key_names": ["a", "b"], "hide_credentials": True}})]),
+    Case("multipart: indexed arrays and dotted records", "01-admin_api_spec.lua", steps=[
+        Step("POST", "/services", multipart=[("name", "ms"), ("url", "http://x.test:8080/p")],
+             status=201, body={"port": 8080, "path": "/p"}),
+        Step("POST", "/services/ms/plugins",
+             multipart=[("name", "rate-limiting"), ("config.minute", "10"),
+                        ("config.policy", "local")],
+             status=201, body={"config": {"minute": 10, "policy": "local"}})]),
+]
