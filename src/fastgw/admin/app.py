@@ -33,7 +33,7 @@ from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeysUnreso
                                   schema_violation_message)
 from fastgw.config.model import ENTITY_CLASSES, FOREIGN, entity_to_json
 from fastgw.config.store import ConfigStore
-from fastgw.admin.bodies import check_content_type, parse_body
+from fastgw.admin.bodies import MAX_URI_ARGS, TOO_MANY, check_content_type, parse_body
 from fastgw.admin.config_errors import declarative_error, flattened_error
 from fastgw.admin.errors import HTTPError, not_found
 from fastgw.config.entity_checks import entity_checks
@@ -199,6 +199,8 @@ class AdminAPI:
         if h is None:
             raise HTTPError(405, {"message": "Method not allowed"})
         check_content_type(req.method, req.headers, req.body, segs == ["config"])
+        if sum(len(v) for v in req.query.values()) > MAX_URI_ARGS:
+            raise HTTPError(400, TOO_MANY)
         res = h(req)
         if len(res) == 2:
             return res[0], res[1], []

@@ -12,6 +12,12 @@ from fastgw import multipart
 from fastgw.admin.errors import HTTPError
 
 
+# Kong's kong/api/arguments.lua: at most 1000 query and 1000 body arguments per request
+# (nginx's default lua_max_post_args is 100; Kong raises it for the Admin API)
+MAX_URI_ARGS = 1000
+MAX_POST_ARGS = 1000
+TOO_MANY = {"message": "Too many arguments"}
+
 # Kong's api_helpers.before_filter: the body types a PUT/POST/PATCH may carry, and the YAML
 # types /config also takes
 _BODY_TYPES = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
@@ -50,12 +56,17 @@ def parse_body(content_type_header: str, body: bytes) -> dict[str, Any]:
             pairs = multipart.to_pairs(content_type_header, body)
         except multipart.MultipartError as e:
             raise HTTPError(400, {"message": f"Cannot parse multipart body: {e}"}) from None
+        if len(pairs) > MAX_POST_ARGS:
+            raise HTTPError(400, TOO_MANY)
         return form_to_dict(pairs)
     if content_type == "application/x-www-form-urlencoded":
         try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                              max_num_fields=MAX_POST_ARGS)
         except UnicodeDecodeError:
             raise HTTPError(400, {"message": "Cannot parse form body"}) from None
+        except ValueError:  # parse_qsl's max_num_fields
+            raise HTTPError(400, TOO_MANY) from None
         return form_to_dict(pairs)
     if content_type in ("", "application/json") or content_type.endswith("+json"):
         try:

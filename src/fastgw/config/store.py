@@ -86,7 +86,13 @@ class ConfigStore:
             self._commit(new)
 
     def _commit(self, new: Config) -> None:
-        self._apply(new)  # raises -> nothing changes
+        try:
+            self._apply(new)  # raises -> nothing changes
+        except (ValueError, OverflowError) as e:
+            # a value the compiled runtime cannot hold (e.g. a number beyond its C type) is
+            # the configuration's problem, answered as such, not as an internal error
+            log.exception("the runtime refused the configuration")
+            raise ConfigError([("", f"cannot apply the configuration: {e}")]) from None
         self._config = new
         self._hash = config_hash(new)
         self.version += 1
