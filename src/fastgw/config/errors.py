@@ -28,7 +28,7 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         head = f"{self.source}: " if self.source else ""
-        lines = [f"{p}: {m}" if p else m for p, m in self.errors]
+        lines = [f"{_display(p)}: {m}" if _display(p) else m for p, m in self.errors]
         if len(lines) == 1:
             return head + lines[0]
         return head + f"{len(lines)} errors:\n" + "\n".join(lines)
@@ -37,6 +37,13 @@ class ConfigError(Exception):
         """Kong's nested `fields` object: {"config": {"minute": "..."}}; several messages on
         one path become a list."""
         return errors_to_fields(self.errors)
+
+
+def _display(path: str) -> str:
+    """A path for people: an entity check of a record is shown as the record's path."""
+    if path == "@entity":
+        return ""
+    return path[:-len(".@entity")] if path.endswith(".@entity") else path
 
 
 class UniqueViolation(ConfigError):
