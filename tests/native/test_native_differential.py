@@ -106,7 +106,7 @@ SCRIPT = [
     get("/multi", "apikey: k-alice", "ApiKey: k-bob"),      # 401 duplicate (case-insensitive)
     get("/multi", "apikey:"),                               # 401: an empty key ends the search
     get("/multi?apikey=a&apikey=b"),                        # 401 duplicate in the query
-    get("/multi?api%6Bey=k-alice"),                         # 401: the plugin looks for "apikey"
+    get("/multi?api%5Fkey=k-alice"),                        # 401: "api_key" is not a key name
     # spoofed consumer headers are replaced; the key stays (hide_credentials false)
     get("/multi", "X-Consumer-ID: evil", "apikey: k-alice", "x-credential-identifier: x",
         "X-Anonymous-Consumer: true", "X-Other: 1"),

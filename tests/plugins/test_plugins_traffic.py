@@ -41,7 +41,7 @@ def test_ip_restriction(conf: dict[str, Any], ip: str, blocked: bool) -> None:
     for _ in range(2):  # second time from the verdict cache
         _, resp = h.access(client=ip)
         if blocked:
-            assert resp.status == 403 and body_json(resp) == {"message": "Your IP address is not allowed"}
+            assert resp.status == 403 and body_json(resp) == {"message": f"IP address not allowed: {ip}"}
         else:
             assert resp is None
 
@@ -119,7 +119,10 @@ def test_request_size_limiting_chunked_hands_limit_to_proxy() -> None:
     ctx, resp = h.access(method="POST", headers=[("Transfer-Encoding", "chunked")])
     assert resp is None and ctx.max_body_size == 2048
     h = one("request-size-limiting", require_content_length=True)
-    _, resp = h.access(method="POST", headers=[("Transfer-Encoding", "chunked")])
+    # Kong exempts chunked bodies from require_content_length (counted while streaming)
+    ctx, resp = h.access(method="POST", headers=[("Transfer-Encoding", "chunked")])
+    assert resp is None and ctx.max_body_size == 128 * 1024 * 1024
+    _, resp = h.access(method="POST")
     assert resp.status == 411 and body_json(resp) == {"message": "A valid Content-Length header is required"}
 
 
@@ -215,7 +218,7 @@ def test_cors_headers_added_to_auth_failures_via_run_exit() -> None:
     assert resp.status == 401
     final = resolve(h.chain().run_exit(ctx, resp))
     assert final.get_header("Access-Control-Allow-Origin") == "*"
-    assert final.get_header("WWW-Authenticate") == 'Key realm="kong"'
+    assert final.get_header("WWW-Authenticate") == 'Key'
 
 
 # ------------------------------------------------------------ canary

@@ -46,7 +46,7 @@ def test_request_transformer_querystring_uri_method_and_templates() -> None:
         http_method="POST",
         remove={"querystring": ["drop"]},
         rename={"querystring": ["old:new"]},
-        replace={"querystring": ["rep:R"], "uri": "/v2/$(headers.x-tenant)/items"},
+        replace={"querystring": ["rep:R"], "uri": "/v2/$(headers[\"x-tenant\"])/items"},
         add={"querystring": ["add:A", "keep:no"], "headers": ["x-user:$(query_params.user or 'anon')"]},
         append={"querystring": ["multi:2"]},
     )

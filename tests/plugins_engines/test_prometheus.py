@@ -30,7 +30,14 @@ def samples(text: bytes) -> dict[tuple[str, tuple], float]:
     return out
 
 
+# families that carry Kong's workspace label (always "default" in fastgw)
+_WORKSPACED = ("kong_http_requests_total", "kong_bandwidth_bytes", "kong_kong_latency_ms",
+               "kong_upstream_latency_ms", "kong_request_latency_ms")
+
+
 def sample(text: bytes, name: str, **labels: str) -> float | None:
+    if name.startswith(_WORKSPACED) and "workspace" not in labels:
+        labels["workspace"] = "default"
     return samples(text).get((name, tuple(sorted(labels.items()))))
 
 
@@ -67,14 +74,14 @@ def test_requests_latency_bandwidth_with_kong_names_and_labels() -> None:
     run_request(g, consumer=alice, request_ms=300.0, upstream_ms=None, kong_ms=0.5)
     run_request(g, status=401, source="exit", consumer=None, upstream_ms=None)
     text = prom.metrics_text()
-    base = {"service": "service-one", "route": "route-one"}
+    base = {"service": "service-one", "route": "route-one", "workspace": "default"}
     assert sample(text, "kong_http_requests_total", **base, code="200", source="service", consumer="alice") == 2
     assert sample(text, "kong_http_requests_total", **base, code="401", source="kong", consumer="") == 1
     assert sample(text, "kong_bandwidth_bytes_total", **base, direction="ingress", consumer="alice") == 200
     assert sample(text, "kong_bandwidth_bytes_total", **base, direction="egress", consumer="alice") == 4000
     # Kong's exact family and sample name (the parser above reads counters as "<name>_total")
     assert b"# TYPE kong_bandwidth_bytes counter" in text
-    assert b'\nkong_bandwidth_bytes{consumer="alice",direction="egress",route="route-one",service="service-one"} 4000.0' in text
+    assert b'\nkong_bandwidth_bytes{consumer="alice",direction="egress",route="route-one",service="service-one",workspace="default"} 4000.0' in text
     # histograms: Kong's buckets, cumulative, counts and sums
     assert sample(text, "kong_request_latency_ms_count", **base) == 3
     assert sample(text, "kong_request_latency_ms_sum", **base) == pytest.approx(324.0)

@@ -52,7 +52,7 @@ def test_defaults_are_kongs() -> None:
 @pytest.mark.parametrize(
     "config, path, fragment",
     [
-        ({}, "config.second", "at least one of these fields must be non-empty"),
+        ({}, "config", "at least one of these fields must be non-empty"),
         ({"minute": 0}, "config.minute", "greater than 0"),
         ({"second": 10, "minute": 5}, "config.minute", "The limit for minute(5.0) cannot be lower than the limit for second(10.0)"),
         ({"minute": 5, "limit_by": "header"}, "config.header_name", "required"),

@@ -1,7 +1,7 @@
 # JSON Web Token verification kernel (rules in jwt.pxd).
 #
 # Kong's order of checks (kong/plugins/jwt/handler.lua do_authentication and jwt_parser.lua):
-# decode (3 parts, base64url, JSON objects, typ JWT, a supported alg) -> the key claim (claims,
+# decode (3 parts, base64url, JSON objects, a supported alg) -> the key claim (claims,
 # then header) -> the jwt_secret of that key -> alg equals the secret's algorithm -> a usable
 # key -> signature -> registered claims (each of claims_to_verify must be a number; exp <= now
 # "token expired", nbf > now "token not valid yet") -> maximum_expiration.
@@ -203,7 +203,8 @@ cdef class JwtVerifier:
         cdef str kname = self.key_claim_name
         self.verifications += 1
         if len(parts) != 3:
-            return _fail("Bad token; invalid JWT")
+            # Kong's decode_token: a missing part fails the base64/JSON decoding
+            return _fail("Bad token; invalid JSON")
         try:
             header = orjson.loads(_b64url(parts[0]))
             claims = orjson.loads(_b64url(parts[1]))
@@ -212,9 +213,6 @@ cdef class JwtVerifier:
             return _fail("Bad token; invalid JSON")
         if not isinstance(header, dict) or not isinstance(claims, dict):
             return _fail("Bad token; invalid JSON")
-        typ = header.get("typ")
-        if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
-            return _fail("Bad token; invalid typ")
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in _ALG:
             return _fail("Bad token; invalid alg")

@@ -5,7 +5,8 @@
 # Supported subset (compile_chain returns None for anything else, and the route keeps the
 # Python chain):
 # - key-auth: key_names from headers (key_in_header) and the query (key_in_query),
-#   run_on_preflight, realm. Not: hide_credentials, anonymous, key_in_body.
+#   run_on_preflight, realm. Not: hide_credentials, anonymous, key_in_body, credentials with a
+#   ttl.
 # - jwt: header_names and uri_param_names, every algorithm and claim check of the verifier
 #   (jwt.pyx), run_on_preflight, realm. Not: cookie_names, anonymous.
 # - rate-limiting: policy local, window_type fixed (second .. year), limit_by consumer,
@@ -44,6 +45,10 @@ log = logging.getLogger("fastgw.native")
 
 cdef bytes JSON_CT = b"application/json; charset=utf-8"
 cdef bytes SERVER_ERROR_BODY = orjson.dumps({"message": _messages.INTERNAL})
+# key-auth's fixed answers, shared by every route (plugins/key_auth.py's wording)
+cdef bytes KA_BODY_NONE = orjson.dumps({"message": "No API key found in request"})
+cdef bytes KA_BODY_DUP = orjson.dumps({"message": "Duplicate API key found"})
+cdef bytes KA_BODY_INVALID = orjson.dumps({"message": "Unauthorized"})
 
 
 # -------------------------------------------------------------------------------------------
@@ -292,6 +297,8 @@ def unsupported(chain, hash_spec=None):
             auth += 1
             if c.hide_credentials or c.anonymous or c.key_in_body:
                 return "key-auth hide_credentials/anonymous/key_in_body"
+            if p.expiry:
+                return "key-auth credentials with a ttl"
         elif t is Jwt:
             auth += 1
             if c.anonymous or c.cookie_names:

@@ -82,9 +82,9 @@ cdef class KeyAuthKernel:
         self.keys = plugin.keys     # the plugin's own index: key str -> (consumer, credential)
         self.records = Records()
         self.challenge = plugin.challenge.encode("latin-1")
-        self.body_none = orjson.dumps({"message": "No API key found in request"})
-        self.body_dup = orjson.dumps({"message": "Duplicate API key found"})
-        self.body_invalid = orjson.dumps({"message": "Invalid authentication credentials"})
+        self.body_none = KA_BODY_NONE
+        self.body_dup = KA_BODY_DUP
+        self.body_invalid = KA_BODY_INVALID
 
     cdef int access(self, NativeChain c, NativeReq* r, const char* head, RequestParser p,
                     uint32_t query_off, uint32_t query_n) except -1:
@@ -120,8 +120,10 @@ cdef class KeyAuthKernel:
                     break
             if self.query and qn > 0:
                 name, qname, qname_enc = <tuple>self.names[i]
-                # Request.query is parsed only when the name can be in the query (as the plugin)
-                if _contains(qs, qn, qname) or (qname_enc is not None and _contains(qs, qn, qname_enc)):
+                # Request.query is parsed only when the name can be in the query (as the plugin):
+                # spelled as configured, fully encoded, or behind any percent-escape
+                if _contains(qs, qn, qname) or (qname_enc is not None and _contains(qs, qn, qname_enc)) \
+                        or _contains(qs, qn, b"%"):
                     v = _query_value(qs, qn, name)
                     if isinstance(v, list):
                         return self.unauthorized(c, r, self.body_dup)
@@ -220,7 +222,9 @@ cdef class JwtKernel:
             return 0
         # Kong's retrieve_tokens: the query parameters, then the headers, deduplicated
         if qn > 0:
-            for marker in self.markers:
+            # the query is parsed when a parameter name can be in it: spelled as configured,
+            # fully encoded, or behind any percent-escape (as the plugin)
+            for marker in self.markers + [b"%"]:
                 if _contains(qs, qn, marker):
                     found = {}
                     for name in self.params:

@@ -15,37 +15,40 @@ Rules:
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, Union, get_args, get_origin
-from urllib.parse import parse_qsl, quote, unquote
+from typing import Any, Protocol
+from urllib.parse import unquote
 
-import msgspec
 import orjson
 
 from fastgw import __version__
 from fastgw.admin import certificates
 from fastgw.config import declarative, model
 from fastgw.config.diff import diff as config_diff
-from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeyViolation,
+from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeysUnresolved,
+                                  ForeignKeyViolation,
                                   UniqueViolation, errors_to_fields,
                                   schema_violation_message)
 from fastgw.config.model import ENTITY_CLASSES, FOREIGN, entity_to_json
 from fastgw.config.store import ConfigStore
 from fastgw._core.messages import INTERNAL
+from fastgw.admin.bodies import MAX_URI_ARGS, TOO_MANY, check_content_type, parse_body
+from fastgw.admin.config_errors import declarative_error, flattened_error
+from fastgw.admin.errors import HTTPError, not_found
+from fastgw.config.entity_checks import entity_checks
+from fastgw.admin.foreign import foreign_handlers
+from fastgw.admin.info import endpoint_list, root_info, status_info
+from fastgw.admin.paging import paginate
+from fastgw.admin.schemas import struct_fields_schema
 
 log = logging.getLogger("fastgw.admin")
 
 JSON_CT = "application/json; charset=utf-8"
 SERVER = f"fastgw/{__version__}"
 
-# pagination (Kong: size default 100, max 1000)
-PAGE_SIZE_DEFAULT = 100
-PAGE_SIZE_MAX = 1000
 
 Response = tuple[int, list[tuple[str, str]], bytes]
 
@@ -85,14 +88,7 @@ NESTED: dict[tuple[str, str], tuple[str, str]] = {
 SCHEMA_NAMES: dict[str, str] = {**{t: t for t in model.ENTITY_TYPES}, **TOP}
 
 
-class HTTPError(Exception):
-    def __init__(self, status: int, body: Any = None) -> None:
-        self.status = status
-        self.body = body
-
-
-def _not_found() -> HTTPError:
-    return HTTPError(404, {"message": "Not found"})
+_not_found = not_found
 
 
 class _Req:
@@ -118,71 +114,8 @@ class _Req:
     def data(self) -> dict[str, Any]:
         """The request body as a dict (JSON or form)."""
         if self._data is None:
-            self._data = parse_body(self.content_type, self.body)
+            self._data = parse_body(self.headers.get("content-type", ""), self.body)
         return self._data
-
-
-def parse_body(content_type: str, body: bytes) -> dict[str, Any]:
-    if not body or not body.strip():
-        return {}
-    if content_type == "application/x-www-form-urlencoded":
-        try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
-        except UnicodeDecodeError:
-            raise HTTPError(400, {"message": "Cannot parse form body"}) from None
-        return form_to_dict(pairs)
-    if content_type in ("", "application/json") or content_type.endswith("+json"):
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise HTTPError(400, {"message": "Cannot parse JSON body"}) from None
-        if not isinstance(data, dict):
-            raise HTTPError(400, {"message": "Cannot parse JSON body"})
-        return data
-    raise HTTPError(415, {"message": f"Unsupported Content-Type: {content_type}"})
-
-
-def form_to_dict(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """Kong's form conventions: `config.minute=5` -> {"config": {"minute": "5"}},
-    `paths[]=/a&paths[]=/b` or `paths[1]=/a` -> ["/a", "/b"], a repeated plain key -> array,
-    an empty value -> null."""
-    root: dict[str, Any] = {}
-    indexed: dict[int, dict[int, Any]] = {}  # id(list owner dict+key) -> index map
-    for raw_key, raw_val in pairs:
-        val: Any = raw_val if raw_val != "" else None
-        node = root
-        parts = raw_key.split(".")
-        for part in parts[:-1]:
-            nxt = node.get(part)
-            if not isinstance(nxt, dict):
-                nxt = {}
-                node[part] = nxt
-            node = nxt
-        last = parts[-1]
-        if last.endswith("]") and "[" in last:
-            name, _, idx = last[:-1].partition("[")
-            lst = node.get(name)
-            if not isinstance(lst, list):
-                lst = []
-                node[name] = lst
-            if idx == "":
-                if val is not None:
-                    lst.append(val)
-            elif idx.isdigit():
-                slot = indexed.setdefault(id(lst), {})
-                slot[int(idx)] = val
-                lst[:] = [slot[i] for i in sorted(slot)]
-            else:  # `headers[x-foo]=bar` is a map entry
-                del node[name]
-                m = node.setdefault(name, {})
-                if isinstance(m, dict):
-                    m[idx] = val
-        elif last in node and val is not None:
-            cur = node[last]
-            node[last] = [*cur, val] if isinstance(cur, list) else [cur, val]
-        else:
-            node[last] = val
-    return root
 
 
 # -------------------------------------------------------------------------------------------
@@ -190,6 +123,9 @@ def _error_response(exc: Exception) -> tuple[int, Any]:
     if isinstance(exc, UniqueViolation):
         return 409, {"code": 5, "name": "unique constraint violation",
                      "message": exc.kong_message, "fields": exc.values}
+    if isinstance(exc, ForeignKeysUnresolved):
+        return 400, {"code": 13, "name": "foreign keys unresolved", "message": exc.kong_message,
+                     "fields": {exc.field: {exc.sub_field: exc.field_message}}}
     if isinstance(exc, ForeignKeyViolation):
         fields = ({"@referenced_by": exc.referenced_by} if exc.referenced_by
                   else {exc.field: exc.key})
@@ -204,81 +140,7 @@ def _error_response(exc: Exception) -> tuple[int, Any]:
     raise exc
 
 
-def _declarative_error(exc: ConfigError) -> dict[str, Any]:
-    fields = errors_to_fields(exc.errors)
-    return {"code": 14, "name": "invalid declarative configuration",
-            "message": "declarative config is invalid: " + "; ".join(
-                f"{p}: {m}" if p else m for p, m in exc.errors),
-            "fields": fields,
-            "errors": [{"path": p, "message": m} for p, m in exc.errors]}
-
-
 # -------------------------------------------------------------------------------------------
-def _type_schema(tp: Any) -> dict[str, Any]:
-    """A msgspec field type as a Kong-style schema description."""
-    origin = get_origin(tp)
-    if origin is Union:
-        args = [a for a in get_args(tp) if a is not type(None)]
-        return _type_schema(args[0]) if len(args) == 1 else {"type": "any"}
-    from typing import Annotated, Literal
-    if origin is Annotated:
-        base, *metas = get_args(tp)
-        out = _type_schema(base)
-        for m in metas:
-            if isinstance(m, msgspec.Meta):
-                if m.ge is not None and m.le is not None:
-                    out["between"] = [m.ge, m.le]
-                elif m.ge is not None:
-                    out["gt"] = m.ge - 1 if isinstance(m.ge, int) else m.ge
-                if m.description:
-                    out["description"] = m.description
-        return out
-    if origin is Literal:
-        vals = list(get_args(tp))
-        return {"type": "integer" if all(isinstance(v, int) for v in vals) else "string",
-                "one_of": vals}
-    if origin in (list, tuple, set, frozenset):
-        args = get_args(tp)
-        return {"type": "set" if origin in (set, frozenset) else "array",
-                "elements": _type_schema(args[0]) if args else {"type": "any"}}
-    if origin is dict:
-        k, v = get_args(tp) or (str, Any)
-        if v is Any:
-            return {"type": "record", "fields": []}
-        return {"type": "map", "keys": _type_schema(k), "values": _type_schema(v)}
-    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
-        return {"type": "record", "fields": struct_fields_schema(tp)}
-    simple = {str: "string", int: "integer", float: "number", bool: "boolean", bytes: "string"}
-    if tp in simple:
-        return {"type": simple[tp]}
-    return {"type": "any"}
-
-
-def struct_fields_schema(cls: type, etype: str | None = None) -> list[dict[str, Any]]:
-    out = []
-    for f in model.struct_fields(cls):
-        if etype and f.name in FOREIGN.get(etype, {}):
-            d: dict[str, Any] = {"type": "foreign", "reference": FOREIGN[etype][f.name]}
-        elif etype and f.name == "id":
-            d = {"type": "string", "uuid": True, "auto": True}
-        elif f.name in ("created_at", "updated_at"):
-            d = {"type": "integer", "timestamp": True, "auto": True}
-        else:
-            d = _type_schema(f.type)
-        if f.required and not (etype and f.name == "id"):  # ids are generated when absent
-            d["required"] = True
-        else:
-            default = f.default if f.default is not msgspec.NODEFAULT else (
-                f.default_factory() if f.default_factory is not msgspec.NODEFAULT else None)
-            if default is not None:
-                d["default"] = msgspec.to_builtins(default)
-        if etype and model.ENDPOINT_KEY.get(etype) == f.name or \
-                (etype and any(fs == (f.name,) for fs in model.UNIQUE.get(etype, ()))):
-            d["unique"] = True
-        out.append({f.encode_name: d})
-    return out
-
-
 # -------------------------------------------------------------------------------------------
 class AdminAPI:
     def __init__(self, store: ConfigStore, gateway: Gateway,
@@ -330,11 +192,18 @@ class AdminAPI:
         if handlers is None:
             raise _not_found()
         if req.method == "OPTIONS":
-            allow = ", ".join(sorted({*handlers, "OPTIONS"}))
-            return 204, None, [("Allow", allow), ("Access-Control-Allow-Methods", allow)]
+            # Kong's preflight answer (kong/api/api_helpers.lua): every method of the path,
+            # HEAD wherever GET is, and the one request header browsers need to ask for
+            methods = {*handlers, "OPTIONS"} | ({"HEAD"} if "GET" in handlers else set())
+            allow = ", ".join(sorted(methods))
+            return 204, None, [("Allow", allow), ("Access-Control-Allow-Methods", allow),
+                               ("Access-Control-Allow-Headers", "Content-Type")]
         h = handlers.get(req.method)
         if h is None:
             raise HTTPError(405, {"message": "Method not allowed"})
+        check_content_type(req.method, req.headers, req.body, segs == ["config"])
+        if sum(len(v) for v in req.query.values()) > MAX_URI_ARGS:
+            raise HTTPError(400, TOO_MANY)
         res = h(req)
         if len(res) == 2:
             return res[0], res[1], []
@@ -354,6 +223,8 @@ class AdminAPI:
                 return {"GET": self._metrics}
             if s0 == "tags":
                 return {"GET": lambda r: self._tags(r, None)}
+            if s0 == "endpoints":
+                return {"GET": lambda r: (200, {"data": endpoint_list(TOP, NESTED, FOREIGN)})}
             if s0 == "schemas":
                 return None
         if s0 == "schemas":
@@ -403,7 +274,7 @@ class AdminAPI:
                 return self._nested_item(s0, key, sub, segs[3])
             return None
         if n == 3 and sub in FOREIGN[etype]:
-            return self._foreign(etype, key, sub)
+            return foreign_handlers(self.store, etype, key, sub)
         return None
 
     # ------------------------------------------------------------------ entity handlers
@@ -411,7 +282,7 @@ class AdminAPI:
                     ) -> dict[str, Callable[[_Req], Any]]:
         return {
             "GET": lambda r: self._list(r, etype, scope),
-            "POST": lambda r: (201, entity_to_json(etype, self.store.create(
+            "POST": lambda r: (201, self._out(etype, self.store.create(
                 etype, r.data(), forced=scope))),
         }
 
@@ -421,14 +292,14 @@ class AdminAPI:
             e = self.store.find(etype, key, scope)
             if e is None:
                 raise _not_found()
-            return 200, entity_to_json(etype, e)
+            return 200, self._out(etype, e)
 
         def put(r: _Req) -> Any:
             e, _created = self.store.upsert(etype, key, r.data(), scope)
-            return 200, entity_to_json(etype, e)
+            return 200, self._out(etype, e)
 
         def patch(r: _Req) -> Any:
-            return 200, entity_to_json(etype, self.store.update(etype, key, r.data(), scope))
+            return 200, self._out(etype, self.store.update(etype, key, r.data(), scope))
 
         def delete(r: _Req) -> Any:
             self.store.delete(etype, key, scope)
@@ -462,41 +333,28 @@ class AdminAPI:
                      ) -> dict[str, Callable[[_Req], Any]]:
         def call(method: str) -> Callable[[_Req], Any]:
             def h(r: _Req) -> Any:
-                try:
-                    etype, scope = self._parent_scope(parent_url, parent_key, sub)
-                except HTTPError:
-                    if method == "DELETE":
-                        return 204, None
-                    raise
+                etype, scope = self._parent_scope(parent_url, parent_key, sub)
+                if method == "DELETE" and self.store.find(etype, key, scope) is None:
+                    # Kong's nested DELETE looks the child up under its parent first
+                    # (kong/api/endpoints.lua delete_entity_endpoint): unknown -> 404
+                    raise _not_found()
                 return self._item(etype, key, scope)[method](r)
             return h
         return {m: call(m) for m in ("GET", "PUT", "PATCH", "DELETE")}
 
-    def _foreign(self, etype: str, key: str, field: str) -> dict[str, Callable[[_Req], Any]]:
-        parent_type = FOREIGN[etype][field]
-
-        def parent_id() -> str:
-            child = self.store.find(etype, key)
-            if child is None or getattr(child, field) is None:
-                raise _not_found()
-            return getattr(child, field)
-
-        def get(r: _Req) -> Any:
-            p = self.store.get_by_id(parent_type, parent_id())
-            if p is None:
-                raise _not_found()
-            return 200, entity_to_json(parent_type, p)
-
-        def patch(r: _Req) -> Any:
-            return 200, entity_to_json(parent_type,
-                                       self.store.update(parent_type, parent_id(), r.data()))
-
-        return {"GET": get, "PATCH": patch}
-
     def _list(self, r: _Req, etype: str, scope: dict[str, str] | None) -> Any:
-        items = self.store.list(etype, scope)
+        items = self.store.list_live(etype, scope)
         tags = r.q("tags")
-        if tags:
+        if tags == "":  # kong/api/endpoints.lua extract_options
+            raise HTTPError(400, {"code": 11, "name": "invalid options",
+                                  "message": "invalid option (tags: cannot be null)",
+                                  "options": {"tags": "cannot be null"}})
+        if etype == "consumers" and r.q("custom_id") == "":
+            # kong/api/routes/consumers.lua
+            raise HTTPError(400, {"message": "custom_id must be an unempty string"})
+        if tags and not scope:
+            # Kong filters by tags on top-level collections only: a nested list
+            # (/consumers/{c}/plugins?tags=) ignores them (14-tags_spec.lua #6779)
             items = [e for e in items if _tags_match(e.tags, tags)]
         for field in ("custom_id", "username", "name") if etype in ("consumers", "plugins") \
                 else ():
@@ -504,38 +362,23 @@ class AdminAPI:
             if v is not None and hasattr(ENTITY_CLASSES[etype], "__struct_fields__") and \
                     field in ENTITY_CLASSES[etype].__struct_fields__:
                 items = [e for e in items if getattr(e, field) == v]
-        data = [entity_to_json(etype, e) for e in items]
-        return 200, _paginate(data, r)
+        data = [self._out(etype, e) for e in items]
+        return 200, paginate(data, r)
+
+    def _out(self, etype: str, e: Any) -> dict[str, Any]:
+        """The entity as the API shows it; a credential's `ttl` is what remains of it, as
+        Kong's DAO reports it."""
+        d = entity_to_json(etype, e)
+        if d.get("ttl"):
+            d["ttl"] = self.store.remaining_ttl(e)
+        return d
 
     # ------------------------------------------------------------------ other endpoints
     def _root(self, r: _Req) -> Any:
-        cfg = self.store.config
-        info = self.store.info()
-        enabled = sorted({p.name for p in cfg.plugins})
-        body: dict[str, Any] = {
-            "tagline": "Welcome to fastgw",
-            "version": __version__,
-            "hostname": self._hostname,
-            "node_id": None,
-            "configuration": {
-                "database": "off",
-                "declarative_config": self.store.source_path,
-                "persistence": info["persistence"],
-                "persist_path": info["persist_path"],
-                "config_hash": info["config_hash"],
-                "entities": info["entities"],
-            },
-            "persistence": info["persistence"],
-            "plugins": {"available_on_server": {n: True for n in model.available_plugins()},
-                        "enabled_in_cluster": enabled},
-        }
-        body.update(self.gateway.node_info() or {})
-        return 200, body
+        return 200, root_info(self.store, self.gateway, self._hostname)
 
     def _status(self, r: _Req) -> Any:
-        return 200, {"server": self.gateway.status(), "database": {"reachable": True},
-                     "configuration_hash": self.store.hash,
-                     "persistence": self.store.persistence}
+        return 200, status_info(self.store, self.gateway)
 
     def _metrics(self, r: _Req) -> Any:
         m = self.gateway.metrics()
@@ -549,12 +392,16 @@ class AdminAPI:
         return 200, {"config": declarative.dump_yaml(self.store.config)}
 
     def _post_config(self, r: _Req) -> Any:
+        # Kong's hydrate_config_from_request (kong/api/routes/config.lua): a body that is the
+        # document itself (JSON/YAML), or a `config` field holding its text in a form,
+        # multipart (`curl -F config=@kong.yml`) or JSON body
         ctype = r.content_type
-        doc: Any
+        doc: Any = None
+        flatten = _truthy(r.q("flatten_errors"))
         try:
-            if ctype == "application/x-www-form-urlencoded":
-                text = r.data().get("config")
-                if not isinstance(text, str):
+            if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                text = _form_config(r)
+                if text is None:
                     raise HTTPError(400, {"message": "expected a declarative configuration"})
                 doc = declarative.parse_text(text)
             elif ctype in ("application/json", "") and r.body.lstrip()[:1] == b"{":
@@ -567,25 +414,33 @@ class AdminAPI:
                 doc = declarative.parse_text(r.body)
             new = declarative.load_dict(doc)
         except ConfigError as e:
-            return 400, _declarative_error(e)
+            return 400, self._config_error(e, doc, flatten)
         if _truthy(r.q("dry_run")):
             errs = model.check_integrity(new)
             if errs:
-                return 400, _declarative_error(ConfigError(errs))
+                return 400, self._config_error(ConfigError(errs), doc, flatten)
             return 200, {"dry_run": True, "diff": config_diff(self.store.config, new)}
-        if _truthy(r.q("check_hash")) and model.config_hash(new) == self.store.hash:
+        if r.q("check_hash") == "1" and model.config_hash(new) == self.store.hash:
             return 304, None
         try:
             self.store.replace(new)
         except ConfigError as e:
-            return 400, _declarative_error(e)
-        return 201, declarative.dump(new)
+            return 400, self._config_error(e, doc, flatten)
+        # Kong's answer (routes/config.lua): the loaded entities by type, then by id, with
+        # references as {"id": ...}
+        return 201, {etype: {e.id: entity_to_json(etype, e) for e in getattr(new, etype)}
+                     for etype in model.ENTITY_TYPES if getattr(new, etype)}
+
+    @staticmethod
+    def _config_error(e: ConfigError, doc: Any, flatten: bool) -> dict[str, Any]:
+        return flattened_error(e, doc) if flatten else declarative_error(e)
 
     def _schema(self, name: str) -> Any:
         etype = SCHEMA_NAMES.get(name)
         if etype is None:
             raise HTTPError(404, {"message": f"No entity named '{name}'"})
-        return 200, {"fields": struct_fields_schema(ENTITY_CLASSES[etype], etype)}
+        return 200, {"fields": struct_fields_schema(ENTITY_CLASSES[etype], etype),
+                     "entity_checks": entity_checks(etype)}
 
     def _plugin_schema(self, name: str) -> Any:
         cls = model.plugin_class(name)
@@ -597,7 +452,7 @@ class AdminAPI:
             if "config" in f:
                 f["config"] = {"type": "record", "required": True,
                                "fields": struct_fields_schema(conf) if conf else []}
-        return 200, {"fields": fields}
+        return 200, {"fields": fields, "entity_checks": []}
 
     def _validate(self, name: str, r: _Req) -> Any:
         etype = SCHEMA_NAMES.get(name)
@@ -651,7 +506,20 @@ class AdminAPI:
                 for t in e.tags or ():
                     if tag is None or t == tag:
                         rows.append({"entity_name": etype, "entity_id": e.id, "tag": t})
-        return 200, _paginate(rows, r)
+        return 200, paginate(rows, r)
+
+
+def _form_config(r: _Req) -> str | bytes | None:
+    """The `config` field of a form body, else the raw body itself (Kong reads the raw body
+    when there is no `config` param: `curl --data-binary @kong.yml` sends YAML labelled as a
+    form)."""
+    try:
+        text = r.data().get("config")
+    except HTTPError:
+        text = None
+    if isinstance(text, str):
+        return text
+    return r.body if r.body.strip() and r.content_type != "multipart/form-data" else None
 
 
 def _truthy(v: str | None) -> bool:
@@ -669,50 +537,3 @@ def _tags_match(tags: list[str] | None, expr: str) -> bool:
     return all(t in have for t in expr.split(","))
 
 
-def _encode_offset(i: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{i}".encode()).decode().rstrip("=")
-
-
-def _decode_offset(tok: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4)).decode()
-        if not raw.startswith("o:"):
-            raise ValueError
-        i = int(raw[2:])
-        if i < 0:
-            raise ValueError
-        return i
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise HTTPError(400, {"code": 7, "name": "invalid offset",
-                              "message": f"'{tok}' is not a valid offset: "
-                                         "bad base64 encoding"}) from None
-
-
-def _paginate(rows: list[Any], r: _Req) -> dict[str, Any]:
-    size_s = r.q("size")
-    size = PAGE_SIZE_DEFAULT
-    if size_s is not None:
-        try:
-            size = int(size_s)
-        except ValueError:
-            size = -1
-        if not 1 <= size <= PAGE_SIZE_MAX:
-            raise HTTPError(400, {"code": 9, "name": "invalid size",
-                                  "message": f"size must be an integer between 1 and "
-                                             f"{PAGE_SIZE_MAX}"})
-    start = 0
-    tok = r.q("offset")
-    if tok:
-        start = _decode_offset(tok)
-    page = rows[start:start + size]
-    body: dict[str, Any] = {"data": page, "next": None}
-    if start + size < len(rows):
-        off = _encode_offset(start + size)
-        params = [f"offset={off}"]
-        if size_s is not None:
-            params.insert(0, f"size={size}")
-        if r.q("tags"):
-            params.append("tags=" + quote(r.q("tags") or "", safe=",/"))
-        body["next"] = r.path.split("?", 1)[0] + "?" + "&".join(params)
-        body["offset"] = off
-    return body

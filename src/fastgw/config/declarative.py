@@ -1,8 +1,15 @@
 """Kong declarative configuration (kong.yml): load, validate, dump.
 
 Rules:
-- Accepts `_format_version` "3.0", and "2.1" as far as it is compatible (2.x regex paths
-  without the "~" prefix are prefixed, as Kong 3's migration does); anything else is an error.
+- Accepts `_format_version` "3.0", and "2.1" and "1.1" as Kong 3.x does (regex paths without
+  the "~" prefix are prefixed: kong/db/declarative/migrations/route_path.lua); anything else
+  is an error.
+- Metadata, as Kong's declarative schema (kong/db/schema/others/declarative_config.lua):
+  `_comment` (a string) and `_ignore` (an array of anything) at the top level and at the top
+  level of any entity; `_transform`. decK's file keys: `_workspace` (fastgw has Kong's one
+  workspace, "default"; another name is an error) and `_info` (`select_tags` are added to
+  every entity's tags, as decK does when it syncs; `defaults` and `default_lookup_tags` are
+  decK-side features and rejected when not empty). Any other `_` key is an unknown field.
 - Entities may be nested under their parent (routes under services, targets under upstreams,
   credentials and plugins under consumers, plugins under services/routes) or top-level with
   the parent referenced by name or id.
@@ -31,7 +38,10 @@ from fastgw.config.model import (ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, is
                                  stable_id)
 from fastgw.config.model import config_hash  # noqa: F401 - re-exported (snapshot uses it)
 
-FORMAT_VERSIONS = ("3.0", "2.1")
+FORMAT_VERSIONS = ("3.0", "2.1", "1.1")
+# formats whose regex paths predate Kong 3's "~" prefix (route_path.lua migrates both)
+_LEGACY_PATH_FORMATS = ("2.1", "1.1")
+DEFAULT_WORKSPACE = "default"
 CURRENT_FORMAT = "3.0"
 
 # parent type -> {child collection key: foreign key field on the child}
@@ -44,7 +54,9 @@ NESTED: dict[str, dict[str, str]] = {
                   "acls": "consumer"},
     "certificates": {"snis": "certificate"},
 }
-META_KEYS = {"_format_version", "_comment", "_transform"}
+META_KEYS = {"_format_version", "_comment", "_ignore", "_transform", "_workspace", "_info"}
+# keys of decK's `_info` block (decK file/types.go Info)
+_INFO_KEYS = {"select_tags", "defaults", "default_lookup_tags"}
 # Kong entity collections fastgw does not implement: named plainly instead of "unknown field"
 UNSUPPORTED = {"vaults", "key_sets", "keys",
                "hmacauth_credentials", "oauth2_credentials", "filter_chains", "workspaces"}
@@ -53,6 +65,9 @@ UNSUPPORTED = {"vaults", "key_sets", "keys",
 _BUILD_ORDER = ("certificates", "ca_certificates", "snis", "services", "upstreams",
                 "consumers", "routes", "targets", "plugins", "keyauth_credentials",
                 "basicauth_credentials", "jwt_secrets", "acls")
+
+# Kong's `fields` key for a document that does not parse (kong/db/declarative/init.lua)
+PARSE_ERROR_KEY = "error"
 
 _ENV_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -143,7 +158,7 @@ def parse_text(text: str | bytes, source: str = "<string>") -> Any:
         raise ConfigError([("", f"failed parsing declarative configuration: {exc}")],
                           source=source) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([("", f"failed parsing declarative configuration: {exc}")],
+        raise ConfigError([(PARSE_ERROR_KEY, f"failed parsing declarative configuration: {exc}")],
                           source=source) from None
 
 
@@ -161,7 +176,8 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
     with every error."""
     errors: ErrorList = []
     if not isinstance(d, dict):
-        raise ConfigError([("", "expected an object at the top level")])
+        raise ConfigError([(PARSE_ERROR_KEY,
+                            "failed parsing declarative configuration: expected an object")])
     d = interpolate(d, "", errors, env)
 
     fmt = d.get("_format_version")
@@ -176,8 +192,8 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
     if not isinstance(transform, bool):
         errors.append(("_transform", "expected a boolean"))
         transform = True
-    if "_comment" in d and not isinstance(d["_comment"], str):
-        errors.append(("_comment", "expected a string"))
+    _check_annotations(d, "", errors)
+    select_tags = _check_deck_meta(d, errors)
     for key in d:
         if key in META_KEYS or key in ENTITY_TYPES:
             continue
@@ -201,6 +217,14 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
                 errors.append((p, "expected a record"))
                 continue
             data = dict(item)
+            _check_annotations(data, p, errors)
+            data.pop("_comment", None)
+            data.pop("_ignore", None)
+            if select_tags:
+                tags = data.get("tags")
+                if tags is None or isinstance(tags, list):
+                    data["tags"] = [*(tags or []), *(t for t in select_tags
+                                                    if t not in (tags or []))]
             children = {k: data.pop(k) for k in NESTED.get(etype, {}) if k in data}
             rec = _Rec(etype, data, p, parents)
             records[etype].append(rec)
@@ -214,7 +238,7 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
     # 2. ids and references, parents first; 3. build each entity
     index: dict[str, dict[str, _Rec]] = {t: {} for t in ENTITY_TYPES}
     built: dict[str, list[Any]] = {t: [] for t in ENTITY_TYPES}
-    v2 = fmt == "2.1"
+    v2 = fmt in _LEGACY_PATH_FORMATS
     for etype in _BUILD_ORDER:
         for rec in records[etype]:
             data = rec.data
@@ -251,6 +275,40 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
     return config
 
 
+def _check_annotations(d: dict[str, Any], path: str, errors: ErrorList) -> None:
+    """Kong's `_comment` (string) and `_ignore` (array) annotations."""
+    if "_comment" in d and not isinstance(d["_comment"], str):
+        errors.append((join(path, "_comment"), "expected a string"))
+    if "_ignore" in d and not isinstance(d["_ignore"], list):
+        errors.append((join(path, "_ignore"), "expected an array"))
+
+
+def _check_deck_meta(d: dict[str, Any], errors: ErrorList) -> list[str]:
+    """decK's `_workspace` and `_info`; returns `_info.select_tags`."""
+    ws = d.get("_workspace")
+    if ws is not None and ws != DEFAULT_WORKSPACE:
+        errors.append(("_workspace", f"fastgw has one workspace, '{DEFAULT_WORKSPACE}' "
+                                     f"(got '{ws}')" if isinstance(ws, str) else
+                       "expected a string"))
+    info = d.get("_info")
+    if info is None:
+        return []
+    if not isinstance(info, dict):
+        errors.append(("_info", "expected a record"))
+        return []
+    for k, v in info.items():
+        if k not in _INFO_KEYS:
+            errors.append((f"_info.{k}", "unknown field"))
+        elif k != "select_tags" and v:
+            errors.append((f"_info.{k}", "decK-side lookups and defaults are not supported by "
+                                         "fastgw: write the values into the entities"))
+    tags = info.get("select_tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        errors.append(("_info.select_tags", "expected an array of strings"))
+        return []
+    return tags
+
+
 def _check_unique_records(records: dict[str, list[_Rec]], errors: ErrorList) -> None:
     """Ids and unique keys, on the raw records: a duplicate is reported even when the first
     entity with that key had errors of its own."""
@@ -261,7 +319,8 @@ def _check_unique_records(records: dict[str, list[_Rec]], errors: ErrorList) -> 
             if rec.id is not None:
                 # a derived id repeats only when the endpoint key does: reported below
                 if rec.id in seen_ids and rec.data.get("id") is not None:
-                    errors.append((join(rec.path, "id"),
+                    # Kong reports it on the entity itself (declarative_config.lua)
+                    errors.append((rec.path,
                                    f"uniqueness violation: '{etype}' entity with primary key "
                                    f"set to '{rec.id}' already declared"))
                 seen_ids.add(rec.id)
@@ -279,11 +338,11 @@ def _check_unique_records(records: dict[str, list[_Rec]], errors: ErrorList) -> 
                     continue
                 key = (fields, tuple(vals))
                 if key in seen:
-                    field = model.UNIQUE_ERROR_FIELD.get(etype, fields[0])
                     shown = " and ".join(f"{f} set to '{v if v is not None else 'null'}'"
                                          for f, v in zip(fields, vals)
                                          if f not in FOREIGN[etype])
-                    errors.append((join(rec.path, field),
+                    # an error of the whole entity, as Kong's declarative uniqueness check
+                    errors.append((rec.path,
                                    f"uniqueness violation: '{etype}' entity with {shown} "
                                    "already declared"))
                 seen.add(key)

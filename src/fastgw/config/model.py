@@ -54,6 +54,8 @@ _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _NAME_RE = re.compile(r"^[\w.\-~]+$")
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
+# Kong's typedefs.header_name (kong/tools/http.lua validate_header_name)
+_KONG_HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 # Kong 3 treats a 2.x path as a regex when it has characters outside this set
 _PLAIN_PATH_RE = re.compile(r"^[A-Za-z0-9._~/%\-]*$")
 
@@ -469,6 +471,21 @@ def _is_list_type(tp: Any) -> bool:
     return False
 
 
+def _list_elem_type(tp: Any) -> Any:
+    """X of list[X] (also inside Optional / Annotated), else None."""
+    o = get_origin(tp)
+    if o is list:
+        args = get_args(tp)
+        return args[0] if args else None
+    if o in (Union, Annotated):
+        for a in get_args(tp):
+            if a is not type(None):
+                e = _list_elem_type(a)
+                if e is not None:
+                    return e
+    return None
+
+
 def _suffix_to_path(path: str, suffix: str) -> str:
     # msgspec's `$.a[0].b` -> `.a[0].b` appended to our path
     return path + suffix if suffix else path
@@ -512,6 +529,18 @@ def build_struct(cls: type, data: Any, path: str, errors: ErrorList, *,
         try:
             values[f.name] = msgspec.convert(value, f.type, strict=strict)
         except msgspec.ValidationError as exc:
+            elem = _list_elem_type(f.type) if isinstance(value, list) else None
+            if elem is not None:
+                # Kong validates every element of an array: report each bad one, not the first
+                n1 = len(errors)
+                for i, item in enumerate(value):
+                    try:
+                        msgspec.convert(item, elem, strict=strict)
+                    except msgspec.ValidationError as e2:
+                        suffix, msg = _translate(e2, elem)
+                        errors.append((_suffix_to_path(f"{fpath}[{i}]", suffix), msg))
+                if len(errors) > n1:
+                    continue
             suffix, msg = _translate(exc, f.type)
             errors.append((_suffix_to_path(fpath, suffix), msg))
     if len(errors) > n0:
@@ -519,8 +548,15 @@ def build_struct(cls: type, data: Any, path: str, errors: ErrorList, *,
     try:
         return cls(**values)
     except (ValueError, TypeError, msgspec.ValidationError) as exc:
-        # a __post_init__ check (plugin Config structs may have them)
-        errors.append((path, str(exc)))
+        # a __post_init__ check (plugin Config structs may have them): one naming a field
+        # (plugins.base.field_error, msgspec's " - at `$.f`") goes to that field; others are
+        # Kong's entity checks of this record, reported under its "@entity" key
+        msg = str(exc)
+        m = re.search(r" - at `\$(.*)`$", msg)
+        if m and m.group(1):
+            errors.append((path + m.group(1), msg[:m.start()]))
+        else:
+            errors.append((join(path, "@entity") if path else "", msg[:m.start()] if m else msg))
         return None
 
 
@@ -542,6 +578,15 @@ def _prepare_service(data: dict[str, Any], path: str, errors: ErrorList) -> dict
         port = u.port
     except ValueError:
         errors.append((join(path, "url"), "missing host in url"))
+        return data
+    if not u.scheme and not u.netloc:
+        # Kong's url shorthand (entities/services.lua) takes what socket.url.parse finds: no
+        # scheme and no host, so the text is a path; the usual field checks then report
+        # "host: required field missing" and the path's own error
+        if url.startswith("/"):
+            data["path"] = url
+        elif url:
+            errors.append((join(path, "path"), "should start with: /"))
         return data
     if not u.scheme or not u.hostname:
         errors.append((join(path, "url"), "missing host in url" if u.scheme else
@@ -719,24 +764,19 @@ def _check_upstream(u: Upstream, path: str, errors: ErrorList) -> Upstream:
     if not _HOSTNAME_RE.match(u.name) or u.name.replace(".", "").isdigit():
         errors.append((join(path, "name"), f"Invalid name ('{u.name}'); must be a valid "
                                            "hostname"))
-    for on, fb in (("hash_on", "hash_fallback"),):
-        on_v, fb_v = getattr(u, on), getattr(u, fb)
-        if on_v == "none" and fb_v != "none":
-            errors.append((join(path, fb), "must be 'none' when 'hash_on' is 'none'"))
-        if on_v == "cookie" and fb_v != "none":
-            errors.append((join(path, fb), "must be 'none' when 'hash_on' is 'cookie'"))
-        if on_v != "none" and on_v == fb_v and on_v not in ("header", "query_arg",
-                                                           "uri_capture"):
-            errors.append((join(path, fb), "cannot be the same as 'hash_on'"))
-    need = {"header": ("hash_on_header", "hash_fallback_header"),
-            "cookie": ("hash_on_cookie", None),
-            "query_arg": ("hash_on_query_arg", "hash_fallback_query_arg"),
-            "uri_capture": ("hash_on_uri_capture", "hash_fallback_uri_capture")}
-    for kind, (on_field, fb_field) in need.items():
-        if u.hash_on == kind and getattr(u, on_field) is None:
-            errors.append((join(path, on_field), "required field missing"))
-        if fb_field and u.hash_fallback == kind and getattr(u, fb_field) is None:
-            errors.append((join(path, fb_field), "required field missing"))
+    n0 = len(errors)
+    for field in ("hash_on_header", "hash_fallback_header"):
+        v = getattr(u, field)
+        if v is not None and not _KONG_HEADER_NAME_RE.match(v):
+            errors.append((join(path, field), f"bad header name '{v}', allowed characters "
+                                              "are A-Z, a-z, 0-9, '_', and '-'"))
+    if len(errors) == n0:  # Kong runs entity checks on records whose fields are valid
+        from fastgw.config.entity_checks import evaluate
+        seen: set[tuple[str, str]] = set()
+        for field, msg in evaluate("upstreams", msgspec.to_builtins(u)):
+            if (field, msg) not in seen:
+                seen.add((field, msg))
+                errors.append((join(path, field), msg))
     if u.hash_on_cookie_path and not u.hash_on_cookie_path.startswith("/"):
         errors.append((join(path, "hash_on_cookie_path"), "should start with: /"))
     return u
@@ -778,15 +818,21 @@ def _check_keyauth(k: KeyAuthCredential, path: str, errors: ErrorList) -> KeyAut
 
 
 def _check_jwt(j: JwtSecret, path: str, errors: ErrorList) -> JwtSecret:
+    # Kong's jwt_secrets conditional (plugins/jwt/daos.lua): an asymmetric algorithm needs a
+    # valid rsa_public_key; a failure is reported on the field and on the entity
+    problem = None
     if j.algorithm[:2] in ("RS", "ES", "PS", "Ed") and not j.rsa_public_key:
-        errors.append((join(path, "rsa_public_key"),
-                       f"required when 'algorithm' is '{j.algorithm}'"))
-    if j.rsa_public_key:
+        problem = "required field missing"
+    elif j.rsa_public_key:
         try:
             from cryptography.hazmat.primitives.serialization import load_pem_public_key
             load_pem_public_key(j.rsa_public_key.encode())
         except Exception:  # noqa: BLE001 - any parse failure is the same user error
-            errors.append((join(path, "rsa_public_key"), "invalid key"))
+            problem = "invalid key"
+    if problem:
+        errors.append((join(path, "@entity"),
+                       "failed conditional validation given value of field 'algorithm'"))
+        errors.append((join(path, "rsa_public_key"), problem))
     return j
 
 

@@ -24,8 +24,8 @@ from typing import Any
 import msgspec
 
 from fastgw.config import declarative, model
-from fastgw.config.errors import (ConfigError, EntityNotFound, ErrorList, ForeignKeyViolation,
-                                  UniqueViolation)
+from fastgw.config.errors import (ConfigError, EntityNotFound, ErrorList, ForeignKeysUnresolved,
+                                  ForeignKeyViolation, UniqueViolation)
 from fastgw.config.model import (CASCADE, ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, Entity,
                                  config_hash, is_uuid)
 
@@ -86,7 +86,13 @@ class ConfigStore:
             self._commit(new)
 
     def _commit(self, new: Config) -> None:
-        self._apply(new)  # raises -> nothing changes
+        try:
+            self._apply(new)  # raises -> nothing changes
+        except (ValueError, OverflowError) as e:
+            # a value the compiled runtime cannot hold (e.g. a number beyond its C type) is
+            # the configuration's problem, answered as such, not as an internal error
+            log.exception("the runtime refused the configuration")
+            raise ConfigError([("", f"cannot apply the configuration: {e}")]) from None
         self._config = new
         self._hash = config_hash(new)
         self.version += 1
@@ -121,14 +127,34 @@ class ConfigStore:
             return list(items)
         return [e for e in items if all(getattr(e, f) == v for f, v in scope.items())]
 
+    def list_live(self, etype: str, scope: dict[str, str] | None = None) -> list[Any]:
+        """`list` without expired credentials (what the Admin API shows)."""
+        return [e for e in self.list(etype, scope) if not self.expired(e)]
+
     def get_by_id(self, etype: str, id_: str) -> Any | None:
         for e in getattr(self._config, etype):
             if e.id == id_:
                 return e
         return None
 
+    def expired(self, ent: Any) -> bool:
+        """A credential created with a `ttl` that has passed (Kong's DAO ttl: gone)."""
+        ttl = getattr(ent, "ttl", None)
+        return bool(ttl) and (ent.created_at or 0) + ttl <= self._clock()
+
+    def remaining_ttl(self, ent: Any) -> int | None:
+        ttl = getattr(ent, "ttl", None)
+        if not ttl:
+            return None
+        return max(0, int((ent.created_at or 0) + ttl - self._clock()))
+
     def find(self, etype: str, key: str, scope: dict[str, str] | None = None) -> Any | None:
-        """By id or endpoint key (name, username, key, target...), within `scope`."""
+        """By id or endpoint key (name, username, key, target...), within `scope`; an expired
+        credential is not found."""
+        found = self._find(etype, key, scope)
+        return None if found is not None and self.expired(found) else found
+
+    def _find(self, etype: str, key: str, scope: dict[str, str] | None = None) -> Any | None:
         items = self.list(etype, scope)
         if is_uuid(key):
             k = key.lower()
@@ -157,7 +183,8 @@ class ConfigStore:
             elif raw.get("username") is not None:
                 key, shown = raw["username"], {"username": raw["username"]}
             else:
-                raise ConfigError([(field, "expected a record with an 'id'")])
+                # Kong: a reference without its primary key (and no endpoint key to look up)
+                raise ConfigError([(f"{field}.id", "missing primary key")])
         else:
             key, shown = raw, {"id": raw}
         if not isinstance(key, str):
@@ -167,6 +194,8 @@ class ConfigStore:
             shown = {ENDPOINT_KEY.get(parent_type) or "name": key}
         found = self.find(parent_type, key)
         if found is None:
+            if "id" not in shown:  # looked up by endpoint key: Kong's code 13
+                raise ForeignKeysUnresolved(field, shown, parent_type)
             raise ForeignKeyViolation(field, shown, parent_type)
         return found.id
 
@@ -194,7 +223,10 @@ class ConfigStore:
                 ek = ENDPOINT_KEY.get(etype)
                 if ek is None:
                     raise EntityNotFound(etype, key)
-                data[ek] = key
+                # Kong's targets PUT (api/routes/upstreams.lua update_existing_target): the
+                # body's `target` may move an existing target; elsewhere the URL key wins
+                if not (etype == "targets" and existing is not None and data.get(ek)):
+                    data[ek] = key
                 if existing is not None:
                     data["id"] = existing.id
             ent = self._build(etype, data, scope, existing=existing)
@@ -214,6 +246,11 @@ class ConfigStore:
             existing = self.find(etype, key, scope)
             if existing is None:
                 raise EntityNotFound(etype, key)
+            if etype == "basicauth_credentials" and "consumer" in data and "password" not in data:
+                # the stored hash is sha1(password .. consumer_id): moving the credential to
+                # another consumer needs the password again (Kong's basic-auth transformation)
+                raise ConfigError([("", "all or none of these fields must be set: 'password', "
+                                        "'consumer.id'")])
             base: dict[str, Any] = msgspec.to_builtins(existing)
             merged = dict(base)
             for k, v in data.items():
@@ -311,7 +348,7 @@ class ConfigStore:
 
     def _check_unique(self, etype: str, ent: Any, exclude: str | None) -> None:
         for other in getattr(self._config, etype):
-            if other.id == exclude:
+            if other.id == exclude or self.expired(other):
                 continue
             if other.id == ent.id:
                 raise UniqueViolation(etype, {"id": ent.id})
@@ -324,6 +361,8 @@ class ConfigStore:
                     raise UniqueViolation(etype, shown)
 
     def _commit_entities(self, etype: str, items: list[Any]) -> None:
+        # expired credentials leave the config with the next change of their type
+        items = [e for e in items if not self.expired(e)]
         new = msgspec.structs.replace(self._config, **{etype: items})
         errors = model.check_integrity(new)
         if errors:

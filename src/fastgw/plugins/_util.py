@@ -13,16 +13,19 @@ from urllib.parse import urlencode
 
 import orjson
 
+from fastgw import multipart
+
 from .base import Response
 from .context import parse_query
-from fastgw._core.messages import INTERNAL
 
 JSON = "json"
 FORM = "form"
+MULTIPART = "multipart"
 
 
 def body_kind(content_type: str | None) -> str | None:
-    """"json" for application/json (and +json), "form" for urlencoded forms, else None."""
+    """"json" for application/json (and +json), "form" for urlencoded forms, "multipart" for
+    multipart/form-data (Kong's plugins read all three), else None."""
     if not content_type:
         return None
     ct = content_type.split(";", 1)[0].strip().lower()
@@ -30,13 +33,25 @@ def body_kind(content_type: str | None) -> str | None:
         return JSON
     if ct == "application/x-www-form-urlencoded":
         return FORM
+    if ct == "multipart/form-data":
+        return MULTIPART
     return None
 
 
-def decode_body(kind: str | None, raw: bytes | None) -> Any:
-    """The body as a dict (JSON objects / forms), or None when it is not one."""
+def decode_body(kind: str | None, raw: bytes | None, content_type: str | None = None) -> Any:
+    """The body as a dict (JSON objects / forms), or None when it is not one (a multipart
+    body that does not parse is not one either)."""
     if not raw or kind is None:
         return None
+    if kind == MULTIPART:
+        try:
+            pairs = multipart.to_pairs(content_type or "", raw)
+        except multipart.MultipartError:
+            return None
+        out: dict[str, Any] = {}
+        for k, v in pairs:
+            out[k] = _append_value(out[k], v) if k in out else v
+        return out
     if kind == JSON:
         try:
             obj = orjson.loads(raw)
@@ -46,9 +61,18 @@ def decode_body(kind: str | None, raw: bytes | None) -> Any:
     return dict(parse_query(raw))
 
 
-def encode_body(kind: str, obj: dict[str, Any]) -> bytes:
+def _append_value(cur: Any, v: Any) -> list[Any]:
+    return [*cur, v] if isinstance(cur, list) else [cur, v]
+
+
+def encode_body(kind: str, obj: dict[str, Any], content_type: str | None = None) -> bytes:
+    """`obj` in the body format `kind`; a multipart body keeps the boundary of
+    `content_type`, so the Content-Type header stays valid."""
     if kind == JSON:
         return orjson.dumps(obj)
+    if kind == MULTIPART:
+        boundary = multipart.boundary_of(content_type or "")
+        return multipart.encode(list(_pairs(obj)), boundary)[1]
     return urlencode(list(_pairs(obj))).encode("latin-1")
 
 
@@ -80,14 +104,16 @@ def unauthorized(message: str, www_authenticate: str | None) -> Response:
 def use_anonymous(ctx: Any, env: Any, anonymous: str | None, failure: Response) -> Response | None:
     """Kong's auth-plugin epilogue: on failure, authenticate as the configured anonymous
     consumer, or answer ``failure``. A configured anonymous consumer that does not exist is a
-    500, as Kong (``anonymous consumer "<id>" not found``)."""
+    500 naming it, as Kong 3.x (key-auth/handler.lua set_anonymous_consumer:
+    ``anonymous consumer <id> is configured but doesn't exist``)."""
     if not anonymous:
         return failure
     consumer = env.find_consumer(anonymous)
     if consumer is None:
         import logging
 
-        logging.getLogger("fastgw.plugins").error('anonymous consumer "%s" not found', anonymous)
-        return Response.message(500, INTERNAL)
+        msg = f"anonymous consumer {anonymous} is configured but doesn't exist"
+        logging.getLogger("fastgw.plugins").error(msg)
+        return Response.message(500, msg)
     ctx.authenticate(consumer, None)
     return None

@@ -87,7 +87,7 @@ class BasicAuth(Plugin):
             if username is not None:
                 found = self._users.get(username)
         if found is None or password is None or not _password_ok(found[0], found[1], password):
-            return unauthorized("Invalid authentication credentials", self._challenge)
+            return unauthorized("Unauthorized", self._challenge)
         consumer, cred = found
         ctx.authenticate(consumer, cred, str(cred.username))
         return None

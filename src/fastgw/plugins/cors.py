@@ -91,11 +91,16 @@ class Cors(Plugin):
     def __init__(self, config: CorsConfig, env: PluginEnv) -> None:
         super().__init__(config, env)
         origins = config.origins or []
-        self._allow_all = not origins or (len(origins) == 1 and origins[0] == "*") or "*" in origins
+        # Kong's configure_origin: no origins or exactly ["*"] answer "*" without Vary; a "*"
+        # among other entries answers "*" only to requests that carry an Origin.
+        self._allow_all = not origins or (len(origins) == 1 and origins[0] == "*")
+        self._star_entry = "*" in origins
         self._single = origins[0] if len(origins) == 1 and _PLAIN.match(origins[0]) else None
         self._exact: set[str] = set()
         self._regexes: list[tuple[re.Pattern[str], bool]] = []
         for entry in origins:
+            if entry == "*":
+                continue
             if _PLAIN.match(entry):
                 self._exact.add(_normalize(entry)[0])
             else:
@@ -118,6 +123,9 @@ class Cors(Plugin):
             out.set_header("Access-Control-Allow-Origin", self._single)
             return False
         if req_origin:
+            if self._star_entry:
+                out.set_header("Access-Control-Allow-Origin", "*")
+                return True
             norm = self._norm_cache.get(req_origin)
             if norm is None:
                 norm = _normalize(req_origin)

@@ -41,13 +41,22 @@ class QueueConfig(msgspec.Struct, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_batch_size <= 1_000_000:
-            raise field_error("queue.max_batch_size", "value should be between 1 and 1000000")
+            raise field_error("max_batch_size", "value should be between 1 and 1000000")
         if not 0 <= self.max_coalescing_delay <= 3600:
-            raise field_error("queue.max_coalescing_delay", "value should be between 0 and 3600")
+            raise field_error("max_coalescing_delay", "value should be between 0 and 3600")
         if not 1 <= self.max_entries <= 1_000_000:
-            raise field_error("queue.max_entries", "value should be between 1 and 1000000")
+            raise field_error("max_entries", "value should be between 1 and 1000000")
         if not 0.001 <= self.initial_retry_delay <= 1_000_000:
-            raise field_error("queue.initial_retry_delay", "value should be between 0.001 and 1000000")
+            raise field_error("initial_retry_delay", "value should be between 0.001 and 1000000")
+        # Kong's queue fields fastgw's sender does not implement are refused, not ignored:
+        # max_bytes bounds queues of strings (kong/tools/queue.lua), http-log queues records;
+        # concurrency_limit -1 (a sender per batch) is not implemented: one sender, in order.
+        if self.max_bytes is not None:
+            raise field_error("max_bytes", "not supported by fastgw: http-log queues "
+                              "log records, not strings; bound the queue with max_entries")
+        if self.concurrency_limit != 1:
+            raise field_error("concurrency_limit", "only 1 is supported by fastgw "
+                              "(one sender per endpoint, batches sent in order)")
 
 
 class HttpLogConfig(msgspec.Struct, forbid_unknown_fields=True):

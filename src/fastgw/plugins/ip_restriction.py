@@ -33,7 +33,7 @@ def _parse_list(values: list[str] | None, field: str) -> tuple[_Net, ...]:
 class IpRestrictionConfig(msgspec.Struct, forbid_unknown_fields=True):
     allow: list[str] | None = None
     deny: list[str] | None = None
-    # Status and message of the rejection (Kong: 403 "Your IP address is not allowed").
+    # Status and message of the rejection (Kong 3.x: 403 "IP address not allowed: <ip>").
     status: int | None = None
     message: str | None = None
 
@@ -63,7 +63,7 @@ class IpRestriction(Plugin):
         self._allow = _parse_list(config.allow, "allow")
         self._deny = _parse_list(config.deny, "deny")
         self._status = config.status or 403
-        self._message = config.message or "Your IP address is not allowed"
+        self._message = config.message
         self._verdicts: dict[str, bool] = {}
 
     def _blocked(self, addr: str) -> bool:
@@ -88,5 +88,6 @@ class IpRestriction(Plugin):
                 del self._verdicts[next(iter(self._verdicts))]
             self._verdicts[addr] = blocked
         if blocked:
-            return Response.message(self._status, self._message)
+            # Kong's do_exit: the default message names the client address
+            return Response.message(self._status, self._message or f"IP address not allowed: {addr}")
         return None

@@ -42,7 +42,8 @@ class JwtConfig(msgspec.Struct, forbid_unknown_fields=True):
     run_on_preflight: bool = True
     # Seconds; 0 = no limit. Requires "exp" in claims_to_verify (Kong's entity check).
     maximum_expiration: int = 0
-    # When set, 401s carry `WWW-Authenticate: Bearer realm="..."`.
+    # Realm of the `WWW-Authenticate: Bearer realm="..."` challenge every 401 carries
+    # (None, Kong's default: `Bearer`).
     realm: str | None = None
 
     def __post_init__(self) -> None:
@@ -97,7 +98,8 @@ class Jwt(Plugin):
         req = ctx.request
         found: dict[str, None] = {}
         raw_query = req.raw_query
-        if self.query_markers and raw_query and any(p in raw_query for p in self.query_markers):
+        if self.query_markers and raw_query and (b"%" in raw_query or
+                                                 any(p in raw_query for p in self.query_markers)):
             # parse the query only when one of our parameter names appears in it
             q = req.query
             for name in self.config.uri_param_names:

@@ -15,7 +15,12 @@ import msgspec
 from ._util import body_kind, decode_body, encode_body, unauthorized, use_anonymous
 from .base import Plugin, PluginEnv, Response, field_error
 
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+# Kong 3.x key-auth/handler.lua: a wrong key answers the same word as a missing one would in
+# basic-auth, so a caller cannot tell a revoked key from a mistyped one.
+ERR_INVALID_AUTH_CRED = "Unauthorized"
+# Kong's typedefs.header_name (kong/tools/http.lua validate_header_name): letters, digits,
+# '-' and '_' only (stricter than an RFC 9110 token, as Kong)
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class KeyAuthConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -31,8 +36,8 @@ class KeyAuthConfig(msgspec.Struct, forbid_unknown_fields=True):
     key_in_body: bool = False
     # Authenticate CORS preflight OPTIONS requests too (Kong default True).
     run_on_preflight: bool = True
-    # Realm in `WWW-Authenticate: Key realm="..."`; None -> `Key`.
-    realm: str | None = "kong"
+    # Realm in `WWW-Authenticate: Key realm="..."`; None (Kong's default) -> `Key`.
+    realm: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key_names:
@@ -50,10 +55,16 @@ class KeyAuth(Plugin):
     def __init__(self, config: KeyAuthConfig, env: PluginEnv) -> None:
         super().__init__(config, env)
         self.keys: dict[str, tuple[Any, Any]] = {}
+        # key -> expiry (epoch seconds) of credentials created with a `ttl` (Kong's DAO ttl:
+        # the credential is gone once it passes); only these keys pay for a clock check
+        self.expiry: dict[str, float] = {}
         for consumer, cred in env.credentials_for("key-auth"):
             key = getattr(cred, "key", None)
             if key and consumer is not None:
                 self.keys[str(key)] = (consumer, cred)
+                ttl = getattr(cred, "ttl", None)
+                if ttl:
+                    self.expiry[str(key)] = float(getattr(cred, "created_at", None) or 0) + ttl
         self.names = [
             (
                 n,
@@ -95,12 +106,15 @@ class KeyAuth(Plugin):
             if v is None and conf.key_in_query:
                 raw_query = req.raw_query
                 # parse the query only when the name can be in it (percent-encoded or not)
-                if raw_query and (qname in raw_query or (qname_enc is not None and qname_enc in raw_query)):
+                # (any percent-escape may spell the name: `api%6B%65%79`, so then parse)
+                if raw_query and (qname in raw_query or (qname_enc is not None and qname_enc in raw_query)
+                                  or b"%" in raw_query):
                     v = req.query.get(name)
             if v is None and conf.key_in_body:
                 if body is None:
-                    kind = body_kind(req.get_header("content-type"))
-                    body = decode_body(kind, req.get_body()) or {}
+                    ctype = req.get_header("content-type")
+                    kind = body_kind(ctype)
+                    body = decode_body(kind, req.get_body(), ctype) or {}
                 v = body.get(name)
             if isinstance(v, list):
                 return unauthorized("Duplicate API key found", self.challenge)
@@ -112,8 +126,12 @@ class KeyAuth(Plugin):
         if not key:
             return unauthorized("No API key found in request", self.challenge)
         found = self.keys.get(key)
+        if found is not None and self.expiry:
+            exp = self.expiry.get(key)
+            if exp is not None and exp <= ctx.now:
+                found = None
         if found is None:
-            return unauthorized("Invalid authentication credentials", self.challenge)
+            return unauthorized(ERR_INVALID_AUTH_CRED, self.challenge)
         consumer, cred = found
         cred_id = getattr(cred, "id", None)
         ctx.authenticate(consumer, cred, str(cred_id) if cred_id else None)
@@ -127,10 +145,11 @@ class KeyAuth(Plugin):
         if req.get_header_bytes(lname) is not None:
             req.clear_header(lname)
         if self.config.key_in_body:
+            ctype = req.get_header("content-type")
             if body is None:
-                kind = body_kind(req.get_header("content-type"))
-                body = decode_body(kind, req.get_body())
+                kind = body_kind(ctype)
+                body = decode_body(kind, req.get_body(), ctype)
             if body and kind and name in body:
                 body = dict(body)
                 del body[name]
-                req.set_body(encode_body(kind, body))
+                req.set_body(encode_body(kind, body, ctype))

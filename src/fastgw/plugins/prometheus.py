@@ -9,20 +9,23 @@ Rules of this module:
 - Label values (service/route/consumer names) are interned to small ids when a plugin instance
   is built (per snapshot) and cached in dicts; the log phase does two dict lookups and one C call.
 - What is exported, as Kong 3.x:
-    kong_http_requests_total{service,route,code,source,consumer}   (status_code_metrics)
-    kong_kong_latency_ms / kong_upstream_latency_ms / kong_request_latency_ms {service,route}
+    kong_http_requests_total{service,route,code,source,workspace,consumer} (status_code_metrics)
+    kong_kong_latency_ms / kong_upstream_latency_ms / kong_request_latency_ms {service,route,workspace}
                                                                    (latency_metrics)
-    kong_bandwidth_bytes{service,route,direction,consumer}         (bandwidth_metrics)
+    kong_bandwidth_bytes{service,route,direction,workspace,consumer}        (bandwidth_metrics)
     kong_upstream_target_health{upstream,target,address,state,subsystem}
                                                                    (upstream_health_metrics)
     kong_nginx_connections_total{node_id,subsystem,state}, kong_nginx_requests_total,
-    kong_datastore_reachable, kong_node_info, kong_nginx_metric_errors_total   (always)
+    kong_datastore_reachable, kong_node_info, kong_nginx_metric_errors_total, kong_nginx_timers,
+    kong_memory_workers_lua_vms_bytes, kong_memory_lua_shared_dict_(total_)bytes   (always)
   ``consumer`` is the consumer's username with ``per_consumer``, else "".
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -40,7 +43,7 @@ from fastgw import __version__
 from fastgw._core import metrics as _m
 from fastgw._core.metrics import SharedMetrics
 
-from .base import Plugin, PluginEnv
+from .base import Plugin, PluginEnv, field_error
 
 __all__ = [
     "Prometheus",
@@ -58,6 +61,9 @@ log = logging.getLogger("fastgw.plugins.prometheus")
 
 # prometheus text format 0.0.4, what Kong serves
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# fastgw has one workspace, Kong's "default": the label is there so Kong's Grafana dashboard
+# (which filters and groups by workspace) works unchanged.
+WORKSPACE = "default"
 
 # Kong's states of a target in kong_upstream_target_health (one series per state, value 1 for
 # the current one).
@@ -110,8 +116,13 @@ class PrometheusConfig(msgspec.Struct, forbid_unknown_fields=True):
     latency_metrics: bool = False
     bandwidth_metrics: bool = False
     upstream_health_metrics: bool = False
-    # Kong 3.8 field, accepted so Kong configs load; fastgw has no AI proxy to measure.
+    # Kong 3.8 field: false (the default) loads; true is refused, fastgw has no AI proxy
+    # plugins whose requests it would measure.
     ai_metrics: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ai_metrics:
+            raise field_error("ai_metrics", "not supported by fastgw (no AI proxy plugins)")
 
 
 def service_label(service: Any) -> str:
@@ -238,6 +249,30 @@ class KongCollector:
                                  labels=["node_id", "version"])
         info.add_metric([node, __version__], 1)
         yield info
+        # Kong's nginx_timers{state}: fastgw's timers are the event loop's; one sweep timer per
+        # worker runs all timeouts (the proxy core), so "running" counts asyncio tasks of the
+        # scraping process and "pending" its scheduled callbacks when the loop exposes them.
+        timers = GaugeMetricFamily("kong_nginx_timers", "Number of nginx timers", labels=["state"])
+        running, pending = _loop_timers()
+        timers.add_metric(["running"], running)
+        timers.add_metric(["pending"], pending)
+        yield timers
+        # Kong's memory gauges: the metric tables are fastgw's one shared dict; the worker
+        # "Lua VM" is the resident set of the scraping process (Linux /proc/self/statm)
+        vms = GaugeMetricFamily("kong_memory_workers_lua_vms_bytes", "Allocated bytes in worker Lua VM",
+                                labels=["node_id", "pid", "kong_subsystem"])
+        vms.add_metric([node, str(os.getpid()), "http"], _rss_bytes())
+        yield vms
+        shm = GaugeMetricFamily("kong_memory_lua_shared_dict_bytes",
+                                "Allocated slabs in bytes in a shared_dict",
+                                labels=["node_id", "shared_dict", "kong_subsystem"])
+        shm_total = GaugeMetricFamily("kong_memory_lua_shared_dict_total_bytes",
+                                      "Total capacity in bytes of a shared_dict",
+                                      labels=["node_id", "shared_dict", "kong_subsystem"])
+        shm.add_metric([node, "prometheus_metrics", "http"], m.nbytes)
+        shm_total.add_metric([node, "prometheus_metrics", "http"], m.nbytes)
+        yield shm
+        yield shm_total
         if _export_upstream_health and _health_provider is not None:
             health = GaugeMetricFamily(
                 "kong_upstream_target_health",
@@ -252,18 +287,20 @@ class KongCollector:
         name = m.string
         status = CounterMetricFamily("kong_http_requests_total",
                                      "HTTP status codes per consumer/service/route in Kong",
-                                     labels=["service", "route", "code", "source", "consumer"])
+                                     labels=["service", "route", "code", "source", "workspace",
+                                             "consumer"])
         bandwidth = Metric("kong_bandwidth_bytes", "Total bandwidth (ingress/egress) throughput in bytes",
                            "counter")
         for key, value in m.counters():
             metric, sid, rid, cid, code, flag = _m.split_key(key)
             if metric == _m.METRIC_HTTP_REQUESTS:
-                status.add_metric([name(sid), name(rid), str(code), "kong" if flag else "service", name(cid)],
-                                  value)
+                status.add_metric([name(sid), name(rid), str(code), "kong" if flag else "service",
+                                   WORKSPACE, name(cid)], value)
             elif metric == _m.METRIC_BANDWIDTH:
                 bandwidth.add_sample("kong_bandwidth_bytes",
                                      {"service": name(sid), "route": name(rid),
-                                      "direction": "egress" if flag else "ingress", "consumer": name(cid)},
+                                      "direction": "egress" if flag else "ingress",
+                                      "workspace": WORKSPACE, "consumer": name(cid)},
                                      value)
         yield status
         yield bandwidth
@@ -272,15 +309,15 @@ class KongCollector:
             _m.METRIC_KONG_LATENCY: HistogramMetricFamily(
                 "kong_kong_latency_ms",
                 "Latency added by Kong and enabled plugins for each service/route in Kong",
-                labels=["service", "route"]),
+                labels=["service", "route", "workspace"]),
             _m.METRIC_UPSTREAM_LATENCY: HistogramMetricFamily(
                 "kong_upstream_latency_ms",
                 "Latency added by upstream response for each service/route in Kong",
-                labels=["service", "route"]),
+                labels=["service", "route", "workspace"]),
             _m.METRIC_REQUEST_LATENCY: HistogramMetricFamily(
                 "kong_request_latency_ms",
                 "Total latency incurred during requests for each service/route in Kong",
-                labels=["service", "route"]),
+                labels=["service", "route", "workspace"]),
         }
         for key, count, sum_ms, buckets in m.histograms():
             metric, sid, rid, _cid, _code, _flag = _m.split_key(key)
@@ -294,13 +331,30 @@ class KongCollector:
                 cum += n
                 rows.append((_le(le), cum))
             rows.append(("+Inf", count))
-            fam.add_metric([name(sid), name(rid)], rows, sum_ms)
+            fam.add_metric([name(sid), name(rid), WORKSPACE], rows, sum_ms)
         yield from hists.values()
 
         errors = CounterMetricFamily("kong_nginx_metric_errors_total",
                                      "Number of nginx-lua-prometheus errors")
         errors.add_metric([], m.errors)
         yield errors
+
+
+def _loop_timers() -> tuple[int, int]:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return 0, 0
+    scheduled = getattr(loop, "_scheduled", None)  # asyncio's heap; uvloop keeps its own
+    return len(asyncio.all_tasks(loop)), len(scheduled) if scheduled is not None else 0
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _le(v: float) -> str:

@@ -84,6 +84,10 @@ class RedisConfig(msgspec.Struct, forbid_unknown_fields=True):
 _FLAT_REDIS = ("host", "port", "timeout", "username", "password", "database", "ssl", "ssl_verify", "server_name")
 
 
+# Kong's SYNC_RATE_REALTIME: counters written on every request
+SYNC_RATE_REALTIME = -1
+
+
 class RateLimitingConfig(msgspec.Struct, forbid_unknown_fields=True):
     # Limits per period (Kong: number > 0; at least one; a longer period's limit is not lower).
     second: float | None = None
@@ -113,19 +117,20 @@ class RateLimitingConfig(msgspec.Struct, forbid_unknown_fields=True):
     hide_client_headers: bool = False
     error_code: int = 429
     error_message: str = "API rate limit exceeded"
-    # Kong's batching of counter syncs; fastgw always counts synchronously (exact), so any
-    # value behaves like -1 (synchronous).
-    sync_rate: float = -1
+    # Kong's batching of redis counter syncs. -1 (synchronous, Kong's default) is the only
+    # value fastgw implements: its redis policy counts every request exactly; any other
+    # value is rejected rather than silently treated as -1.
+    sync_rate: float = SYNC_RATE_REALTIME
     # fastgw: Kong Enterprise rate-limiting-advanced's window_type ("fixed" is Kong OSS).
     window_type: Literal["fixed", "sliding"] = "fixed"
 
     def __post_init__(self) -> None:
         limits = [(p, getattr(self, p)) for p in PERIODS if getattr(self, p) is not None]
         if not limits:
-            raise field_error(
-                "second",
+            # Kong's entity check (at_least_one_of): reported under config.@entity
+            raise ValueError(
                 "at least one of these fields must be non-empty: 'config.second', 'config.minute', "
-                "'config.hour', 'config.day', 'config.month', 'config.year'",
+                "'config.hour', 'config.day', 'config.month', 'config.year'"
             )
         for p, v in limits:
             if not v > 0:
@@ -163,6 +168,14 @@ class RateLimitingConfig(msgspec.Struct, forbid_unknown_fields=True):
             raise field_error("redis.timeout", "value must be greater than 0")
         if self.error_code <= 0:
             raise field_error("error_code", "value must be greater than 0")
+        if self.sync_rate != SYNC_RATE_REALTIME:
+            # Kong's custom_validator (rate-limiting/schema.lua) first, then fastgw's own limit
+            if self.policy != "redis":
+                raise ValueError("sync_rate can only be used with the redis policy")
+            if self.sync_rate < 0.02:
+                raise ValueError("sync_rate must be greater than 0.02, or -1 to disable")
+            raise field_error("sync_rate", "fastgw counts redis limits synchronously: only -1 "
+                              "is supported (batched syncs are not implemented)")
 
 
 def _num(v: float) -> str:

@@ -21,7 +21,7 @@ class RequestSizeLimitingConfig(msgspec.Struct, forbid_unknown_fields=True):
     # Kong default 128 (megabytes).
     allowed_payload_size: int = 128
     size_unit: Literal["megabytes", "kilobytes", "bytes"] = "megabytes"
-    # Reject requests without a valid Content-Length with 411 (default False).
+    # Reject requests without a valid Content-Length (and not chunked) with 411 (default False).
     require_content_length: bool = False
 
     def __post_init__(self) -> None:
@@ -39,12 +39,20 @@ class RequestSizeLimiting(Plugin):
         self.limit = config.allowed_payload_size * UNITS[config.size_unit]
 
     def access(self, ctx: Any) -> Response | None:
-        raw = ctx.request.get_header_bytes(b"content-length")
+        req = ctx.request
+        raw = req.get_header_bytes(b"content-length")
         if raw is not None and raw.strip().isdigit():
             if int(raw) > self.limit:
+                # Kong's check_size: a client waiting for 100 Continue is told 417
+                # (RFC 9110 section 10.1.1: the expectation cannot be met), others 413
+                expect = req.get_header_bytes(b"expect")
+                if expect is not None and expect.strip().lower() == b"100-continue":
+                    return Response.message(417, "Request size limit exceeded")
                 return Response.message(413, "Request size limit exceeded")
             return None
-        if self.config.require_content_length:
+        te = req.get_header_bytes(b"transfer-encoding")
+        chunked = te is not None and te.strip().lower().endswith(b"chunked")
+        if self.config.require_content_length and not chunked:
             return Response.message(411, "A valid Content-Length header is required")
         if ctx.max_body_size is None or ctx.max_body_size > self.limit:
             ctx.max_body_size = self.limit

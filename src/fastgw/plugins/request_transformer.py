@@ -3,29 +3,37 @@
 Order, as Kong: uri, method, headers, body, querystring; within each: remove, rename, replace,
 add, append. ``replace``/``rename`` apply only when the name exists, ``add`` only when it does
 not, ``append`` always (a second header line / a list value). Bodies are transformed only for
-JSON and urlencoded forms, and only when a body rule is configured (then the proxy buffers the
-body for this route: ``needs_request_body``).
+JSON, urlencoded and multipart forms, and only when a body rule is configured (then the proxy
+buffers the body for this route: ``needs_request_body``).
 
 Values may use Kong's templates ``$(headers.name)``, ``$(headers["name"])``,
-``$(query_params.name)`` / ``$(query_params["name"])``, with an optional ``or "default"``;
-a missing value renders as the default or the empty string. (Kong evaluates arbitrary Lua
-there; fastgw supports these lookups only.)
+``$(query_params.name)``, ``$(uri_captures.name)`` / ``$(uri_captures[1])``, ``$(shared.x)``,
+with ``or "default"``, ``and``, ``..``, ``type(...)`` and the other expressions of
+``_template.py``: a safe expression language, parsed when the config is loaded (Kong evaluates
+sandboxed Lua; fastgw never runs code from a config). Templates read the request as the client
+sent it (Kong's template environment is ``kong.request``, not the service request), so a
+header removed or replaced by this plugin still renders with its original value. A template
+that fails at request time answers 500, as Kong.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import msgspec
 
-from ._util import body_kind, decode_body, encode_body, split_colon_pairs
-from .base import Plugin, PluginEnv, field_error
+from ._template import Template, TemplateError, compile_template
+from ._util import FORM, body_kind, decode_body, encode_body, split_colon_pairs
+from .base import Plugin, PluginEnv, Response, field_error
+from .context import parse_query
 
-_TEMPLATE = re.compile(
-    r"""\$\(\s*(headers|query_params)\s*(?:\.([A-Za-z0-9_-]+)|\[\s*["']([^"']+)["']\s*\])"""
-    r"""(?:\s+or\s+["']([^"']*)["'])?\s*\)"""
-)
+log = logging.getLogger("fastgw.plugins")
+_BODYLESS_METHODS = ("GET", "HEAD", "TRACE")
+# per-request template environment, shared by the plugin's rules (ctx.vars key)
+_ENV_KEY = "request-transformer.template_env"
 
 
 class RemoveRules(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,9 +69,137 @@ class RequestTransformerConfig(msgspec.Struct, forbid_unknown_fields=True):
         for section in ("rename", "replace", "add", "append"):
             rules = getattr(self, section)
             for part in ("body", "headers", "querystring"):
-                split_colon_pairs(getattr(rules, part), f"{section}.{part}")
-        if self.replace.uri is not None and not self.replace.uri.startswith("/") and "$(" not in self.replace.uri:
-            raise field_error("replace.uri", "must start with '/'")
+                pairs = split_colon_pairs(getattr(rules, part), f"{section}.{part}")
+                if section == "rename":
+                    continue
+                for i, (_name, value) in enumerate(pairs):
+                    _check_template(value, f"{section}.{part}[{i}]")
+        if self.replace.uri is not None:
+            if not self.replace.uri.startswith("/") and "$(" not in self.replace.uri:
+                raise field_error("replace.uri", "must start with '/'")
+            _check_template(self.replace.uri, "replace.uri")
+
+
+def _check_template(value: str, field: str) -> None:
+    try:
+        compile_template(value)
+    except TemplateError as e:
+        raise field_error(field, f"value '{value}' is not in supported format, error: {e}") from None
+
+
+def _compiled(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, Template], ...]:
+    return tuple((n, compile_template(v)) for n, v in pairs)
+
+
+class _Headers(Mapping[str, Any]):
+    """The client's request headers for templates: case-insensitive, `_` read as `-`
+    (ngx.req.get_headers' metatable); a repeated header is a list."""
+
+    __slots__ = ("_src",)
+
+    def __init__(self, src: Any) -> None:
+        self._src = src
+
+    def __getitem__(self, key: str) -> Any:
+        if not isinstance(key, str):
+            raise KeyError(key)
+        vals = self._src.get_all(key.lower().replace("_", "-").encode("latin-1"))
+        if not vals:
+            raise KeyError(key)
+        out = [v.decode("latin-1") for v in vals]
+        return out[0] if len(out) == 1 else out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({k.decode("latin-1").lower(): None for k, _ in self._src.items()})
+
+    def __len__(self) -> int:
+        return len({k.lower() for k, _ in self._src.items()})
+
+
+class _Env(Mapping[str, Any]):
+    """Kong's lazily loaded template environment, over the original request."""
+
+    __slots__ = ("_ctx", "_cache")
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._cache:
+            return self._cache[key]
+        ctx = self._ctx
+        req = ctx.request
+        if key == "headers":
+            v: Any = _Headers(req._headers)
+        elif key == "query_params":
+            tgt = req.original_target
+            q = tgt.find(b"?")
+            v = parse_query(tgt[q + 1:]) if q >= 0 else {}
+        elif key == "uri_captures":
+            v = _uri_captures(ctx)
+        elif key == "shared":
+            v = ctx.vars
+        else:
+            raise KeyError(key)
+        self._cache[key] = v
+        return v
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("headers", "query_params", "uri_captures", "shared"))
+
+    def __len__(self) -> int:
+        return 4
+
+
+def _uri_captures(ctx: Any) -> dict[Any, str]:
+    """Kong's router_matches.uri_captures: [0] the whole match, [1..] the groups, plus the
+    named groups. The route's regex paths are matched again against the original path (only
+    when a template reads uri_captures); the first regex path that matches gives them."""
+    out: dict[Any, str] = {}
+    route = ctx.route
+    paths = getattr(route, "paths", None) or ()
+    tgt = ctx.request.original_target
+    q = tgt.find(b"?")
+    path = (tgt if q < 0 else tgt[:q]).decode("latin-1")
+    for p in paths:
+        if not isinstance(p, str) or not p.startswith("~"):
+            continue
+        rx = _route_regex(p[1:])
+        if rx is None:
+            continue
+        m = rx.match(path)
+        if m is None:
+            continue
+        out[0] = m.group(0)
+        for i, g in enumerate(m.groups(), 1):
+            if g is not None:
+                out[i] = g
+        for k, g in m.groupdict().items():
+            if g is not None:
+                out[k] = g
+        break
+    return out
+
+
+_RX_CACHE: dict[str, re.Pattern[str] | None] = {}
+# Distinct route regexes remembered for uri_captures (bounded like the router's own table).
+RX_CACHE_SIZE = 1024
+
+
+def _route_regex(pat: str) -> re.Pattern[str] | None:
+    rx = _RX_CACHE.get(pat, False)
+    if rx is False:
+        from fastgw._core.router import _rewrite_named_groups
+
+        try:
+            rx = re.compile(_rewrite_named_groups(pat))
+        except re.error:
+            rx = None
+        if len(_RX_CACHE) >= RX_CACHE_SIZE:
+            _RX_CACHE.clear()
+        _RX_CACHE[pat] = rx
+    return rx  # type: ignore[return-value]
 
 
 def _append(cur: Any, value: Any) -> list[Any]:
@@ -84,56 +220,62 @@ class RequestTransformer(Plugin):
         c = config
         self._h_remove = [n.lower() for n in c.remove.headers]
         self._h_rename = [(a.lower(), b) for a, b in split_colon_pairs(c.rename.headers, "")]
-        self._h_replace = split_colon_pairs(c.replace.headers, "")
-        self._h_add = split_colon_pairs(c.add.headers, "")
-        self._h_append = split_colon_pairs(c.append.headers, "")
+        self._h_replace = _compiled(split_colon_pairs(c.replace.headers, ""))
+        self._h_add = _compiled(split_colon_pairs(c.add.headers, ""))
+        self._h_append = _compiled(split_colon_pairs(c.append.headers, ""))
         self._q = (
             c.remove.querystring,
             split_colon_pairs(c.rename.querystring, ""),
-            split_colon_pairs(c.replace.querystring, ""),
-            split_colon_pairs(c.add.querystring, ""),
-            split_colon_pairs(c.append.querystring, ""),
+            _compiled(split_colon_pairs(c.replace.querystring, "")),
+            _compiled(split_colon_pairs(c.add.querystring, "")),
+            _compiled(split_colon_pairs(c.append.querystring, "")),
         )
         self._b = (
             c.remove.body,
             split_colon_pairs(c.rename.body, ""),
-            split_colon_pairs(c.replace.body, ""),
-            split_colon_pairs(c.add.body, ""),
-            split_colon_pairs(c.append.body, ""),
+            _compiled(split_colon_pairs(c.replace.body, "")),
+            _compiled(split_colon_pairs(c.add.body, "")),
+            _compiled(split_colon_pairs(c.append.body, "")),
         )
+        self._uri = compile_template(c.replace.uri) if c.replace.uri is not None else None
         self._has_q = any(self._q)
-        self.needs_request_body = any(self._b)
+        # Kong's transform_method: turning a request into GET/HEAD/TRACE moves a form body's
+        # parameters into the query string, so those routes read the body too
+        self._body_to_query = c.http_method in _BODYLESS_METHODS
+        self._has_body_rules = any(self._b)
+        self.needs_request_body = self._has_body_rules or self._body_to_query
 
-    def _render(self, ctx: Any, value: str) -> str:
-        if "$(" not in value:
-            return value
-        req = ctx.request
+    def _render(self, ctx: Any, value: Template) -> str:
+        if value.is_static:
+            return value.source
+        env = ctx.vars.get(_ENV_KEY)
+        if env is None:
+            env = ctx.vars[_ENV_KEY] = _Env(ctx)
+        return value.render(env)
 
-        def sub(m: re.Match[str]) -> str:
-            source, name = m.group(1), m.group(2) or m.group(3)
-            default = m.group(4) or ""
-            if source == "headers":
-                v = req.get_header(name)
-            else:
-                q = req.query.get(name)
-                v = q[0] if isinstance(q, list) else q
-            return default if v is None else v
+    def access(self, ctx: Any) -> Response | None:
+        try:
+            self._transform(ctx)
+        except TemplateError as e:
+            # Kong: "[request-transformer] failed to render the template ..." -> 500
+            log.error("[request-transformer] failed to render a template: %s", e)
+            return Response.message(500, "An unexpected error occurred")
+        return None
 
-        return _TEMPLATE.sub(sub, value)
-
-    def access(self, ctx: Any) -> None:
+    def _transform(self, ctx: Any) -> None:
         conf = self.config
         req = ctx.request
-        if conf.replace.uri is not None:
-            req.set_path(self._render(ctx, conf.replace.uri))
+        if self._uri is not None:
+            req.set_path(self._render(ctx, self._uri))
         if conf.http_method is not None:
             req.set_method(conf.http_method)
+            if self._body_to_query:
+                self._form_to_query(ctx)
         self._headers(ctx)
-        if self.needs_request_body:
+        if self._has_body_rules:
             self._body(ctx)
         if self._has_q:
             self._query(ctx)
-        return None
 
     def _headers(self, ctx: Any) -> None:
         req = ctx.request
@@ -179,6 +321,19 @@ class RequestTransformer(Plugin):
             changed = True
         return changed
 
+    def _form_to_query(self, ctx: Any) -> None:
+        req = ctx.request
+        ctype = req.get_header("content-type")
+        if body_kind(ctype) != FORM:
+            return
+        params = decode_body(FORM, req.get_body(), ctype)
+        if not params:
+            return
+        query = dict(req.query)
+        for name, value in params.items():
+            query[name] = _append(query[name], value) if name in query else value
+        req.set_query(query)
+
     def _query(self, ctx: Any) -> None:
         req = ctx.request
         params = dict(req.query)
@@ -187,14 +342,15 @@ class RequestTransformer(Plugin):
 
     def _body(self, ctx: Any) -> None:
         req = ctx.request
-        kind = body_kind(req.get_header("content-type"))
+        ctype = req.get_header("content-type")
+        kind = body_kind(ctype)
         if kind is None:
             return
         raw = req.get_body()
-        params = decode_body(kind, raw)
+        params = decode_body(kind, raw, ctype)
         if params is None:
             if raw:
                 return  # a body we cannot parse is passed through untouched (Kong)
             params = {}
         if self._apply(ctx, params, self._b):
-            req.set_body(encode_body(kind, params))
+            req.set_body(encode_body(kind, params, ctype))
