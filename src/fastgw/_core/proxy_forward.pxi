@@ -113,6 +113,7 @@ cdef void exchange_start(Exchange ex, const char* head, Py_ssize_t head_len):
                 PyBytes_AS_STRING(head_copy) + ex.path_off,
                 p.target_off + p.target_len - ex.path_off),
             HeadCopy(head_copy, p), ex.client_ip, "https" if ex.tls else "http")
+        ex.ctx.route_match = m
     except Exception:
         log.exception("plugin context failed")
         ex.send_error(500, MSG_INTERNAL, ex.rq != RQ_COMPLETE)

@@ -5,7 +5,7 @@
 #   exact-host buckets (dict lowercase host -> _Bucket), wildcard-host entries, host-agnostic
 #   entries. Each list is sorted by candidate rank, so a scan stops at the first match and never
 #   looks past the best rank already found in an earlier list.
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint64_t
 
 from fastgw._core.regex cimport Regex
 
@@ -74,7 +74,7 @@ cdef class RouteSpec:
     cdef readonly list methods
     cdef readonly dict headers
     cdef readonly list snis
-    cdef readonly int regex_priority
+    cdef readonly int64_t regex_priority   # Kong allows any integer up to 2^53
     cdef readonly bint strip_path
     cdef readonly bint preserve_host
     cdef readonly str path_handling

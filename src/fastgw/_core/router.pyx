@@ -83,7 +83,7 @@ resolved by a binary search per distinct prefix length (longest first) instead o
 """
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -140,7 +140,7 @@ cdef class RouteSpec:
     """One route as the router sees it (built by the config compile step)."""
 
     def __init__(self, key, hosts=None, paths=None, methods=None, headers=None,
-                 int regex_priority=0, bint strip_path=True, bint preserve_host=False,
+                 int64_t regex_priority=0, bint strip_path=True, bint preserve_host=False,
                  str path_handling="v0", service_path=None, id=None, snis=None):
         self.key = key
         self.id = str(id) if id is not None else ""

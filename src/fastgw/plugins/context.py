@@ -381,6 +381,7 @@ class Context:
         "_client_ip",
         "_vars",
         "log_extra",
+        "route_match",
         # log fields, filled by the proxy
         "bytes_in",
         "bytes_out",
@@ -422,6 +423,9 @@ class Context:
         self._vars: dict[str, Any] | None = None
         # Kong's kong.log.set_serialize_value: extra fields merged into log entries.
         self.log_extra: dict[str, Any] | None = None
+        # the router's RouteMatch (set by the proxy): its regex captures are Kong's
+        # router_matches.uri_captures
+        self.route_match: Any = None
         self.bytes_in = 0
         self.bytes_out = 0
         self.upstream_latency: float | None = None
@@ -431,6 +435,21 @@ class Context:
         self.upstream_uri: str | None = None
         self.upstream_status: int | None = None
         self.tries = 0
+
+    @property
+    def uri_captures(self) -> dict[Any, str]:
+        """Kong's kong.request.get_uri_captures(): [1..] the positional groups and the named
+        groups, from the router's own match (a route regex is never matched again)."""
+        m = self.route_match
+        out: dict[Any, str] = {}
+        if m is None:
+            return out
+        for i, g in enumerate(m.captures, 1):
+            out[i] = g
+        for k, g in m.named_captures.items():
+            if g is not None:
+                out[k] = g
+        return out
 
     @property
     def vars(self) -> dict[str, Any]:

@@ -137,7 +137,7 @@ class _Env(Mapping[str, Any]):
             q = tgt.find(b"?")
             v = parse_query(tgt[q + 1:]) if q >= 0 else {}
         elif key == "uri_captures":
-            v = _uri_captures(ctx)
+            v = ctx.uri_captures
         elif key == "shared":
             v = ctx.vars
         else:
@@ -150,56 +150,6 @@ class _Env(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return 4
-
-
-def _uri_captures(ctx: Any) -> dict[Any, str]:
-    """Kong's router_matches.uri_captures: [0] the whole match, [1..] the groups, plus the
-    named groups. The route's regex paths are matched again against the original path (only
-    when a template reads uri_captures); the first regex path that matches gives them."""
-    out: dict[Any, str] = {}
-    route = ctx.route
-    paths = getattr(route, "paths", None) or ()
-    tgt = ctx.request.original_target
-    q = tgt.find(b"?")
-    path = (tgt if q < 0 else tgt[:q]).decode("latin-1")
-    for p in paths:
-        if not isinstance(p, str) or not p.startswith("~"):
-            continue
-        rx = _route_regex(p[1:])
-        if rx is None:
-            continue
-        m = rx.match(path)
-        if m is None:
-            continue
-        out[0] = m.group(0)
-        for i, g in enumerate(m.groups(), 1):
-            if g is not None:
-                out[i] = g
-        for k, g in m.groupdict().items():
-            if g is not None:
-                out[k] = g
-        break
-    return out
-
-
-_RX_CACHE: dict[str, re.Pattern[str] | None] = {}
-# Distinct route regexes remembered for uri_captures (bounded like the router's own table).
-RX_CACHE_SIZE = 1024
-
-
-def _route_regex(pat: str) -> re.Pattern[str] | None:
-    rx = _RX_CACHE.get(pat, False)
-    if rx is False:
-        from fastgw._core.router import _rewrite_named_groups
-
-        try:
-            rx = re.compile(_rewrite_named_groups(pat))
-        except re.error:
-            rx = None
-        if len(_RX_CACHE) >= RX_CACHE_SIZE:
-            _RX_CACHE.clear()
-        _RX_CACHE[pat] = rx
-    return rx  # type: ignore[return-value]
 
 
 def _append(cur: Any, value: Any) -> list[Any]:
