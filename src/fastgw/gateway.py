@@ -87,6 +87,7 @@ class Gateway:
     def __init__(self, config: Any = None, *, listen: str | tuple[str, int] | None = None,
                  admin_listen: str | tuple[str, int] | None = None,
                  handlers: Mapping[str, Any] | None = None, trusted_ips: tuple[str, ...] = (),
+                 real_ip_header: str = "X-Forwarded-For", real_ip_recursive: bool = True,
                  limits: Mapping[str, int] | None = None, node_id: str | None = None,
                  active_health: bool = True, clock: Callable[[], float] | None = None) -> None:
         self.config: Config = load_config(config)
@@ -94,6 +95,11 @@ class Gateway:
         self.admin_listen = admin_listen
         self.handlers: dict[str, Any] = dict(handlers or {})
         self.trusted_ips = tuple(trusted_ips)
+        # Kong's real_ip_header / real_ip_recursive (nginx realip), read by Context.client_ip.
+        # The library's default is X-Forwarded-For, recursive (as before these were settable);
+        # the CLI passes Kong's defaults (X-Real-IP, off) from its Settings.
+        self.real_ip = {"real_ip_header": real_ip_header.lower(),
+                        "real_ip_recursive": bool(real_ip_recursive)}
         self.limits = dict(limits or {})
         self.node_id = node_id or str(uuid.uuid4())
         self.active_health = active_health
@@ -136,7 +142,7 @@ class Gateway:
         self.core = core = ProxyCore(loop, listen_port=port, limits=self.limits)
         core.context_factory = self._make_context
         self.compiler = Compiler(core, handlers=self.handlers, trusted_ips=self.trusted_ips,
-                                 settings={"node_id": self.node_id},
+                                 settings={"node_id": self.node_id, **self.real_ip},
                                  health_clock=self.clock, active_health=self.active_health)
         self.compiler.activate(self.compiler.compile(self.config))
         if sock is not None:

@@ -455,18 +455,27 @@ class Context:
         return ip
 
     def _resolve_client_ip(self) -> str:
+        # nginx realip as Kong configures it: real_ip_header (default here X-Forwarded-For;
+        # Kong's CLI default X-Real-IP) and real_ip_recursive (default here on)
         env = self.env
         nets = env.trusted_networks if env is not None else ()
         addr = self.client_addr
         if not nets or not _in_networks(addr, nets):
             return addr
+        settings = env.settings if env is not None else {}
+        header = settings.get("real_ip_header", "x-forwarded-for")
+        recursive = settings.get("real_ip_recursive", True)
         hops: list[str] = []
-        for line in self.request._headers.get_all(b"x-forwarded-for"):
+        for line in self.request._headers.get_all(header.encode("latin-1")):
             hops.extend(h.strip() for h in line.decode("latin-1").split(","))
+        hops = [h for h in hops if h]
+        if not hops:
+            return addr
+        if not recursive:
+            # nginx: without recursion the last address of the field is the client
+            return hops[-1] if _parse_ip(hops[-1]) is not None else addr
         # Walk from the nearest hop back; the first address we do not trust is the client.
         for hop in reversed(hops):
-            if not hop:
-                continue
             if _parse_ip(hop) is None:
                 # A forged or broken hop: stop believing the chain (nginx does the same).
                 return addr
