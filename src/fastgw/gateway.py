@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from fastgw import __version__
 from fastgw._core.proxy import ProxyCore
@@ -89,7 +89,8 @@ class Gateway:
                  handlers: Mapping[str, Any] | None = None, trusted_ips: tuple[str, ...] = (),
                  real_ip_header: str = "X-Forwarded-For", real_ip_recursive: bool = True,
                  limits: Mapping[str, int] | None = None, node_id: str | None = None,
-                 active_health: bool = True, clock: Callable[[], float] | None = None) -> None:
+                 active_health: bool = True, clock: Callable[[], float] | None = None,
+                 headers: Iterable[str] | None = None, access_log: Any = None) -> None:
         self.config: Config = load_config(config)
         self.listen = listen
         self.admin_listen = admin_listen
@@ -104,6 +105,10 @@ class Gateway:
         self.node_id = node_id or str(uuid.uuid4())
         self.active_health = active_health
         self.clock = clock
+        # Kong's `headers` tokens (None: Server and Via only, as before they were settable)
+        # and an AccessLog buffer (fastgw.accesslog.AccessLogWriter.buffer) or None
+        self.headers = None if headers is None else list(headers)
+        self.access_log = access_log
         self.plugins = PluginRegistry()
         self.core: ProxyCore | None = None
         self.compiler: Compiler | None = None
@@ -141,6 +146,11 @@ class Gateway:
         host, port = parse_listen(listen) if sock is None else sock.getsockname()[:2]
         self.core = core = ProxyCore(loop, listen_port=port, limits=self.limits)
         core.context_factory = self._make_context
+        if self.headers is not None:
+            from fastgw.conf.settings import headers_mask
+
+            core.headers = headers_mask(self.headers)
+        core.access_log = self.access_log
         self.compiler = Compiler(core, handlers=self.handlers, trusted_ips=self.trusted_ips,
                                  settings={"node_id": self.node_id, **self.real_ip},
                                  health_clock=self.clock, active_health=self.active_health)

@@ -20,8 +20,9 @@ import time
 from typing import Any
 
 from fastgw.conf.plan import RunPlan
-from fastgw.serve import (QUIT_DRAIN_TIMEOUT, announce, bind_error, make_gateway, prefork,
-                          probe_bind, reloader, unpublish, wait_for_stop_signal)
+from fastgw.serve import (QUIT_DRAIN_TIMEOUT, announce, bind_error, check_access_log,
+                          make_gateway, prefork, probe_bind, reloader, stop_gateway, unpublish,
+                          wait_for_stop_signal)
 
 log = logging.getLogger("fastgw")
 
@@ -110,7 +111,7 @@ def _worker_main(plan: RunPlan, config_json: bytes, rfd: int, wfd: int, index: i
         hb = loop.create_task(heartbeat())
         await stop.wait()
         hb.cancel()
-        await gw.stop(timeout=drain[0])
+        await stop_gateway(gw, drain[0])
 
     uvloop.run(main())
 
@@ -164,6 +165,7 @@ class Master:
         # becomes the kernel's choice, which every worker then binds
         host, port = self.plan.listen
         self.plan.listen = (host, probe_bind("proxy_listen", self.plan.listen))
+        check_access_log(self.plan)
         prefork()
         for i in range(self.plan.workers):
             self.spawn(i)
@@ -182,7 +184,7 @@ class Master:
             except OSError as e:
                 raise bind_error("demo upstreams", ("127.0.0.1", DEMO_PORTS[0]), e) from None
         # The master's own Gateway validates every change by compiling it (no listener).
-        self.gw = gw = make_gateway(self.plan, config, active_health=False)
+        self.gw = gw = make_gateway(self.plan, config, proxy=False, active_health=False)
         gw._extra_status = self.worker_status
         await gw.start(("127.0.0.1", 0))
         gw.server.close()

@@ -137,13 +137,41 @@ def reloader(plan: RunPlan, gw: Any, apply: Callable[[Any], None]) -> Callable[[
     return reload_file
 
 
-def make_gateway(plan: RunPlan, config: Any, **kw: Any) -> Any:
+def check_access_log(plan: RunPlan) -> None:
+    """Fail before serving (and before forking) when the access log cannot be opened."""
+    from fastgw.accesslog import open_target
+
+    if plan.access_log == "off":
+        return
+    try:
+        os.close(open_target(plan.access_log))
+    except OSError as e:
+        raise SettingsError(f"cannot open access log {plan.access_log}: "
+                            f"{e.strerror or e}") from None
+
+
+def make_gateway(plan: RunPlan, config: Any, *, proxy: bool = True, **kw: Any) -> Any:
+    """The Gateway the plan describes; `proxy` False for the master's validating instance
+    (no access log). The access log writer, when on, is `gw.access_log_writer`."""
+    from fastgw.accesslog import AccessLogWriter
     from fastgw.gateway import Gateway
 
     s = plan.settings
-    return Gateway(config, trusted_ips=tuple(s.trusted_ips),
-                   real_ip_header=s.real_ip_header, real_ip_recursive=s.real_ip_recursive,
-                   node_id=kw.pop("node_id", None) or s.node_id, **kw)
+    writer = None
+    if proxy and plan.access_log != "off":
+        writer = AccessLogWriter(plan.access_log, plan.access_log_format).start()
+    gw = Gateway(config, trusted_ips=tuple(s.trusted_ips),
+                 real_ip_header=s.real_ip_header, real_ip_recursive=s.real_ip_recursive,
+                 node_id=kw.pop("node_id", None) or s.node_id, headers=s.headers,
+                 access_log=writer.buffer if writer is not None else None, **kw)
+    gw.access_log_writer = writer
+    return gw
+
+
+async def stop_gateway(gw: Any, timeout: float) -> None:
+    await gw.stop(timeout=timeout)
+    if gw.access_log_writer is not None:
+        gw.access_log_writer.close()
 
 
 async def serve_single(plan: RunPlan) -> None:
@@ -156,10 +184,12 @@ async def serve_single(plan: RunPlan) -> None:
             demo_servers = await start_demo_upstreams()
         except OSError as e:
             raise bind_error("demo upstreams", ("127.0.0.1", DEMO_PORTS[0]), e) from None
+    check_access_log(plan)
     gw = make_gateway(plan, plan.config)
     try:
         await gw.start(plan.listen, None)
     except OSError as e:
+        await stop_gateway(gw, 0)
         raise bind_error("proxy_listen", plan.listen, e) from None
     admin_addr = None
     try:
@@ -177,14 +207,14 @@ async def serve_single(plan: RunPlan) -> None:
             except OSError as e:
                 raise bind_error("status_listen", plan.status_listen, e) from None
     except SettingsError:
-        await gw.stop(timeout=0)
+        await stop_gateway(gw, 0)
         raise
     announce(plan, gw.address, admin_addr)
     drain = await wait_for_stop_signal(loop, reloader(plan, gw, gw.update),
                                        None if plan.demo or plan.config_path is None
                                        else plan.config_path)
     log.info("shutting down: draining in-flight requests")
-    await gw.stop(timeout=drain)
+    await stop_gateway(gw, drain)
     for s in demo_servers:
         s.close()
     unpublish(plan)

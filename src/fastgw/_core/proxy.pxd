@@ -1,6 +1,7 @@
 # The compiled request path: client (downstream) and upstream protocols, connection pools.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
+from fastgw._core.accesslog cimport AccessLog
 from fastgw._core.balancer cimport Balancer
 from fastgw._core.http_parser cimport RequestParser, ResponseParser
 from fastgw._core.native cimport NativeReq
@@ -72,6 +73,8 @@ cdef class ProxyCore:
     cdef public object pools            # dict "host:port" -> Pool
     cdef public dict limits             # parser limits applied to new connections
     cdef public object drained          # asyncio.Future set when draining and no requests left
+    cdef public AccessLog access_log    # None: no access log
+    cdef public int headers             # HDR_* bits: Kong's `headers` setting
 
 
 cdef class ConnBuffer:
@@ -139,6 +142,18 @@ cdef class Downstream(ConnBuffer):
     cdef NativeReq nat          # the route's NativeChain: this exchange's state
     cdef bytes nat_req          # its upstream header lines (None: none, nothing stripped)
     cdef bytes nat_resp         # its response header lines (None: none, nothing stripped)
+    # operating: request id, fine-clock latencies (ms), access log fields
+    cdef bytes rid              # X-Kong-Request-Id, made on first use
+    cdef double t0              # head parsed
+    cdef double t_sent          # request head written upstream
+    cdef double t_resp          # response head received
+    cdef int up_status
+    cdef int64_t out0           # bytes_out at the start of the exchange
+    cdef bytes al_method        # access log fields captured from the head (log on only)
+    cdef bytes al_target
+    cdef bytes al_ref
+    cdef bytes al_ua
+    cdef object err_cause       # why the gateway answers 5xx itself (error log)
 
     cdef void process(self)
     cdef void update_reading(self)
@@ -175,6 +190,9 @@ cdef class Downstream(ConnBuffer):
     cdef void write(self, bytes data)
     cdef void close(self)
     cdef void check(self, double now)
+    cdef bytes request_id(self)
+    cdef void log_access(self)
+    cdef void put_kong_headers(self, bint proxied)
 
 
 cdef class Upstream(ConnBuffer):

@@ -21,6 +21,10 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc
 from libc.string cimport memcpy, memmove
 
+from fastgw._core.accesslog cimport (
+    AccessLog, HDR_PROXY_LATENCY, HDR_REQUEST_ID, HDR_RESPONSE_LATENCY, HDR_SERVER,
+    HDR_UPSTREAM_LATENCY, HDR_UPSTREAM_STATUS, HDR_VIA, mono_ms, new_request_id,
+)
 from fastgw._core.balancer cimport Balancer, Target
 from fastgw._core.consts cimport CONN_BUFFER_SIZE
 from fastgw._core.native cimport NativeChain, is_consumer_header
@@ -35,6 +39,7 @@ from fastgw._core.http_parser cimport (
 import asyncio
 import logging
 import os
+import sys
 from email.utils import formatdate
 
 import orjson
@@ -164,10 +169,6 @@ MSG_NO_PEER = "failure to get a peer from the ring-balancer"
 MSG_INTERNAL = "An unexpected error occurred"
 
 
-def _request_id() -> str:
-    return os.urandom(16).hex()
-
-
 cdef inline bytes _to_bytes(object v):
     if isinstance(v, bytes):
         return <bytes>v
@@ -287,6 +288,8 @@ cdef class ProxyCore:
         self.limits = limits or {}
         self.context_factory = None
         self.drained = None
+        self.access_log = None
+        self.headers = HDR_SERVER | HDR_VIA
         self._refresh_date()
         if snapshot is not None:
             self.set_snapshot(snapshot)
@@ -466,6 +469,9 @@ cdef class Downstream(ConnBuffer):
             # the client went away mid-exchange (or the proxy closed it: truncation, errors)
             self.in_exchange = False
             self.core.active_requests -= 1
+            if prev != ST_TUNNEL and not self.resp_started:
+                self.status = 499
+            self.log_access()
             if self.ctx is not None:
                 if prev != ST_TUNNEL:
                     self.status = 499
@@ -580,6 +586,17 @@ cdef class Downstream(ConnBuffer):
         self.nat.timed = False
         self.nat_req = None
         self.nat_resp = None
+        self.rid = None
+        self.err_cause = None
+        self.up_status = 0
+        self.t0 = mono_ms()
+        self.t_sent = self.t_resp = 0.0
+        self.out0 = self.bytes_out
+        if core.access_log is not None:
+            self.al_method = PyBytes_FromStringAndSize(head + p.start_off, p.method_len)
+            self.al_target = PyBytes_FromStringAndSize(head + p.target_off, p.target_len)
+            self.al_ref = p.find_header(head, b"referer")
+            self.al_ua = p.find_header(head, b"user-agent")
         self.idempotent = p.method in (M_GET, M_HEAD, M_PUT, M_DELETE, M_OPTIONS, M_TRACE)
         # RFC 9110 7.8: the client asks to switch protocols (WebSocket); forwarded as such
         self.upgrade_req = p.upgrade and p.method == M_GET
@@ -659,7 +676,7 @@ cdef class Downstream(ConnBuffer):
                     p.target_off + p.target_len - self.path_off),
                 HeadCopy(head_copy, p), self.client_ip)
         except Exception:
-            log.exception("plugin context failed")
+            self.err_cause = "plugin context failed"   # logged by send_error, with the traceback
             self.send_error(500, MSG_INTERNAL, not self.req_done)
             return
         if chain.needs_request_body and not self.req_done:
@@ -703,7 +720,7 @@ cdef class Downstream(ConnBuffer):
         try:
             result = self.route.chain.run_access(self.ctx)
         except Exception:
-            log.exception("plugin access phase failed")
+            self.err_cause = "plugin access phase failed"   # logged by send_error, with the traceback
             self.send_error(500, MSG_INTERNAL, not self.req_done)
             return
         if result is not None and hasattr(result, "__await__"):
@@ -718,7 +735,7 @@ cdef class Downstream(ConnBuffer):
         try:
             result = fut.result()
         except Exception:
-            log.exception("plugin access phase failed")
+            self.err_cause = "plugin access phase failed"   # logged by send_error, with the traceback
             self.send_error(500, MSG_INTERNAL, not self.req_done)
             return
         self.after_access(result)
@@ -771,7 +788,7 @@ cdef class Downstream(ConnBuffer):
             self.req_head = self.build_head(PyBytes_AS_STRING(self._head_copy),
                                             self._plugin_match, self.ctx)
         except Exception:
-            log.exception("building the upstream request failed")
+            self.err_cause = "building the upstream request failed"   # logged by send_error, with the traceback
             self.send_error(500, MSG_INTERNAL, True)
             return
         self.proceed(None)
@@ -797,7 +814,7 @@ cdef class Downstream(ConnBuffer):
         try:
             result = fut.result()
         except Exception:
-            log.exception("plugin header_filter failed on an exit response")
+            self.err_cause = "plugin header_filter failed on an exit response"   # logged by send_error, with the traceback
             self.send_error(500, MSG_INTERNAL, True)
             return
         self.write_plugin_response(result)
@@ -1033,6 +1050,7 @@ cdef class Downstream(ConnBuffer):
         exc = fut.exception()
         if exc is not None:
             if self.state == ST_PENDING:
+                self.err_cause = exc
                 self.upstream_failed(None, FAIL_CONNECT)
             return
         up = <Upstream>fut.result()[1]
@@ -1058,6 +1076,7 @@ cdef class Downstream(ConnBuffer):
             req = req + self.fixed_body
         up.transport.write(req)
         self.req_sent = True
+        self.t_sent = mono_ms()
         if self.ctx is not None or self.nat.timed:
             self.t_up = self.core.loop.time()
         self.current_balancer().on_start(<Target>self.target)
@@ -1124,6 +1143,8 @@ cdef class Downstream(ConnBuffer):
         cdef int i
         cdef dict ops = None
         self.status = rp.status
+        self.up_status = rp.status
+        self.t_resp = mono_ms()
         self.up_deadline = self.core.now + self.route.service.read_timeout
         svc = self.route.service
         if svc.health is not None:
@@ -1228,7 +1249,7 @@ cdef class Downstream(ConnBuffer):
             putb(b"\r\n")
         elif self.resp_chunked:
             putb(b"Transfer-Encoding: chunked\r\n")
-        putb(b"Via: 1.1 fastgw\r\n")
+        self.put_kong_headers(True)
         if not self.keep_alive or self.close_after or self.core.draining:
             self.close_after = True
             putb(b"Connection: close\r\n")
@@ -1354,12 +1375,14 @@ cdef class Downstream(ConnBuffer):
             self.tries += 1
             self.connect()
             return
+        self.err_cause = _failure_cause(kind, self.target, svc, self.err_cause, self.tries)
         if kind == FAIL_CONNECT_TIMEOUT or kind == FAIL_READ_TIMEOUT:
             self.send_error(504, MSG_TIMEOUT, not self.req_done)
         else:
             self.send_error(502, MSG_BAD_GATEWAY, not self.req_done)
 
     cdef void finish_exchange(self):
+        self.log_access()
         if self.ctx is not None:
             self.run_log()
         elif self.nat.active:
@@ -1432,7 +1455,13 @@ cdef class Downstream(ConnBuffer):
 
     # -- responses made by the gateway ------------------------------------------------------
     cdef void send_error(self, int status, str message, bint close):
-        body = orjson.dumps({"message": message, "request_id": _request_id()})
+        rid = self.request_id()
+        if status >= 500 or self.err_cause is not None:
+            # the error log line operators grep for: same request id as the body and header
+            log.error("%d %s: %s [request_id %s]", status, message,
+                      self.err_cause or "no cause recorded", rid.decode(),
+                      exc_info=sys.exc_info()[0] is not None)
+        body = orjson.dumps({"message": message, "request_id": rid.decode()})
         self.send_response(status, [(b"Content-Type", b"application/json; charset=utf-8")],
                            body, close)
 
@@ -1465,7 +1494,8 @@ cdef class Downstream(ConnBuffer):
             putb(b"\r\n")
         putb(b"Content-Length: ")
         put_int(len(body), 10)
-        putb(b"\r\nServer: fastgw/0.1.0\r\n")
+        putb(b"\r\n")
+        self.put_kong_headers(False)
         if close:
             putb(b"Connection: close\r\n")
         putb(b"\r\n")
@@ -1492,6 +1522,7 @@ cdef class Downstream(ConnBuffer):
                 # count and log it here, once (connection_lost then sees in_exchange False)
                 self.in_exchange = False
                 self.core.active_requests -= 1
+                self.log_access()
                 if self.ctx is not None:
                     self.run_log()
                 elif self.nat.active:
@@ -1520,6 +1551,88 @@ cdef class Downstream(ConnBuffer):
         elif self.state == ST_BODY and self.up is not None:
             if now > self.up_deadline:
                 self.upstream_failed(self.up, FAIL_READ_TIMEOUT)
+
+    # -- operating: request ids, Kong's headers, the access log ------------------------------
+    cdef bytes request_id(self):
+        if self.rid is None:
+            self.rid = new_request_id()
+        return self.rid
+
+    cdef void put_kong_headers(self, bint proxied):
+        # Kong's `headers` (kong/runloop/handler.lua header_filter): latencies in ms
+        cdef int mask = self.core.headers
+        cdef double now
+        if mask == 0:
+            return
+        if proxied:
+            if mask & HDR_UPSTREAM_LATENCY and self.t_sent > 0:
+                putb(b"X-Kong-Upstream-Latency: ")
+                put_int(<int64_t>(self.t_resp - self.t_sent), 10)
+                putb(b"\r\n")
+            if mask & HDR_PROXY_LATENCY and self.t_sent > 0:
+                putb(b"X-Kong-Proxy-Latency: ")
+                put_int(<int64_t>(self.t_sent - self.t0), 10)
+                putb(b"\r\n")
+            if mask & HDR_UPSTREAM_STATUS and self.up_status:
+                putb(b"X-Kong-Upstream-Status: ")
+                put_int(self.up_status, 10)
+                putb(b"\r\n")
+            if mask & HDR_VIA:
+                putb(b"Via: 1.1 fastgw\r\n")
+        else:
+            if mask & HDR_RESPONSE_LATENCY and self.t0 > 0:
+                now = mono_ms()
+                putb(b"X-Kong-Response-Latency: ")
+                put_int(<int64_t>(now - self.t0), 10)
+                putb(b"\r\n")
+            if mask & HDR_SERVER:
+                putb(b"Server: fastgw/0.1.0\r\n")
+        if mask & HDR_REQUEST_ID:
+            putb(b"X-Kong-Request-Id: ")
+            putb(self.request_id())
+            putb(b"\r\n")
+
+    cdef void log_access(self):
+        cdef AccessLog al = self.core.access_log
+        cdef double now
+        if al is None:
+            return
+        route = self.route
+        consumer = None
+        if self.ctx is not None:
+            c = getattr(self.ctx, "consumer", None)
+            if c is not None:
+                consumer = getattr(c, "username", None) or getattr(c, "id", None)
+        now = mono_ms()
+        al.record(self.client_ip_b, self.al_method, self.al_target, self.status,
+                  self.bytes_out - self.out0,
+                  route.name if route is not None else None,
+                  route.service.name if route is not None else None,
+                  self.target.name if self.target is not None else None, self.up_status,
+                  self.t_sent - self.t0 if self.t_sent > 0 else -1.0,
+                  self.t_resp - self.t_sent if self.t_resp > 0 else -1.0,
+                  now - self.t0 if self.t0 > 0 else -1.0,
+                  self.request_id(), consumer, self.al_ref, self.al_ua)
+        self.al_method = self.al_target = self.al_ref = self.al_ua = None
+        self.t0 = 0.0
+
+
+cdef object _failure_cause(int kind, object target, ServiceRT svc, object exc, int tries):
+    # the error log's cause line (nginx: "connect() failed (111: Connection refused) while
+    # connecting to upstream", "upstream timed out (110) while reading response header")
+    name = target.name if target is not None else "?"
+    retried = f" (after {tries} retries)" if tries else ""
+    if kind == FAIL_CONNECT:
+        if exc is not None and type(exc).__name__.startswith("SSL"):
+            return f"TLS handshake with {name} failed: {exc}{retried}"
+        return f"connect to {name} failed: {exc}{retried}"
+    if kind == FAIL_CONNECT_TIMEOUT:
+        return f"connect to {name} timed out after {svc.connect_timeout * 1000:.0f} ms{retried}"
+    if kind == FAIL_READ_TIMEOUT:
+        return f"upstream {name} timed out after {svc.read_timeout * 1000:.0f} ms (read)"
+    if kind == FAIL_RESET:
+        return f"upstream {name} closed the connection before the response completed"
+    return f"upstream {name} sent an invalid response"
 
 
 cdef inline Py_ssize_t _host_len(const char* v, Py_ssize_t n):

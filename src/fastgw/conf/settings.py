@@ -106,6 +106,28 @@ class Settings:
         return "; ".join(parts)
 
 
+def headers_mask(tokens: list[str]) -> int:
+    """Kong's `headers` tokens -> fastgw._core.accesslog HEADER_BITS (server_tokens: Server and
+    Via; latency_tokens: the latency headers; off: none)."""
+    from fastgw._core.accesslog import HEADER_BITS
+
+    tokens = [t.lower() for t in tokens]
+    if "off" in tokens:
+        return 0
+    mask = 0
+    for t in tokens:
+        if t == "server_tokens":
+            mask |= HEADER_BITS["server"] | HEADER_BITS["via"]
+        elif t == "latency_tokens":
+            mask |= (HEADER_BITS["x-kong-proxy-latency"] | HEADER_BITS["x-kong-upstream-latency"]
+                     | HEADER_BITS["x-kong-response-latency"])
+        elif t in HEADER_BITS:
+            mask |= HEADER_BITS[t]
+        elif t != "x-kong-admin-latency":   # the Admin API's own header: not the proxy's
+            raise SettingsError(f"headers: unknown header token {t!r}")
+    return mask
+
+
 def load_settings(conf_path: str | None = None, environ: Mapping[str, str] | None = None,
                   flags: Mapping[str, Any] | None = None) -> Settings:
     """defaults < conf file < KONG_* < FASTGW_* < flags (flags: key -> value, None = unset)."""
