@@ -34,7 +34,7 @@ ENV_HELP = """\
 node settings, lowest to highest precedence:
   built-in defaults < --conf FILE (kong.conf format) < KONG_<KEY> < FASTGW_<KEY> < flags
 keys read (as KONG_<KEY> or FASTGW_<KEY>, e.g. KONG_PROXY_LISTEN=127.0.0.1:9000):
-  proxy_listen admin_listen status_listen   host:port, or off
+  proxy_listen admin_listen status_listen admin_gui_listen (the dashboard)  host:port|off
   declarative_config declarative_config_string   (without either: the built-in demo)
   database (off; postgres: not supported yet) pg_* (kept for the PostgreSQL mode)
   log_level (debug info notice warn error crit)  nginx_worker_processes (N or auto)
@@ -57,7 +57,7 @@ FLAG_KEYS = {
     "access_log": "proxy_access_log", "access_log_format": "proxy_access_log_format",
     "error_log": "proxy_error_log", "trusted_ips": "trusted_ips",
     "real_ip_header": "real_ip_header", "real_ip_recursive": "real_ip_recursive",
-    "headers": "headers", "trace_key": "trace_key",
+    "headers": "headers", "trace_key": "trace_key", "dashboard_listen": "admin_gui_listen",
 }
 
 
@@ -78,6 +78,8 @@ def _add_node_flags(p: argparse.ArgumentParser) -> None:
                    "and /metrics only [status_listen]")
     p.add_argument("--workers", help="worker processes, N or auto [nginx_worker_processes]")
     p.add_argument("--log-level", help="debug|info|notice|warn|error|crit [log_level]")
+    p.add_argument("--dashboard-listen", help="the dashboard page host:port "
+                   "[admin_gui_listen] (default off)")
     p.add_argument("--access-log", help="PATH, stdout or off [proxy_access_log]")
     p.add_argument("--access-log-format", help="combined or json [proxy_access_log_format]")
     p.add_argument("--error-log", help="PATH for the error log [proxy_error_log]")

@@ -21,8 +21,8 @@ from typing import Any
 
 from fastgw.conf.plan import RunPlan
 from fastgw.serve import (QUIT_DRAIN_TIMEOUT, announce, bind_error, check_access_log,
-                          make_gateway, prefork, probe_bind, reloader, stop_gateway, unpublish,
-                          wait_for_stop_signal)
+                          make_gateway, prefork, probe_bind, reloader, start_dashboard,
+                          stop_gateway, unpublish, wait_for_stop_signal)
 
 log = logging.getLogger("fastgw")
 
@@ -72,7 +72,9 @@ def _worker_main(plan: RunPlan, config_json: bytes, rfd: int, wfd: int, index: i
 
         def report() -> None:
             st = gw.status()
-            _send(wfd, orjson.dumps({"worker": index, "pid": os.getpid(), **st}))
+            traffic = gw.core.traffic.snapshot() if gw.core is not None else None
+            _send(wfd, orjson.dumps({"worker": index, "pid": os.getpid(), **st,
+                                     "traffic": traffic}))
 
         def on_pipe() -> None:
             try:
@@ -125,6 +127,7 @@ class Master:
         self.workers: dict[int, dict[str, Any]] = {}   # index -> {pid, wfd, rfd, status}
         self.config_json = b""
         self.stopping = False
+        self.dashboard: Any = None
 
     def _config_bytes(self, config: Any) -> bytes:
         from fastgw.config.model import encode_config
@@ -212,6 +215,8 @@ class Master:
                     await gw.start_status(plan.status_listen)
                 except OSError as e:
                     raise bind_error("status_listen", plan.status_listen, e) from None
+            if plan.dashboard_listen:
+                self.dashboard = await start_dashboard(plan, gw, self.traffic)
         except Exception:
             self._kill_workers()
             raise
@@ -262,6 +267,8 @@ class Master:
             on_child()
             await asyncio.sleep(0.05)
         self._signal_workers(signal.SIGKILL)
+        if self.dashboard is not None:
+            self.dashboard.close()
         await gw.stop(timeout=1)
         for s in demo_servers:
             s.close()
@@ -295,8 +302,18 @@ class Master:
 
         loop.add_reader(w["rfd"], on_data)
 
+    def traffic(self) -> dict[str, Any]:
+        """The workers' traffic counters, summed (each reports its own every heartbeat)."""
+        from fastgw._core.traffic import merge
+
+        ws = [w["status"] for w in self.workers.values()]
+        out = merge(s["traffic"] for s in ws if s.get("traffic"))
+        out["requests_total"] = sum(s.get("total_requests", 0) for s in ws)
+        return out
+
     def worker_status(self) -> dict[str, Any]:
-        ws = [w["status"] for _, w in sorted(self.workers.items())]
+        ws = [{k: v for k, v in w["status"].items() if k != "traffic"}
+              for _, w in sorted(self.workers.items())]
         total: dict[str, Any] = {k: sum(s.get(k, 0) for s in ws) for k in (
             "connections_active", "connections_accepted", "connections_handled",
             "total_requests", "requests_active")}

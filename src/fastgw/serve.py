@@ -62,6 +62,8 @@ def announce(plan: RunPlan, address: tuple[str, int], admin: Any = None) -> None
     """The startup lines on stderr: addresses, where the configuration came from, and a loud
     banner when it is the built-in demo."""
     admin_s = f", admin on http://{admin[0]}:{admin[1]}" if admin else ""
+    if plan.dashboard_listen:
+        admin_s += f", dashboard on http://{plan.dashboard_listen[0]}:{plan.dashboard_listen[1]}/"
     print(f"fastgw {__version__}: proxy on http://{address[0]}:{address[1]}{admin_s}",
           file=sys.stderr, flush=True)
     s = plan.settings
@@ -174,6 +176,32 @@ async def stop_gateway(gw: Any, timeout: float) -> None:
         gw.access_log_writer.close()
 
 
+async def start_dashboard(plan: RunPlan, gw: Any,
+                          traffic: Callable[[], dict[str, Any]]) -> Any:
+    """The dashboard listener (admin_gui_listen), reading the Admin API in-process."""
+    from fastgw.admin.app import AdminAPI
+    from fastgw.admin.dashboard import start_dashboard as start
+    from fastgw.config.store import ConfigStore
+
+    assert plan.dashboard_listen is not None
+    store = gw.store or ConfigStore(gw.config, gw.update, None)
+    try:
+        return await start(AdminAPI(store, gw), *plan.dashboard_listen,
+                           token=plan.settings.admin_token, traffic=traffic)
+    except OSError as e:
+        raise bind_error("admin_gui_listen", plan.dashboard_listen, e) from None
+
+
+def local_traffic(gw: Any) -> Callable[[], dict[str, Any]]:
+    def traffic() -> dict[str, Any]:
+        core = gw.core
+        out = core.traffic.snapshot() if core is not None else {}
+        out["requests_total"] = gw.status().get("total_requests", 0)
+        return out
+
+    return traffic
+
+
 async def serve_single(plan: RunPlan) -> None:
     loop = asyncio.get_running_loop()
     demo_servers = []
@@ -206,6 +234,9 @@ async def serve_single(plan: RunPlan) -> None:
                 await gw.start_status(plan.status_listen)
             except OSError as e:
                 raise bind_error("status_listen", plan.status_listen, e) from None
+        dashboard = None
+        if plan.dashboard_listen:
+            dashboard = await start_dashboard(plan, gw, local_traffic(gw))
     except SettingsError:
         await stop_gateway(gw, 0)
         raise
@@ -214,6 +245,8 @@ async def serve_single(plan: RunPlan) -> None:
                                        None if plan.demo or plan.config_path is None
                                        else plan.config_path)
     log.info("shutting down: draining in-flight requests")
+    if dashboard is not None:
+        dashboard.close()
     await stop_gateway(gw, drain)
     for s in demo_servers:
         s.close()

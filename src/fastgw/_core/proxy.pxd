@@ -3,6 +3,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from fastgw._core.accesslog cimport AccessLog
 from fastgw._core.balancer cimport Balancer
+from fastgw._core.traffic cimport TrafficStats
 from fastgw._core.http_parser cimport RequestParser, ResponseParser
 from fastgw._core.native cimport NativeReq
 
@@ -74,6 +75,7 @@ cdef class ProxyCore:
     cdef public dict limits             # parser limits applied to new connections
     cdef public object drained          # asyncio.Future set when draining and no requests left
     cdef public AccessLog access_log    # None: no access log
+    cdef public TrafficStats traffic    # responses by status + latency histogram (dashboard)
     cdef public int headers             # HDR_* bits: Kong's `headers` setting
 
 
@@ -192,6 +194,7 @@ cdef class Downstream(ConnBuffer):
     cdef void check(self, double now)
     cdef bytes request_id(self)
     cdef void log_access(self)
+    cdef void record_access(self, AccessLog al, double now)
     cdef void put_kong_headers(self, bint proxied)
 
 

@@ -26,6 +26,7 @@ from fastgw._core.accesslog cimport (
     HDR_UPSTREAM_LATENCY, HDR_UPSTREAM_STATUS, HDR_VIA, mono_ms, new_request_id,
 )
 from fastgw._core.balancer cimport Balancer, Target
+from fastgw._core.traffic cimport TrafficStats
 from fastgw._core.consts cimport CONN_BUFFER_SIZE
 from fastgw._core.native cimport NativeChain, is_consumer_header
 from fastgw._core.router cimport RouteMatch, Router
@@ -289,6 +290,7 @@ cdef class ProxyCore:
         self.context_factory = None
         self.drained = None
         self.access_log = None
+        self.traffic = TrafficStats()
         self.headers = HDR_SERVER | HDR_VIA
         self._refresh_date()
         if snapshot is not None:
@@ -510,6 +512,8 @@ cdef class Downstream(ConnBuffer):
                     self.core.requests_total += 1
                     self.core.active_requests += 1
                     self.in_exchange = True
+                    self.t0 = mono_ms()
+                    self.out0 = self.bytes_out
                     self.state = ST_PENDING
                     self.send_error(self.parser.error_status, self.parser.error_reason
                                     or "Bad request", True)
@@ -586,9 +590,7 @@ cdef class Downstream(ConnBuffer):
         self.nat.timed = False
         self.nat_req = None
         self.nat_resp = None
-        self.rid = None
         self.err_cause = None
-        self.up_status = 0
         self.t0 = mono_ms()
         self.t_sent = self.t_resp = 0.0
         self.out0 = self.bytes_out
@@ -1541,6 +1543,8 @@ cdef class Downstream(ConnBuffer):
                     self.core.requests_total += 1
                     self.core.active_requests += 1
                     self.in_exchange = True
+                    self.t0 = mono_ms()
+                    self.out0 = self.bytes_out
                     self.state = ST_PENDING
                     self.send_error(408, "Request timeout", True)
                 else:
@@ -1593,17 +1597,26 @@ cdef class Downstream(ConnBuffer):
             putb(b"\r\n")
 
     cdef void log_access(self):
+        # once per exchange (t0 marks one in progress); resets the per-exchange fields
         cdef AccessLog al = self.core.access_log
         cdef double now
-        if al is None:
+        if self.t0 <= 0:
             return
+        now = mono_ms()
+        self.core.traffic.observe(self.status, now - self.t0)
+        if al is not None:
+            self.record_access(al, now)
+        self.t0 = self.t_sent = self.t_resp = 0.0
+        self.rid = None
+        self.up_status = 0
+
+    cdef void record_access(self, AccessLog al, double now):
         route = self.route
         consumer = None
         if self.ctx is not None:
             c = getattr(self.ctx, "consumer", None)
             if c is not None:
                 consumer = getattr(c, "username", None) or getattr(c, "id", None)
-        now = mono_ms()
         al.record(self.client_ip_b, self.al_method, self.al_target, self.status,
                   self.bytes_out - self.out0,
                   route.name if route is not None else None,
@@ -1611,10 +1624,8 @@ cdef class Downstream(ConnBuffer):
                   self.target.name if self.target is not None else None, self.up_status,
                   self.t_sent - self.t0 if self.t_sent > 0 else -1.0,
                   self.t_resp - self.t_sent if self.t_resp > 0 else -1.0,
-                  now - self.t0 if self.t0 > 0 else -1.0,
-                  self.request_id(), consumer, self.al_ref, self.al_ua)
+                  now - self.t0, self.request_id(), consumer, self.al_ref, self.al_ua)
         self.al_method = self.al_target = self.al_ref = self.al_ua = None
-        self.t0 = 0.0
 
 
 cdef object _failure_cause(int kind, object target, ServiceRT svc, object exc, int tries):

@@ -18,6 +18,8 @@ APPLIED: dict[str, tuple[str, object]] = {
     "proxy_listen": ("listen", ["127.0.0.1:8000"]),
     "admin_listen": ("listen", ["127.0.0.1:8001"]),
     "status_listen": ("listen", []),
+    # Kong Manager's listener: fastgw's dashboard (default off; Kong: 0.0.0.0:8002)
+    "admin_gui_listen": ("listen", []),
     "declarative_config": ("str", None),
     "declarative_config_string": ("str", None),
     "database": ("str", "off"),
@@ -71,7 +73,7 @@ INERT = frozenset("""
 proxy_stream_access_log proxy_stream_error_log admin_access_log admin_error_log
 admin_gui_access_log admin_gui_error_log status_access_log status_error_log vaults plugins
 port_maps host_ports anonymous_reports proxy_server proxy_server_ssl_verify error_template_html
-error_template_json error_template_xml error_template_plain stream_listen admin_gui_listen
+error_template_json error_template_xml error_template_plain stream_listen
 cluster_listen cluster_control_plane cluster_cert cluster_cert_key cluster_mtls cluster_ca_cert
 cluster_server_name cluster_data_plane_purge_delay cluster_ocsp cluster_max_payload
 cluster_use_proxy cluster_dp_labels cluster_rpc cluster_rpc_sync cluster_cjson

@@ -36,6 +36,7 @@ class RunPlan:
     access_log: str = "off"          # a path, "stdout" or "off"
     access_log_format: str = "combined"
     error_log: str | None = None     # None: stderr
+    dashboard_listen: tuple[str, int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,6 +91,11 @@ def make_plan(s: Settings, *, access_log_default: str, error_log_default: str | 
         raise SettingsError("proxy_listen is off: fastgw needs a proxy listener")
     admin = parse_listen_value("admin_listen", s.admin_listen, s.source("admin_listen"))
     status = parse_listen_value("status_listen", s.status_listen, s.source("status_listen"))
+    gui = parse_listen_value("admin_gui_listen", s.admin_gui_listen,
+                             s.source("admin_gui_listen"))
+    if gui is not None and not s.admin_token and gui[0] not in _LOOPBACK:
+        raise SettingsError(f"admin_gui_listen ({s.source('admin_gui_listen')}): refusing a "
+                            "non-loopback dashboard without an admin token")
     if admin is not None and not s.admin_token and admin[0] not in _LOOPBACK:
         raise SettingsError(f"admin_listen ({s.source('admin_listen')}): refusing a "
                             "non-loopback admin listener without an admin token "
@@ -108,7 +114,8 @@ def make_plan(s: Settings, *, access_log_default: str, error_log_default: str | 
     plan = RunPlan(settings=s, listen=listen, admin_listen=admin, status_listen=status,
                    config_path=path if path else (None if text else demo_config_path()),
                    config_text=text, demo=demo, access_log=access,
-                   access_log_format=s.proxy_access_log_format, error_log=error)
+                   access_log_format=s.proxy_access_log_format, error_log=error,
+                   dashboard_listen=gui)
     if plan.demo:
         plan.config_path = demo_config_path()
     if load:
