@@ -90,7 +90,8 @@ class Gateway:
                  real_ip_header: str = "X-Forwarded-For", real_ip_recursive: bool = True,
                  limits: Mapping[str, int] | None = None, node_id: str | None = None,
                  active_health: bool = True, clock: Callable[[], float] | None = None,
-                 headers: Iterable[str] | None = None, access_log: Any = None) -> None:
+                 headers: Iterable[str] | None = None, access_log: Any = None,
+                 trace_keys: Iterable[str] = ()) -> None:
         self.config: Config = load_config(config)
         self.listen = listen
         self.admin_listen = admin_listen
@@ -109,6 +110,9 @@ class Gateway:
         # and an AccessLog buffer (fastgw.accesslog.AccessLogWriter.buffer) or None
         self.headers = None if headers is None else list(headers)
         self.access_log = access_log
+        # X-Fastgw-Trace values that ask for a request trace (fastgw.debug.trace); none: off
+        self.trace_keys = [k for k in trace_keys if k]
+        self.tracer: Any = None
         self.plugins = PluginRegistry()
         self.core: ProxyCore | None = None
         self.compiler: Compiler | None = None
@@ -151,6 +155,12 @@ class Gateway:
 
             core.headers = headers_mask(self.headers)
         core.access_log = self.access_log
+        if self.trace_keys:
+            from fastgw.debug.explain import explain
+            from fastgw.debug.trace import Tracer
+
+            self.tracer = core.tracer = Tracer(
+                self.trace_keys, lambda *a: explain(self.config, *a))
         self.compiler = Compiler(core, handlers=self.handlers, trusted_ips=self.trusted_ips,
                                  settings={"node_id": self.node_id, **self.real_ip},
                                  health_clock=self.clock, active_health=self.active_health)

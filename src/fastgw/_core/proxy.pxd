@@ -76,6 +76,7 @@ cdef class ProxyCore:
     cdef public object drained          # asyncio.Future set when draining and no requests left
     cdef public AccessLog access_log    # None: no access log
     cdef public TrafficStats traffic    # responses by status + latency histogram (dashboard)
+    cdef public object tracer           # fastgw.debug.trace.Tracer, or None: no tracing
     cdef public int headers             # HDR_* bits: Kong's `headers` setting
 
 
@@ -156,6 +157,7 @@ cdef class Downstream(ConnBuffer):
     cdef bytes al_ref
     cdef bytes al_ua
     cdef object err_cause       # why the gateway answers 5xx itself (error log)
+    cdef object trace           # fastgw.debug.trace.Trace of a traced request, else None
 
     cdef void process(self)
     cdef void update_reading(self)
@@ -195,6 +197,8 @@ cdef class Downstream(ConnBuffer):
     cdef bytes request_id(self)
     cdef void log_access(self)
     cdef void record_access(self, AccessLog al, double now)
+    cdef void start_trace(self, bytes key, bytes method, bytes host, bytes path,
+                          const char* head, Py_ssize_t head_len)
     cdef void put_kong_headers(self, bint proxied)
 
 

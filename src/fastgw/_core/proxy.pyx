@@ -290,6 +290,7 @@ cdef class ProxyCore:
         self.context_factory = None
         self.drained = None
         self.access_log = None
+        self.tracer = None
         self.traffic = TrafficStats()
         self.headers = HDR_SERVER | HDR_VIA
         self._refresh_date()
@@ -591,6 +592,7 @@ cdef class Downstream(ConnBuffer):
         self.nat_req = None
         self.nat_resp = None
         self.err_cause = None
+        self.trace = None
         self.t0 = mono_ms()
         self.t_sent = self.t_resp = 0.0
         self.out0 = self.bytes_out
@@ -639,6 +641,11 @@ cdef class Downstream(ConnBuffer):
         self.query_n = p.target_off + p.target_len - self.query_off
         path = PyBytes_FromStringAndSize(head + self.path_off, self.path_n) \
             if self.path_n else b"/"
+        if core.tracer is not None:
+            # X-Fastgw-Trace: checked in C; Python runs for traced requests only
+            tk = p.find_header(head, b"x-fastgw-trace")
+            if tk is not None:
+                self.start_trace(tk, method, host, path, head, head_len)
         try:
             m = (<Router>core.router).match(method, host, path, self)
         except Exception:
@@ -677,6 +684,8 @@ cdef class Downstream(ConnBuffer):
                     PyBytes_AS_STRING(head_copy) + self.path_off,
                     p.target_off + p.target_len - self.path_off),
                 HeadCopy(head_copy, p), self.client_ip)
+            if self.trace is not None:
+                self.ctx.vars["fastgw.trace"] = self.trace
         except Exception:
             self.err_cause = "plugin context failed"   # logged by send_error, with the traceback
             self.send_error(500, MSG_INTERNAL, not self.req_done)
@@ -719,8 +728,11 @@ cdef class Downstream(ConnBuffer):
             self.run_access()
 
     cdef void run_access(self):
+        chain = self.route.chain
+        if self.trace is not None:
+            chain = self.core.tracer.chain_for(chain)   # a traced twin, never the shared one
         try:
-            result = self.route.chain.run_access(self.ctx)
+            result = chain.run_access(self.ctx)
         except Exception:
             self.err_cause = "plugin access phase failed"   # logged by send_error, with the traceback
             self.send_error(500, MSG_INTERNAL, not self.req_done)
@@ -1014,6 +1026,11 @@ cdef class Downstream(ConnBuffer):
         cdef Balancer balancer = self.current_balancer()
         cdef Target t = balancer.pick(self.hash_value if self.has_hash else 0,
                                       <Target>self.target if self.tries > 0 else None)
+        if self.trace is not None:
+            self.trace.event("balancer", algorithm=type(balancer).__name__,
+                             hash=self.hash_value if self.has_hash else None,
+                             target=t.name if t is not None else None,
+                             healthy=t.healthy if t is not None else None, attempt=self.tries)
         if t is None:
             self.send_error(503, MSG_NO_PEER, not self.req_done)
             return
@@ -1079,6 +1096,9 @@ cdef class Downstream(ConnBuffer):
         up.transport.write(req)
         self.req_sent = True
         self.t_sent = mono_ms()
+        if self.trace is not None:
+            self.trace.event("sent", target=self.target.name, reused=up.reused,
+                             proxy_ms=self.t_sent - self.t0)
         if self.ctx is not None or self.nat.timed:
             self.t_up = self.core.loop.time()
         self.current_balancer().on_start(<Target>self.target)
@@ -1147,6 +1167,9 @@ cdef class Downstream(ConnBuffer):
         self.status = rp.status
         self.up_status = rp.status
         self.t_resp = mono_ms()
+        if self.trace is not None:
+            self.trace.event("response_head", status=rp.status,
+                             upstream_ms=self.t_resp - self.t_sent)
         self.up_deadline = self.core.now + self.route.service.read_timeout
         svc = self.route.service
         if svc.health is not None:
@@ -1374,10 +1397,15 @@ cdef class Downstream(ConnBuffer):
         if self.tries < svc.retries and (
                 kind == FAIL_CONNECT or kind == FAIL_CONNECT_TIMEOUT
                 or (kind == FAIL_RESET and reused and self.idempotent and self.replayable)):
+            if self.trace is not None:
+                self.trace.event("retry", attempt=self.tries + 1, cause=str(_failure_cause(
+                    kind, self.target, svc, self.err_cause, 0)))
             self.tries += 1
             self.connect()
             return
         self.err_cause = _failure_cause(kind, self.target, svc, self.err_cause, self.tries)
+        if self.trace is not None:
+            self.trace.event("upstream_failed", cause=str(self.err_cause))
         if kind == FAIL_CONNECT_TIMEOUT or kind == FAIL_READ_TIMEOUT:
             self.send_error(504, MSG_TIMEOUT, not self.req_done)
         else:
@@ -1566,6 +1594,10 @@ cdef class Downstream(ConnBuffer):
         # Kong's `headers` (kong/runloop/handler.lua header_filter): latencies in ms
         cdef int mask = self.core.headers
         cdef double now
+        if self.trace is not None:
+            putb(b"X-Fastgw-Trace: ")
+            putb(self.trace.header_value())
+            putb(b"\r\n")
         if mask == 0:
             return
         if proxied:
@@ -1604,11 +1636,27 @@ cdef class Downstream(ConnBuffer):
             return
         now = mono_ms()
         self.core.traffic.observe(self.status, now - self.t0)
+        if self.trace is not None:
+            self.trace.event("done", status=self.status, total_ms=now - self.t0,
+                             bytes=self.bytes_out - self.out0)
+            self.core.tracer.finish(self.trace)
+            self.trace = None
         if al is not None:
             self.record_access(al, now)
         self.t0 = self.t_sent = self.t_resp = 0.0
         self.rid = None
         self.up_status = 0
+
+    cdef void start_trace(self, bytes key, bytes method, bytes host, bytes path,
+                          const char* head, Py_ssize_t head_len):
+        try:
+            tr = self.core.tracer.start(key, method, host, path, HeadCopy(
+                PyBytes_FromStringAndSize(head, head_len), self.parser))
+            if tr is not None:
+                tr.request_id = self.request_id().decode()
+            self.trace = tr
+        except Exception:
+            log.exception("starting a request trace failed")
 
     cdef void record_access(self, AccessLog al, double now):
         route = self.route

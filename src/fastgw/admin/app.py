@@ -28,6 +28,7 @@ import msgspec
 import orjson
 
 from fastgw import __version__
+from fastgw.admin import debug as admin_debug
 from fastgw.config import declarative, model
 from fastgw.config.diff import diff as config_diff
 from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeyViolation,
@@ -35,6 +36,7 @@ from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeyViolati
                                   schema_violation_message)
 from fastgw.config.model import ENTITY_CLASSES, FOREIGN, entity_to_json
 from fastgw.config.store import ConfigStore
+from fastgw.debug.explain import shadowed_routes
 
 log = logging.getLogger("fastgw.admin")
 
@@ -342,6 +344,8 @@ class AdminAPI:
         if n == 0:
             return {"GET": self._root}
         s0 = segs[0]
+        if s0 == "debug":
+            return admin_debug.routes(self, segs)
         if n == 1:
             if s0 == "status":
                 return {"GET": self._status}
@@ -563,7 +567,8 @@ class AdminAPI:
             errs = model.check_integrity(new)
             if errs:
                 return 400, _declarative_error(ConfigError(errs))
-            return 200, {"dry_run": True, "diff": config_diff(self.store.config, new)}
+            return 200, {"dry_run": True, "diff": config_diff(self.store.config, new),
+                         "shadowed_routes": shadowed_routes(new)}
         if _truthy(r.q("check_hash")) and model.config_hash(new) == self.store.hash:
             return 304, None
         try:
