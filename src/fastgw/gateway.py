@@ -125,6 +125,8 @@ class Gateway:
         self._tick: asyncio.TimerHandle | None = None
         self._published: dict[str, int] = {}   # gauges already added to the shared table
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None   # set by stop(); serve() waits on it
+        self._started = False
         # more /status fields (the CLI's master adds its workers)
         self._extra_status: Callable[[], dict] | None = None
 
@@ -143,8 +145,21 @@ class Gateway:
                     sock: socket.socket | None = None, reuse_port: bool = False,
                     admin_token: str | None = None, persist_path: str | None = None,
                     config_source: str | None = None) -> None:
+        """Compile the configuration and listen; returns once the proxy accepts connections.
+
+        - ``listen``: "host:port" or (host, port) (default: the constructor's ``listen``, else
+          127.0.0.1:8000); port 0 lets the kernel choose: read ``gw.address`` afterwards.
+        - ``admin_listen``: the Admin API's address, or None for none (``gw.admin_address``).
+        - ``sock``: an already bound listening socket instead of ``listen``.
+        - ``reuse_port``: SO_REUSEPORT (several processes on one port; the CLI's workers).
+        - ``admin_token``: required as Kong-Admin-Token on every Admin API call.
+        - ``persist_path``: write Admin API changes to this declarative file.
+        - ``config_source``: the file GET /config reports the configuration came from.
+        Raises ConfigError (bad configuration) or OSError (the address is unusable).
+        """
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._stopped = asyncio.Event()
         listen = listen or self.listen or "127.0.0.1:8000"
         admin_listen = admin_listen if admin_listen is not None else self.admin_listen
         host, port = parse_listen(listen) if sock is None else sock.getsockname()[:2]
@@ -177,7 +192,36 @@ class Gateway:
         if admin_listen is not None:
             await self.start_admin(admin_listen, token=admin_token, persist_path=persist_path,
                                    config_source=config_source)
+        self._started = True
         log.info("fastgw %s proxy listening on %s:%d", __version__, *self.address)
+
+    @property
+    def started(self) -> bool:
+        """True from the end of a successful start() (every listener bound) until stop()
+        begins (uvicorn's ``Server.started``)."""
+        return self._started
+
+    @property
+    def admin_address(self) -> tuple[str, int] | None:
+        """The Admin API's bound (host, port), e.g. the kernel's port for port 0."""
+        if self.admin is None:
+            return None
+        host, port = self.admin.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def serve(self, listen: str | tuple[str, int] | None = None,
+                    admin_listen: str | tuple[str, int] | None = None, **start_kw: Any) -> None:
+        """Start (unless started) and run until stop() is called or this task is cancelled,
+        then stop gracefully (uvicorn's ``Server.serve()``)."""
+        if not self.started:
+            await self.start(listen, admin_listen, **start_kw)
+        stopped = self._stopped
+        assert stopped is not None
+        try:
+            await stopped.wait()
+        finally:
+            if self.core is not None:
+                await asyncio.shield(self.stop())
 
     async def start_admin(self, admin_listen: str | tuple[str, int], *,
                           token: str | None = None, persist_path: str | None = None,
@@ -244,6 +288,7 @@ class Gateway:
         """Graceful: stop accepting, finish in-flight requests (up to `timeout`), close."""
         if self.core is None:
             return
+        self._started = False
         core = self.core
         if self.server is not None:
             self.server.close()
@@ -271,6 +316,8 @@ class Gateway:
         if self.server is not None:
             await self.server.wait_closed()
         self.core = None
+        if self._stopped is not None:
+            self._stopped.set()
 
     async def __aenter__(self) -> "Gateway":
         await self.start()
