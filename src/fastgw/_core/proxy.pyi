@@ -65,6 +65,10 @@ class ProxyCore:
     pools: dict[tuple[str, int, bool, bool], Pool]
     limits: dict[str, int]
     drained: asyncio.Future[None] | None
+    access_log: Any            # fastgw._core.accesslog.AccessLog or None
+    headers: int               # fastgw._core.accesslog.HEADER_BITS mask (Kong's `headers`)
+    traffic: Any               # fastgw._core.traffic.TrafficStats
+    tracer: Any                # fastgw.debug.trace.Tracer or None
     def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Any = None, *,
                  listen_port: int = 8000, keepalive_timeout: float = 60.0,
                  header_timeout: float = 60.0,
