@@ -202,6 +202,7 @@ def reload(prefix: str) -> None:
 
 def health(prefix: str, timeout: float = 3.0) -> dict[str, Any]:
     """The node's pid and, when it has an Admin API, its GET /status answer."""
+    import urllib.error
     import urllib.request
 
     pid = _require(prefix)
@@ -220,7 +221,9 @@ def health(prefix: str, timeout: float = 3.0) -> dict[str, Any]:
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 out["status"] = json.loads(r.read())
-        except OSError as e:
+        except urllib.error.HTTPError as e:
+            out["status"] = {"http_status": e.code}   # it answers (401 without the token)
+        except (OSError, ValueError) as e:
             raise DaemonError(f"fastgw (pid {pid}) in {prefix} is not answering on its "
                               f"Admin API {admin}: {e}") from None
     return out

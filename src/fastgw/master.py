@@ -21,8 +21,8 @@ from typing import Any
 
 from fastgw.conf.plan import RunPlan
 from fastgw.serve import (QUIT_DRAIN_TIMEOUT, announce, bind_error, check_access_log,
-                          make_gateway, prefork, probe_bind, reloader, start_dashboard,
-                          stop_gateway, unpublish, wait_for_stop_signal)
+                          make_gateway, prefork, probe_bind, reloader, reopen_logs,
+                          start_dashboard, stop_gateway, unpublish, wait_for_stop_signal)
 
 log = logging.getLogger("fastgw")
 
@@ -102,6 +102,7 @@ def _worker_main(plan: RunPlan, config_json: bytes, rfd: int, wfd: int, index: i
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGQUIT, quit_)
         loop.add_signal_handler(signal.SIGINT, lambda: None)  # the master decides
+        loop.add_signal_handler(signal.SIGUSR1, reopen_logs(gw.access_log_writer))
         loop.add_signal_handler(signal.SIGHUP, lambda: None)
         report()
 
@@ -223,6 +224,7 @@ class Master:
         for w in self.workers.values():
             self._watch(loop, w)
         announce(plan, plan.listen, admin_addr)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: self._signal_workers(signal.SIGUSR1))
         stop = asyncio.Event()
 
         reload_file = reloader(plan, gw, apply)

@@ -242,6 +242,7 @@ async def serve_single(plan: RunPlan) -> None:
         await stop_gateway(gw, 0)
         raise
     announce(plan, gw.address, admin_addr)
+    loop.add_signal_handler(signal.SIGUSR1, reopen_logs(gw.access_log_writer))
     drain = await wait_for_stop_signal(loop, reloader(plan, gw, gw.update),
                                        None if plan.demo or plan.config_path is None
                                        else plan.config_path)
@@ -252,6 +253,20 @@ async def serve_single(plan: RunPlan) -> None:
     for s in demo_servers:
         s.close()
     unpublish(plan)
+
+
+def reopen_logs(*writers: Any) -> Callable[[], None]:
+    """SIGUSR1 (nginx's "reopen log files", for logrotate): the access log is reopened."""
+    def reopen() -> None:
+        for w in writers:
+            if w is not None:
+                try:
+                    w.reopen()
+                except OSError as e:
+                    log.error("reopening access log %s failed: %s", w.target, e)
+        log.info("log files reopened")
+
+    return reopen
 
 
 async def wait_for_stop_signal(loop: asyncio.AbstractEventLoop, reload_file: Callable[[], None],

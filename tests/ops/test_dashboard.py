@@ -32,7 +32,8 @@ upstreams:
 services:
   - name: svc
     host: u
-    routes: [{{name: ok, paths: ["/ok"]}}, {{name: missing, paths: ["/missing"], strip_path: false}}]
+    routes: [{{name: ok, paths: ["/ok"]}},
+             {{name: missing, paths: ["/missing"], strip_path: false}}]
 consumers: [{{username: alice}}]
 plugins: [{{name: correlation-id}}]
 """

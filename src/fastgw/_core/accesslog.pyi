@@ -3,6 +3,13 @@
 HEADER_BITS: dict[str, int]
 DEFAULT_HEADERS: int
 
+import contextvars
+import logging
+
+REQUEST_ID: contextvars.ContextVar[bytes | None]
+
+class RequestIdFilter(logging.Filter): ...
+
 def request_id() -> bytes: ...
 
 class AccessLog:

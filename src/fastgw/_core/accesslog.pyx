@@ -12,6 +12,8 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+import contextvars
+import logging
 import os
 
 cdef extern from "<time.h>" nogil:
@@ -98,6 +100,22 @@ def request_id() -> bytes:
     return new_request_id()
 
 
+#: the request id of the exchange whose plugin code is running (set by the proxy around each
+#: plugin phase), so log lines plugins and the chain write name it (RequestIdFilter)
+REQUEST_ID = contextvars.ContextVar("fastgw_request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Appends ` [request_id <id>]` to records logged while a request's plugin code runs."""
+
+    def filter(self, record):
+        rid = REQUEST_ID.get()
+        if rid is not None and not getattr(record, "request_id", None):
+            record.request_id = rid.decode()
+            record.msg = f"{record.msg} [request_id {record.request_id}]"
+        return True
+
+
 @cython.final
 cdef class AccessLog:
     def __cinit__(self, str fmt="combined", Py_ssize_t buffer_bytes=DEFAULT_BUFFER_BYTES):
@@ -175,7 +193,8 @@ cdef class AccessLog:
         self.putc(<char>(48 + (us // 10) % 10))
         self.putc(<char>(48 + us % 10))
 
-    cdef void put_bytes_field(self, bytes b, bint quoted, Py_ssize_t limit=FIELD_MAX_BYTES) noexcept:
+    cdef void put_bytes_field(self, bytes b, bint quoted,
+                              Py_ssize_t limit=FIELD_MAX_BYTES) noexcept:
         # combined: nginx escapes ", \ and bytes < 0x20 or >= 0x7f as \xHH
         # json: RFC 8259 escapes; bytes >= 0x80 as \u00HH (the field is latin-1 bytes)
         cdef const unsigned char* p

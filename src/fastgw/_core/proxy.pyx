@@ -45,7 +45,11 @@ from email.utils import formatdate
 
 import orjson
 
+from fastgw._core.accesslog import REQUEST_ID, RequestIdFilter
+
 log = logging.getLogger("fastgw.proxy")
+# plugin failures are logged by the chain (fastgw.plugins): name the request there too
+logging.getLogger("fastgw.plugins").addFilter(RequestIdFilter())
 
 cdef enum:
     ST_HEAD = 0        # reading a request head (or idle between requests)
@@ -168,6 +172,8 @@ MSG_BAD_GATEWAY = "An invalid response was received from the upstream server"
 MSG_TIMEOUT = "The upstream server is timing out"
 MSG_NO_PEER = "failure to get a peer from the ring-balancer"
 MSG_INTERNAL = "An unexpected error occurred"
+# the body of the chain's 500 for a failed plugin (fastgw.plugins.chain._server_error)
+_KONG_500 = orjson.dumps({"message": MSG_INTERNAL})
 
 
 cdef inline bytes _to_bytes(object v):
@@ -472,15 +478,13 @@ cdef class Downstream(ConnBuffer):
             # the client went away mid-exchange (or the proxy closed it: truncation, errors)
             self.in_exchange = False
             self.core.active_requests -= 1
-            if prev != ST_TUNNEL and not self.resp_started:
-                self.status = 499
-            self.log_access()
+            if prev != ST_TUNNEL:
+                self.status = 499   # nginx: the client closed before the response completed
             if self.ctx is not None:
-                if prev != ST_TUNNEL:
-                    self.status = 499
                 self.run_log()
             elif self.nat.active:
                 self.native_log()
+            self.log_access()
         self.transport = None
         self.core._check_drained()
 
@@ -731,16 +735,19 @@ cdef class Downstream(ConnBuffer):
         chain = self.route.chain
         if self.trace is not None:
             chain = self.core.tracer.chain_for(chain)   # a traced twin, never the shared one
+        tok = REQUEST_ID.set(self.request_id())
         try:
             result = chain.run_access(self.ctx)
+            if result is not None and hasattr(result, "__await__"):
+                fut = asyncio.ensure_future(result)   # the task keeps REQUEST_ID (its context)
+                fut.add_done_callback(self._access_done)
+                return
         except Exception:
             self.err_cause = "plugin access phase failed"   # logged by send_error, with the traceback
             self.send_error(500, MSG_INTERNAL, not self.req_done)
             return
-        if result is not None and hasattr(result, "__await__"):
-            fut = asyncio.ensure_future(result)
-            fut.add_done_callback(self._access_done)
-            return
+        finally:
+            REQUEST_ID.reset(tok)
         self.after_access(result)
 
     def _access_done(self, fut):
@@ -811,7 +818,11 @@ cdef class Downstream(ConnBuffer):
         # Kong runs header_filter (CORS, correlation-id, ...) on responses plugins make
         if self.ctx is not None:
             try:
-                final = self.route.chain.run_exit(self.ctx, result)
+                tok = REQUEST_ID.set(self.request_id())
+                try:
+                    final = self.route.chain.run_exit(self.ctx, result)
+                finally:
+                    REQUEST_ID.reset(tok)
             except Exception:
                 log.exception("plugin header_filter failed on an exit response")
                 final = result
@@ -846,6 +857,13 @@ cdef class Downstream(ConnBuffer):
                 headers.append(("Content-Type", "application/json; charset=utf-8"))
         elif isinstance(body, str):
             body = body.encode()
+        if result.status == 500 and body == _KONG_500:
+            # a plugin failed (the chain logged its traceback with the request id): Kong's
+            # body carries the request id too, and the error log names the exchange
+            rid = self.request_id().decode()
+            body = orjson.dumps({"message": MSG_INTERNAL, "request_id": rid})
+            log.error("500 %s: a plugin failed (traceback logged above) [request_id %s]",
+                      MSG_INTERNAL, rid)
         self.send_response(result.status, headers, body, not self.req_done)
 
     cdef bytes build_head(self, const char* head, m, ctx):
@@ -1186,7 +1204,11 @@ cdef class Downstream(ConnBuffer):
             self.ctx.set_response(rp.status, HeadCopy(
                 PyBytes_FromStringAndSize(head, rp.head_len), rp))
             try:
-                hf = self.route.chain.run_header_filter(self.ctx)
+                tok = REQUEST_ID.set(self.request_id())
+                try:
+                    hf = self.route.chain.run_header_filter(self.ctx)
+                finally:
+                    REQUEST_ID.reset(tok)
             except Exception:
                 log.exception("plugin header_filter failed")
                 hf = None
@@ -1412,11 +1434,11 @@ cdef class Downstream(ConnBuffer):
             self.send_error(502, MSG_BAD_GATEWAY, not self.req_done)
 
     cdef void finish_exchange(self):
-        self.log_access()
         if self.ctx is not None:
             self.run_log()
         elif self.nat.active:
             self.native_log()
+        self.log_access()   # after the log phase: its lines keep the request id
         self.nat.active = False
         if self.in_exchange:
             self.in_exchange = False
@@ -1454,9 +1476,13 @@ cdef class Downstream(ConnBuffer):
                 # an exit without header_filter plugins, or a gateway error (502/504): the log
                 # phase still sees the status it was answered with
                 ctx.set_response(self.status, _NO_HEADERS, "exit")
-            res = self.route.chain.run_log(ctx)
-            if res is not None and hasattr(res, "__await__"):
-                asyncio.ensure_future(res)
+            tok = REQUEST_ID.set(self.request_id())
+            try:
+                res = self.route.chain.run_log(ctx)
+                if res is not None and hasattr(res, "__await__"):
+                    asyncio.ensure_future(res)
+            finally:
+                REQUEST_ID.reset(tok)
         except Exception:
             log.exception("plugin log phase failed")
 
@@ -1552,11 +1578,11 @@ cdef class Downstream(ConnBuffer):
                 # count and log it here, once (connection_lost then sees in_exchange False)
                 self.in_exchange = False
                 self.core.active_requests -= 1
-                self.log_access()
                 if self.ctx is not None:
                     self.run_log()
                 elif self.nat.active:
                     self.native_log()
+                self.log_access()
             self.state = ST_CLOSED
             if self.resp_started and self.up is not None:
                 self.transport.abort()   # truncated response: no clean end
