@@ -858,12 +858,10 @@ cdef class Downstream(ConnBuffer):
         elif isinstance(body, str):
             body = body.encode()
         if result.status == 500 and body == _KONG_500:
-            # a plugin failed (the chain logged its traceback with the request id): Kong's
-            # body carries the request id too, and the error log names the exchange
-            rid = self.request_id().decode()
-            body = orjson.dumps({"message": MSG_INTERNAL, "request_id": rid})
+            # a plugin failed (the chain logged its traceback with the request id); the body
+            # stays the chain's, as the compiled chain answers the same failure
             log.error("500 %s: a plugin failed (traceback logged above) [request_id %s]",
-                      MSG_INTERNAL, rid)
+                      MSG_INTERNAL, self.request_id().decode())
         self.send_response(result.status, headers, body, not self.req_done)
 
     cdef bytes build_head(self, const char* head, m, ctx):
