@@ -172,3 +172,46 @@ def test_version() -> None:
 def test_env_prefix_is_used_by_the_signal_verbs(tmp_path: Path) -> None:
     r = fastgw("health", env=clean_env(KONG_PREFIX=str(tmp_path / "kp")))
     assert_one_line_error(r, str(tmp_path / "kp"), "not running")
+
+
+def test_multi_worker_start_health_quit_and_log_reopen(tmp_path: Path) -> None:
+    """--workers 2 under a prefix: one pid file (the master), workers share the access log,
+    SIGUSR1 reopens it after rotation, quit stops master and workers."""
+    import signal
+
+    prefix = tmp_path / "mw"
+    port, admin = _start(tmp_path, prefix, "--workers", "2", "--access-log-format", "json")
+    pid = _pid(prefix)
+    log = prefix / "logs" / "access.log"
+    try:
+        assert fastgw("health", "-p", str(prefix)).returncode == 0
+        for _ in range(10):
+            http_get(port, "/none")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not log.exists() or
+                                               len(log.read_text().splitlines()) < 10):
+            time.sleep(0.05)
+        assert len(log.read_text().splitlines()) == 10
+        rotated = prefix / "logs" / "access.log.1"
+        log.rename(rotated)
+        os.kill(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not log.exists():
+            time.sleep(0.05)
+        time.sleep(0.3)       # every worker reopened (the master forwards the signal)
+        for _ in range(6):
+            http_get(port, "/none")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(log.read_text().splitlines()) < 6:
+            time.sleep(0.05)
+        assert len(log.read_text().splitlines()) == 6
+        assert len(rotated.read_text().splitlines()) == 10
+        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text()
+                    .split()]
+        assert len(children) == 2
+        r = fastgw("quit", "-p", str(prefix), "--timeout", "20")
+        assert r.returncode == 0, r
+        assert not _alive(pid) and not any(_alive(c) for c in children)
+    finally:
+        if _alive(pid):
+            os.kill(pid, 9)
