@@ -170,6 +170,13 @@ class Gateway:
 
             core.headers = headers_mask(self.headers)
         core.access_log = self.access_log
+        if self.trusted_ips:
+            from fastgw.plugins.base import _parse_networks
+            from fastgw.realip import RealIP
+
+            core.realip = RealIP(_parse_networks(self.trusted_ips),
+                                 self.real_ip["real_ip_header"],
+                                 self.real_ip["real_ip_recursive"])
         if self.trace_keys:
             from fastgw.debug.explain import explain
             from fastgw.debug.trace import Tracer

@@ -162,7 +162,7 @@ def make_gateway(plan: RunPlan, config: Any, *, proxy: bool = True, **kw: Any) -
     writer = None
     if proxy and plan.access_log != "off":
         writer = AccessLogWriter(plan.access_log, plan.access_log_format).start()
-    gw = Gateway(config, trusted_ips=tuple(s.trusted_ips),
+    gw = Gateway(config, trusted_ips=tuple(ip for ip in s.trusted_ips if ip != "unix:"),
                  real_ip_header=s.real_ip_header, real_ip_recursive=s.real_ip_recursive,
                  node_id=kw.pop("node_id", None) or s.node_id, headers=s.headers,
                  trace_keys=[k for k in (s.admin_token, s.trace_key) if k] if proxy else (),

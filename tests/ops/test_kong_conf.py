@@ -180,3 +180,44 @@ def test_trusted_ips_and_real_ip_take_effect(tmp_path: Path, env: dict[str, str]
         assert http_get(port, "/", headers)[0] == expected
     finally:
         node.stop()
+
+
+def test_real_ip_reaches_upstream_and_access_log(tmp_path: Path) -> None:
+    """X-Real-IP sent upstream and the access log's client are the resolved client (Kong:
+    $remote_addr after realip); X-Forwarded-For still ends with the direct peer."""
+    import socket
+    import threading
+
+    up = socket.socket()
+    up.bind(("127.0.0.1", 0))
+    up.listen(8)
+
+    def echo() -> None:
+        while True:
+            try:
+                c, _ = up.accept()
+            except OSError:
+                return
+            with c:
+                head = c.recv(65536)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                          % len(head) + head)
+
+    threading.Thread(target=echo, daemon=True).start()
+    cfg = write_config(tmp_path, upstream_port=up.getsockname()[1])
+    log = tmp_path / "access.log"
+    port = free_port()
+    node = Node("-c", str(cfg), "--listen", f"127.0.0.1:{port}", "--admin-listen", "off",
+                "--access-log", str(log), "--access-log-format", "json",
+                "--trusted-ips", "127.0.0.1", env=clean_env())
+    try:
+        node.wait_port(port)
+        _, _, body = http_get(port, "/", {"X-Real-IP": "203.0.113.7",
+                                          "X-Forwarded-For": "198.51.100.1"})
+    finally:
+        node.stop()
+    head = body.decode().lower()
+    assert "x-real-ip: 203.0.113.7\r\n" in head
+    assert "x-forwarded-for: 198.51.100.1, 127.0.0.1\r\n" in head
+    assert json.loads(log.read_text().splitlines()[0])["client"] == "203.0.113.7"
+    up.close()

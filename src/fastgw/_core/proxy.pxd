@@ -77,6 +77,7 @@ cdef class ProxyCore:
     cdef public AccessLog access_log    # None: no access log
     cdef public TrafficStats traffic    # responses by status + latency histogram (dashboard)
     cdef public object tracer           # fastgw.debug.trace.Tracer, or None: no tracing
+    cdef public object realip           # fastgw.realip.RealIP when trusted_ips is set
     cdef public int headers             # HDR_* bits: Kong's `headers` setting
 
 
@@ -107,6 +108,8 @@ cdef class Downstream(ConnBuffer):
     cdef double deadline        # head/keep-alive/send deadline (coarse clock)
     cdef str client_ip
     cdef bytes client_ip_b
+    cdef bytes real_ip_b        # the client behind trusted proxies (X-Real-IP, access log)
+    cdef bint peer_trusted      # the peer is in trusted_ips (its real-ip header is believed)
     # current exchange
     cdef RouteRT route
     cdef object ctx             # plugin Context or None

@@ -69,6 +69,7 @@ class ProxyCore:
     headers: int               # fastgw._core.accesslog.HEADER_BITS mask (Kong's `headers`)
     traffic: Any               # fastgw._core.traffic.TrafficStats
     tracer: Any                # fastgw.debug.trace.Tracer or None
+    realip: Any                # fastgw.realip.RealIP or None (no trusted_ips)
     def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Any = None, *,
                  listen_port: int = 8000, keepalive_timeout: float = 60.0,
                  header_timeout: float = 60.0,

@@ -296,6 +296,7 @@ cdef class ProxyCore:
         self.context_factory = None
         self.drained = None
         self.access_log = None
+        self.realip = None
         self.tracer = None
         self.traffic = TrafficStats()
         self.headers = HDR_SERVER | HDR_VIA
@@ -439,6 +440,10 @@ cdef class Downstream(ConnBuffer):
         if peer:
             self.client_ip = peer[0]
         self.client_ip_b = self.client_ip.encode()
+        self.real_ip_b = self.client_ip_b
+        # trusted_ips: only a trusted peer's real-ip header is read, per request (realip)
+        self.peer_trusted = self.core.realip is not None and self.core.realip.trusted(
+            self.client_ip)
         self.core.conns.add(self)
         self.core.connections_total += 1
         self.deadline = self.core.now + self.core.header_timeout
@@ -598,6 +603,9 @@ cdef class Downstream(ConnBuffer):
         self.err_cause = None
         self.trace = None
         self.t0 = mono_ms()
+        if self.peer_trusted:
+            self.real_ip_b = core.realip.resolve(self.client_ip, HeadCopy(
+                PyBytes_FromStringAndSize(head, head_len), p))
         self.t_sent = self.t_resp = 0.0
         self.out0 = self.bytes_out
         if core.access_log is not None:
@@ -978,7 +986,7 @@ cdef class Downstream(ConnBuffer):
         else:
             putb(b"/")
         putb(b"\r\nX-Real-IP: ")
-        putb(self.client_ip_b)
+        putb(self.real_ip_b)   # the client behind trusted proxies (Kong: $remote_addr)
         putb(b"\r\nVia: 1.1 fastgw\r\n")
         # Host last: when it is the target's "host[:port]" (Kong, preserve_host false) it is
         # only known after the balancer picked, so attach() appends it with the final CRLF.
@@ -1689,7 +1697,7 @@ cdef class Downstream(ConnBuffer):
             c = getattr(self.ctx, "consumer", None)
             if c is not None:
                 consumer = getattr(c, "username", None) or getattr(c, "id", None)
-        al.record(self.client_ip_b, self.al_method, self.al_target, self.status,
+        al.record(self.real_ip_b, self.al_method, self.al_target, self.status,
                   self.bytes_out - self.out0,
                   route.name if route is not None else None,
                   route.service.name if route is not None else None,
