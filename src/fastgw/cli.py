@@ -243,7 +243,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     path = args.file
     if _looks_like_kong_conf(path):
-        s = load_settings(path, environ={})
+        s = load_settings(path)   # with KONG_* / FASTGW_* applied, as the node would
         plan = make_plan(s, access_log_default="off", error_log_default=None)
         for w in s.warnings:
             print(f"warning: {w}", file=sys.stderr)

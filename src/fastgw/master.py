@@ -73,6 +73,8 @@ def _worker_main(plan: RunPlan, config_json: bytes, rfd: int, wfd: int, index: i
         def report() -> None:
             st = gw.status()
             traffic = gw.core.traffic.snapshot() if gw.core is not None else None
+            if traffic is not None and gw.access_log_writer is not None:
+                traffic["access_log"] = gw.access_log_writer.stats()
             _send(wfd, orjson.dumps({"worker": index, "pid": os.getpid(), **st,
                                      "traffic": traffic}))
 
@@ -311,6 +313,10 @@ class Master:
         ws = [w["status"] for w in self.workers.values()]
         out = merge(s["traffic"] for s in ws if s.get("traffic"))
         out["requests_total"] = sum(s.get("total_requests", 0) for s in ws)
+        logs = [s["traffic"]["access_log"] for s in ws
+                if s.get("traffic") and "access_log" in s["traffic"]]
+        if logs:
+            out["access_log"] = {k: sum(x[k] for x in logs) for k in logs[0]}
         return out
 
     def worker_status(self) -> dict[str, Any]:

@@ -198,6 +198,8 @@ def local_traffic(gw: Any) -> Callable[[], dict[str, Any]]:
         core = gw.core
         out = core.traffic.snapshot() if core is not None else {}
         out["requests_total"] = gw.status().get("total_requests", 0)
+        if gw.access_log_writer is not None:
+            out["access_log"] = gw.access_log_writer.stats()
         return out
 
     return traffic

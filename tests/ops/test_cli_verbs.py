@@ -180,7 +180,9 @@ def test_multi_worker_start_health_quit_and_log_reopen(tmp_path: Path) -> None:
     import signal
 
     prefix = tmp_path / "mw"
-    port, admin = _start(tmp_path, prefix, "--workers", "2", "--access-log-format", "json")
+    dash = free_port()
+    port, admin = _start(tmp_path, prefix, "--workers", "2", "--access-log-format", "json",
+                         "--dashboard-listen", f"127.0.0.1:{dash}")
     pid = _pid(prefix)
     log = prefix / "logs" / "access.log"
     try:
@@ -192,6 +194,16 @@ def test_multi_worker_start_health_quit_and_log_reopen(tmp_path: Path) -> None:
                                                len(log.read_text().splitlines()) < 10):
             time.sleep(0.05)
         assert len(log.read_text().splitlines()) == 10
+        # the dashboard's traffic: both workers' counters, summed by the master
+        deadline = time.monotonic() + 10
+        traffic: dict = {}
+        while time.monotonic() < deadline:
+            traffic = json.loads(http_get(dash, "/api/traffic")[2])
+            if traffic.get("by_status", {}).get("502") == 10:
+                break
+            time.sleep(0.1)
+        assert traffic["by_status"] == {"502": 10} and traffic["total"] == 10   # upstream: port 9
+        assert traffic["access_log"]["lines"] == 10 and traffic["access_log"]["dropped"] == 0
         rotated = prefix / "logs" / "access.log.1"
         log.rename(rotated)
         os.kill(pid, signal.SIGUSR1)

@@ -784,6 +784,10 @@ cdef class Downstream(ConnBuffer):
             t0 = self.core.loop.time()
         status = nat.access(&self.nat, head, self.parser, self.query_off, self.query_n,
                             self.client_ip_b, now)
+        if self.trace is not None:
+            # the compiled chain runs as one step: no per-plugin entries
+            self.trace.event("plugins", compiled=True,
+                             answered=status if status else None)
         if status:
             self.rpos += head_len
             self.send_response(status, nat.exit_headers, nat.exit_body, not self.req_done)
