@@ -40,6 +40,7 @@ def node(tmp_path: Path):
     up = socket.socket()
     up.bind(("127.0.0.1", 0))
     up.listen(16)
+    seen: list[bytes] = []
 
     def serve() -> None:
         while True:
@@ -48,7 +49,8 @@ def node(tmp_path: Path):
             except OSError:
                 return
             with c:
-                c.recv(65536)
+                head = c.recv(65536)
+                seen.append(head)
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
     threading.Thread(target=serve, daemon=True).start()
@@ -60,6 +62,7 @@ def node(tmp_path: Path):
              env=clean_env(FASTGW_ADMIN_TOKEN=TOKEN))
     n.wait_port(admin)
     n.ports = (port, admin)
+    n.seen = seen
     yield n
     n.stop()
     up.close()
@@ -108,6 +111,9 @@ def test_traced_request_through_plugins_retries_and_balancer(node: Node) -> None
     assert any(p["phase"] == "header_filter" for p in full["plugins"])
     assert _admin(admin, "/debug/traces/nope")[0] == 404
     assert http_get(admin, f"/debug/traces/{t['request_id']}")[0] == 401   # the token
+    # the trace key never reaches the upstream
+    assert node.seen and not any(b"x-fastgw-trace" in h.lower() for h in node.seen)
+    assert not any(TRACE_KEY.encode() in h for h in node.seen)
 
 
 def test_trace_with_the_admin_token_and_a_plugin_answer(node: Node) -> None:

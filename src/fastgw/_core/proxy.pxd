@@ -161,6 +161,7 @@ cdef class Downstream(ConnBuffer):
     cdef bytes al_ua
     cdef object err_cause       # why the gateway answers 5xx itself (error log)
     cdef object trace           # fastgw.debug.trace.Trace of a traced request, else None
+    cdef bint strip_trace       # the request carries X-Fastgw-Trace: not forwarded upstream
 
     cdef void process(self)
     cdef void update_reading(self)

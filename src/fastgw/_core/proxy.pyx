@@ -21,6 +21,9 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc
 from libc.string cimport memcpy, memmove
 
+cdef extern from "<strings.h>" nogil:
+    int strncasecmp(const char* a, const char* b, size_t n)
+
 from fastgw._core.accesslog cimport (
     AccessLog, HDR_PROXY_LATENCY, HDR_REQUEST_ID, HDR_RESPONSE_LATENCY, HDR_SERVER,
     HDR_UPSTREAM_LATENCY, HDR_UPSTREAM_STATUS, HDR_VIA, mono_ms, new_request_id,
@@ -602,6 +605,7 @@ cdef class Downstream(ConnBuffer):
         self.nat_resp = None
         self.err_cause = None
         self.trace = None
+        self.strip_trace = False
         self.t0 = mono_ms()
         if self.peer_trusted:
             self.real_ip_b = core.realip.resolve(self.client_ip, HeadCopy(
@@ -657,6 +661,7 @@ cdef class Downstream(ConnBuffer):
             # X-Fastgw-Trace: checked in C; Python runs for traced requests only
             tk = p.find_header(head, b"x-fastgw-trace")
             if tk is not None:
+                self.strip_trace = True
                 self.start_trace(tk, method, host, path, head, head_len)
         try:
             m = (<Router>core.router).match(method, host, path, self)
@@ -929,6 +934,9 @@ cdef class Downstream(ConnBuffer):
                 continue
             if self.nat_req is not None and is_consumer_header(head + h.name_off, h.name_len):
                 continue
+            if self.strip_trace and h.name_len == 14 and \
+                    strncasecmp(head + h.name_off, b"x-fastgw-trace", 14) == 0:
+                continue   # the trace key (possibly the admin token) never goes upstream
             put_header_line(head, h)
         if self.nat_req is not None:
             putb(self.nat_req)   # key-auth's consumer headers (ctx.authenticate's ops)
