@@ -54,6 +54,10 @@ services:
     url: http://127.0.0.1:{closed}
     retries: 0
     routes: [{{name: down, paths: ["/down"]}}]
+  - name: tls
+    url: https://127.0.0.1:{up}
+    retries: 0
+    routes: [{{name: tls, paths: ["/tls"]}}]
   - name: slow
     url: http://127.0.0.1:{silent}
     read_timeout: 300
@@ -138,12 +142,13 @@ def test_json_access_log_and_error_log(tmp_path: Path, upstreams: Upstreams) -> 
         s2, h2, b2 = http_get(port, "/down")
         s3, h3, b3 = http_get(port, "/slow")
         s4, _, _ = http_get(port, "/none")
-        assert (s1, s2, s3, s4) == (200, 502, 504, 404)
-        lines = [json.loads(ln) for ln in _wait_lines(log, 4)]
+        s5, h5, _ = http_get(port, "/tls")
+        assert (s1, s2, s3, s4, s5) == (200, 502, 504, 404, 502)
+        lines = [json.loads(ln) for ln in _wait_lines(log, 5)]
     finally:
         _, err = node.stop()
-    assert len(lines) == 4
-    ok, down, slow, none = lines
+    assert len(lines) == 5
+    ok, down, slow, none, tls = lines
     assert ok["request_id"] == h1["x-kong-request-id"] and len(ok["request_id"]) == 32
     assert ok["method"] == "GET" and ok["path"] == "/ok?q=1" and ok["status"] == 200
     assert ok["route"] == "ok" and ok["service"] == "up" and ok["upstream_status"] == 200
@@ -165,6 +170,11 @@ def test_json_access_log_and_error_log(tmp_path: Path, upstreams: Upstreams) -> 
     assert f"connect to 127.0.0.1:{upstreams.closed} failed" in refused[0]
     timed = [ln for ln in err_lines if slow["request_id"] in ln]
     assert len(timed) == 1 and "timed out after 300 ms" in timed[0]
+    # an https service whose port speaks plain HTTP: the TLS handshake fails
+    handshake = [ln for ln in err_lines if h5["x-kong-request-id"] in ln]
+    assert len(handshake) == 1 and tls["request_id"] == h5["x-kong-request-id"]
+    assert f"TLS handshake with 127.0.0.1:{upstreams.ok.getsockname()[1]} failed" \
+        in handshake[0]
 
 
 def test_combined_log_on_stdout_by_default_for_run(tmp_path: Path, upstreams: Upstreams) -> None:

@@ -1064,6 +1064,7 @@ cdef class Downstream(ConnBuffer):
                                       <Target>self.target if self.tries > 0 else None)
         if self.trace is not None:
             self.trace.event("balancer", algorithm=type(balancer).__name__,
+                             hash_on=getattr(svc.hash_spec, "hash_on", None),
                              hash=self.hash_value if self.has_hash else None,
                              target=t.name if t is not None else None,
                              healthy=t.healthy if t is not None else None, attempt=self.tries)
