@@ -615,8 +615,9 @@ cdef class Downstream(ConnBuffer):
         if core.access_log is not None:
             self.al_method = PyBytes_FromStringAndSize(head + p.start_off, p.method_len)
             self.al_target = PyBytes_FromStringAndSize(head + p.target_off, p.target_len)
-            self.al_ref = p.find_header(head, b"referer")
-            self.al_ua = p.find_header(head, b"user-agent")
+            if not core.access_log.json:   # combined logs them; the JSON record does not
+                self.al_ref = p.find_header(head, b"referer")
+                self.al_ua = p.find_header(head, b"user-agent")
         self.idempotent = p.method in (M_GET, M_HEAD, M_PUT, M_DELETE, M_OPTIONS, M_TRACE)
         # RFC 9110 7.8: the client asks to switch protocols (WebSocket); forwarded as such
         self.upgrade_req = p.upgrade and p.method == M_GET
