@@ -99,9 +99,12 @@ def test_quit_lets_in_flight_requests_finish(tmp_path: Path) -> None:
     up.listen()
     upstream_port = up.getsockname()[1]
 
+    arrived = threading.Event()
+
     def serve_slowly() -> None:
         c, _ = up.accept()
         c.recv(65536)
+        arrived.set()
         time.sleep(1.5)
         c.sendall(SLOW)
         c.close()
@@ -119,7 +122,7 @@ def test_quit_lets_in_flight_requests_finish(tmp_path: Path) -> None:
     client = threading.Thread(target=lambda: result.append(http_get(port, "/")[::2]))
     try:
         client.start()
-        time.sleep(0.5)     # the request is now in flight at the upstream
+        assert arrived.wait(10)     # the request is now in flight at the upstream
         r = fastgw("quit", "-p", str(prefix), "--timeout", "20")
         assert r.returncode == 0 and "gracefully" in r.stdout, r
         client.join(10)
