@@ -37,7 +37,8 @@ class RunPlan:
     access_log_format: str = "combined"
     error_log: str | None = None     # None: stderr
     dashboard_listen: tuple[str, int] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # parser/proxy limits for Gateway(limits=...): filled by the CLI from the limits flags
+    limits: dict[str, int] = field(default_factory=dict)
 
     @property
     def workers(self) -> int:
