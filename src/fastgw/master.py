@@ -67,6 +67,8 @@ def _worker_main(plan: RunPlan, config_json: bytes, rfd: int, wfd: int, index: i
         loop = asyncio.get_running_loop()
         gw = make_gateway(plan, decode_config(config_json), node_id=f"worker-{index}")
         await gw.start(plan.listen, None, reuse_port=True)
+        if gw.tracer is not None:
+            gw.tracer.outbox = []   # finished traces ride the heartbeat to the master
         stop = asyncio.Event()
         reader = _FrameReader()
 
@@ -75,8 +77,9 @@ def _worker_main(plan: RunPlan, config_json: bytes, rfd: int, wfd: int, index: i
             traffic = gw.core.traffic.snapshot() if gw.core is not None else None
             if traffic is not None and gw.access_log_writer is not None:
                 traffic["access_log"] = gw.access_log_writer.stats()
+            traces = gw.tracer.take_outbox() if gw.tracer is not None else []
             _send(wfd, orjson.dumps({"worker": index, "pid": os.getpid(), **st,
-                                     "traffic": traffic}))
+                                     "traffic": traffic, "traces": traces}))
 
         def on_pipe() -> None:
             try:
@@ -131,6 +134,9 @@ class Master:
         self.config_json = b""
         self.stopping = False
         self.dashboard: Any = None
+        from fastgw.debug.trace import Tracer
+
+        self.traces = Tracer([])
 
     def _config_bytes(self, config: Any) -> bytes:
         from fastgw.config.model import encode_config
@@ -191,6 +197,8 @@ class Master:
                 raise bind_error("demo upstreams", ("127.0.0.1", DEMO_PORTS[0]), e) from None
         # The master's own Gateway validates every change by compiling it (no listener).
         self.gw = gw = make_gateway(self.plan, config, proxy=False, active_health=False)
+        # the workers' finished traces, for GET /debug/traces/{id} on the master's Admin API
+        gw.tracer = self.traces
         gw._extra_status = self.worker_status
         await gw.start(("127.0.0.1", 0))
         gw.server.close()
@@ -302,7 +310,10 @@ class Master:
                 loop.remove_reader(w["rfd"])
                 return
             for frame in w["reader"].feed(data):
-                w["status"] = orjson.loads(frame)
+                st = orjson.loads(frame)
+                for tr in st.pop("traces", None) or ():
+                    self.traces.store(tr)
+                w["status"] = st
 
         loop.add_reader(w["rfd"], on_data)
 

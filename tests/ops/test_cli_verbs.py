@@ -185,7 +185,7 @@ def test_multi_worker_start_health_quit_and_log_reopen(tmp_path: Path) -> None:
     prefix = tmp_path / "mw"
     dash = free_port()
     port, admin = _start(tmp_path, prefix, "--workers", "2", "--access-log-format", "json",
-                         "--dashboard-listen", f"127.0.0.1:{dash}")
+                         "--dashboard-listen", f"127.0.0.1:{dash}", "--trace-key", "tk")
     pid = _pid(prefix)
     log = prefix / "logs" / "access.log"
     try:
@@ -221,6 +221,15 @@ def test_multi_worker_start_health_quit_and_log_reopen(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert len(log.read_text().splitlines()) == 6
         assert len(rotated.read_text().splitlines()) == 10
+        # a trace made in a worker is found on the master's Admin API
+        _, h, _ = http_get(port, "/traced", {"X-Fastgw-Trace": "tk"})
+        rid = json.loads(h["x-fastgw-trace"])["request_id"]
+        deadline = time.monotonic() + 10
+        status = 404
+        while time.monotonic() < deadline and status != 200:
+            status, _, body = http_get(admin, f"/debug/traces/{rid}")
+            time.sleep(0.1)
+        assert status == 200 and json.loads(body)["complete"]
         children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text()
                     .split()]
         assert len(children) == 2

@@ -3,8 +3,8 @@
 GET /debug/route?method=&host=&path=&headers=name:value   what would match, and why
     (fastgw.debug.explain); `headers` may repeat; nothing is sent anywhere
 GET /debug/traces/{request_id}   a request traced with X-Fastgw-Trace (fastgw.debug.trace),
-    from this process's bounded store (with --workers N the trace lives in the worker that
-    served it: use the X-Fastgw-Trace response header there)
+    from a bounded store (with --workers N the workers send finished traces to the master with
+    their heartbeat, every 0.5 s)
 """
 from __future__ import annotations
 

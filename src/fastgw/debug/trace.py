@@ -130,11 +130,15 @@ def traced_chain(chain: Any) -> Any:
 class Tracer:
     """Installed on a ProxyCore (core.tracer) when a trace key exists."""
 
-    def __init__(self, keys: list[str], explain: Callable[..., dict[str, Any]]) -> None:
+    def __init__(self, keys: list[str],
+                 explain: Callable[..., dict[str, Any]] | None = None) -> None:
         self.keys = [k.encode() for k in keys if k]
         self.explain = explain        # (method, host, path, headers) -> explanation
         self.traces: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._twins: dict[int, tuple[Any, Any]] = {}
+        # under the CLI's master, finished traces also go to the master (its Admin API answers
+        # GET /debug/traces/{id}); None: nobody collects them
+        self.outbox: list[dict[str, Any]] | None = None
 
     def start(self, key: bytes, method: bytes, host: bytes, path: bytes,
               headers: Any) -> Trace | None:
@@ -143,6 +147,7 @@ class Tracer:
             return None
         tr = Trace()
         try:
+            assert self.explain is not None
             hdrs = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()
                     if k.lower() != b"x-fastgw-trace"}
             ex = self.explain(method.decode("latin-1"), host.decode("latin-1") or None,
@@ -166,9 +171,18 @@ class Tracer:
         tr.done = True
         if tr.request_id is None:
             return
-        self.traces[tr.request_id] = tr.as_dict()
+        self.store(tr.as_dict())
+        if self.outbox is not None and len(self.outbox) < MAX_TRACES:
+            self.outbox.append(self.traces[tr.request_id])
+
+    def store(self, trace: dict[str, Any]) -> None:
+        self.traces[trace["request_id"]] = trace
         while len(self.traces) > MAX_TRACES:
             self.traces.popitem(last=False)
+
+    def take_outbox(self) -> list[dict[str, Any]]:
+        out, self.outbox = self.outbox or [], []
+        return out
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         return self.traces.get(request_id)
