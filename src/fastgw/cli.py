@@ -39,7 +39,7 @@ keys read (as KONG_<KEY> or FASTGW_<KEY>, e.g. KONG_PROXY_LISTEN=127.0.0.1:9000)
   database (off; postgres: not supported yet) pg_* (kept for the PostgreSQL mode)
   log_level (debug info notice warn error crit)  nginx_worker_processes (N or auto)
   trusted_ips real_ip_header real_ip_recursive   (who may set the client address)
-  headers (server_tokens latency_tokens x-kong-request-id ... off)
+  headers (server_tokens latency_tokens x-kong-request-id ... off) headers_upstream
   proxy_access_log (path, stdout or off) proxy_access_log_format (combined, json)
   proxy_error_log prefix node_id
   admin_token (FASTGW_ADMIN_TOKEN) admin_persist trace_key      (fastgw's own keys)

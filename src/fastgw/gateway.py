@@ -91,7 +91,8 @@ class Gateway:
                  limits: Mapping[str, int] | None = None, node_id: str | None = None,
                  active_health: bool = True, clock: Callable[[], float] | None = None,
                  headers: Iterable[str] | None = None, access_log: Any = None,
-                 trace_keys: Iterable[str] = ()) -> None:
+                 trace_keys: Iterable[str] = (),
+                 headers_upstream: Iterable[str] | None = None) -> None:
         self.config: Config = load_config(config)
         self.listen = listen
         self.admin_listen = admin_listen
@@ -109,6 +110,8 @@ class Gateway:
         # Kong's `headers` tokens (None: Server and Via only, as before they were settable)
         # and an AccessLog buffer (fastgw.accesslog.AccessLogWriter.buffer) or None
         self.headers = None if headers is None else list(headers)
+        # Kong's `headers_upstream` (x-kong-request-id on the upstream request); None: none
+        self.headers_upstream = None if headers_upstream is None else list(headers_upstream)
         self.access_log = access_log
         # X-Fastgw-Trace values that ask for a request trace (fastgw.debug.trace); none: off
         self.trace_keys = [k for k in trace_keys if k]
@@ -165,10 +168,11 @@ class Gateway:
         host, port = parse_listen(listen) if sock is None else sock.getsockname()[:2]
         self.core = core = ProxyCore(loop, listen_port=port, limits=self.limits)
         core.context_factory = self._make_context
-        if self.headers is not None:
+        if self.headers is not None or self.headers_upstream is not None:
             from fastgw.conf.settings import headers_mask
 
-            core.headers = headers_mask(self.headers)
+            core.headers = headers_mask(self.headers if self.headers is not None
+                                        else ["server", "via"], self.headers_upstream)
         core.access_log = self.access_log
         if self.trusted_ips:
             from fastgw.plugins.base import _parse_networks

@@ -165,6 +165,7 @@ def make_gateway(plan: RunPlan, config: Any, *, proxy: bool = True, **kw: Any) -
     gw = Gateway(config, trusted_ips=tuple(ip for ip in s.trusted_ips if ip != "unix:"),
                  real_ip_header=s.real_ip_header, real_ip_recursive=s.real_ip_recursive,
                  node_id=kw.pop("node_id", None) or s.node_id, headers=s.headers,
+                 headers_upstream=s.headers_upstream,
                  trace_keys=[k for k in (s.admin_token, s.trace_key) if k] if proxy else (),
                  access_log=writer.buffer if writer is not None else None,
                  limits=plan.limits, **kw)

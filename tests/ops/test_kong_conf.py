@@ -81,6 +81,7 @@ def test_unknown_and_inert_keys_are_warned_by_name(tmp_path: Path) -> None:
      "ssl_cert (env KONG_SSL_CERT) is not supported yet"),
     ({"KONG_PROXY_LISTEN": "127.0.0.1:0, 127.0.0.1:0 http2 ssl"}, "not supported yet"),
     ({"KONG_REAL_IP_HEADER": "proxy_protocol"}, "proxy_protocol is not supported yet"),
+    ({"KONG_HEADERS_UPSTREAM": "x-consumer-id"}, "headers_upstream (env KONG_HEADERS_UPSTREAM)"),
 ])
 def test_features_not_in_this_build_fail_clearly(tmp_path: Path, env: dict[str, str],
                                                  needle: str) -> None:
@@ -212,12 +213,25 @@ def test_real_ip_reaches_upstream_and_access_log(tmp_path: Path) -> None:
                 "--trusted-ips", "127.0.0.1", env=clean_env())
     try:
         node.wait_port(port)
-        _, _, body = http_get(port, "/", {"X-Real-IP": "203.0.113.7",
-                                          "X-Forwarded-For": "198.51.100.1"})
+        _, resp_headers, body = http_get(port, "/", {"X-Real-IP": "203.0.113.7",
+                                                     "X-Forwarded-For": "198.51.100.1",
+                                                     "X-Kong-Request-Id": "spoofed"})
     finally:
         node.stop()
     head = body.decode().lower()
+    # Kong's headers_upstream default: the request id goes upstream, replacing the client's
+    assert f"x-kong-request-id: {resp_headers['x-kong-request-id']}\r\n" in head
+    assert "spoofed" not in head
     assert "x-real-ip: 203.0.113.7\r\n" in head
     assert "x-forwarded-for: 198.51.100.1, 127.0.0.1\r\n" in head
     assert json.loads(log.read_text().splitlines()[0])["client"] == "203.0.113.7"
+    port = free_port()
+    node = Node("-c", str(cfg), "--listen", f"127.0.0.1:{port}", "--admin-listen", "off",
+                "--access-log", "off", env=clean_env(KONG_HEADERS_UPSTREAM="off"))
+    try:
+        node.wait_port(port)
+        _, _, body = http_get(port, "/", {"X-Kong-Request-Id": "from-client"})
+    finally:
+        node.stop()
+    assert b"x-kong-request-id: from-client\r\n" in body.lower()
     up.close()

@@ -11,6 +11,7 @@ cdef enum:
     HDR_RESPONSE_LATENCY = 16   # X-Kong-Response-Latency (gateway-made responses)
     HDR_REQUEST_ID = 32         # X-Kong-Request-Id
     HDR_UPSTREAM_STATUS = 64    # X-Kong-Upstream-Status
+    HDR_UPSTREAM_REQUEST_ID = 128   # X-Kong-Request-Id on the upstream request (headers_upstream)
 
 cdef double mono_ms() noexcept nogil        # CLOCK_MONOTONIC in milliseconds
 cdef bytes new_request_id()                 # 32 hex digits, as nginx's $request_id

@@ -1,6 +1,7 @@
 """Access log records into a bounded buffer (see accesslog.pyx)."""
 
 HEADER_BITS: dict[str, int]
+UPSTREAM_HEADER_BITS: dict[str, int]
 DEFAULT_HEADERS: int
 
 import contextvars

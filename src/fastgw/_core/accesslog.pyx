@@ -48,6 +48,8 @@ HEADER_BITS = {"server": HDR_SERVER, "via": HDR_VIA, "x-kong-proxy-latency": HDR
                "x-kong-response-latency": HDR_RESPONSE_LATENCY,
                "x-kong-request-id": HDR_REQUEST_ID,
                "x-kong-upstream-status": HDR_UPSTREAM_STATUS}
+#: Kong's `headers_upstream` tokens
+UPSTREAM_HEADER_BITS = {"x-kong-request-id": HDR_UPSTREAM_REQUEST_ID}
 #: what the proxy sent before `headers` was configurable: Server and Via only
 DEFAULT_HEADERS = HDR_SERVER | HDR_VIA
 

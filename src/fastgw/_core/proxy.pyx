@@ -26,7 +26,8 @@ cdef extern from "<strings.h>" nogil:
 
 from fastgw._core.accesslog cimport (
     AccessLog, HDR_PROXY_LATENCY, HDR_REQUEST_ID, HDR_RESPONSE_LATENCY, HDR_SERVER,
-    HDR_UPSTREAM_LATENCY, HDR_UPSTREAM_STATUS, HDR_VIA, mono_ms, new_request_id,
+    HDR_UPSTREAM_LATENCY, HDR_UPSTREAM_REQUEST_ID, HDR_UPSTREAM_STATUS, HDR_VIA, mono_ms,
+    new_request_id,
 )
 from fastgw._core.balancer cimport Balancer, Target
 from fastgw._core.traffic cimport TrafficStats
@@ -891,6 +892,7 @@ cdef class Downstream(ConnBuffer):
         cdef dict ops = None
         cdef bytes upath = m.upstream_path
         cdef bytes method_o = None, path_o = None, query_o = None
+        cdef bint rid_up = (self.core.headers & HDR_UPSTREAM_REQUEST_ID) != 0
         if ctx is not None:
             req = ctx.request
             ops = req.header_ops or None
@@ -938,6 +940,9 @@ cdef class Downstream(ConnBuffer):
             if self.strip_trace and h.name_len == 14 and \
                     strncasecmp(head + h.name_off, b"x-fastgw-trace", 14) == 0:
                 continue   # the trace key (possibly the admin token) never goes upstream
+            if rid_up and h.name_len == 17 and \
+                    strncasecmp(head + h.name_off, b"x-kong-request-id", 17) == 0:
+                continue   # replaced by ours (Kong: set_header, headers_upstream)
             put_header_line(head, h)
         if self.nat_req is not None:
             putb(self.nat_req)   # key-auth's consumer headers (ctx.authenticate's ops)
@@ -1001,6 +1006,10 @@ cdef class Downstream(ConnBuffer):
         putb(b"\r\nX-Real-IP: ")
         putb(self.real_ip_b)   # the client behind trusted proxies (Kong: $remote_addr)
         putb(b"\r\nVia: 1.1 fastgw\r\n")
+        if rid_up:
+            putb(b"X-Kong-Request-Id: ")
+            putb(self.request_id())
+            putb(b"\r\n")
         # Host last: when it is the target's "host[:port]" (Kong, preserve_host false) it is
         # only known after the balancer picked, so attach() appends it with the final CRLF.
         host_o = ops.get(b"host") if ops is not None else None

@@ -29,6 +29,7 @@ APPLIED: dict[str, tuple[str, object]] = {
     "nginx_worker_processes": ("workers", 1),
     "nginx_main_worker_processes": ("workers", None),
     "headers": ("list", ["server_tokens", "latency_tokens", "x-kong-request-id"]),
+    "headers_upstream": ("list", ["x-kong-request-id"]),
     "proxy_access_log": ("str", None),      # None: the verb's default (see cli)
     "proxy_error_log": ("str", None),
     "node_id": ("str", None),
@@ -55,7 +56,7 @@ PENDING: dict[str, tuple[str, object]] = {
     "client_ssl": ("bool", False), "client_ssl_cert": ("str", None),
     "client_ssl_cert_key": ("str", None),
     "ssl_protocols": ("str", "TLSv1.2 TLSv1.3"), "ssl_cipher_suite": ("str", "intermediate"),
-    "ssl_ciphers": ("str", None), "headers_upstream": ("list", ["x-kong-request-id"]),
+    "ssl_ciphers": ("str", None),
     "upstream_keepalive_pool_size": ("int", 512),
     "upstream_keepalive_max_requests": ("int", 10000),
     "upstream_keepalive_idle_timeout": ("int", 60),
@@ -65,7 +66,6 @@ PENDING: dict[str, tuple[str, object]] = {
 PENDING_FEATURE = {"pg_": "database = postgres", "ssl_": "TLS listeners",
                    "admin_ssl": "TLS listeners", "status_ssl": "TLS listeners",
                    "client_ssl": "TLS to upstreams from kong.conf",
-                   "headers_upstream": "headers_upstream",
                    "upstream_keepalive": "configurable upstream keep-alive pools"}
 
 #: Kong keys with no meaning in fastgw: accepted with a warning naming them

@@ -106,15 +106,17 @@ class Settings:
         return "; ".join(parts)
 
 
-def headers_mask(tokens: list[str]) -> int:
-    """Kong's `headers` tokens -> fastgw._core.accesslog HEADER_BITS (server_tokens: Server and
-    Via; latency_tokens: the latency headers; off: none)."""
-    from fastgw._core.accesslog import HEADER_BITS
+def headers_mask(tokens: list[str], upstream: list[str] | None = None) -> int:
+    """Kong's `headers` (and `headers_upstream`) tokens -> fastgw._core.accesslog HEADER_BITS
+    (server_tokens: Server and Via; latency_tokens: the latency headers; off: none)."""
+    from fastgw._core.accesslog import HEADER_BITS, UPSTREAM_HEADER_BITS
 
+    mask = 0
+    for t in upstream or ():
+        mask |= UPSTREAM_HEADER_BITS.get(t.lower(), 0)
     tokens = [t.lower() for t in tokens]
     if "off" in tokens:
-        return 0
-    mask = 0
+        return mask
     for t in tokens:
         if t == "server_tokens":
             mask |= HEADER_BITS["server"] | HEADER_BITS["via"]
@@ -237,6 +239,12 @@ def _check(key: str, value: Any, source: str) -> Any:
                                     f"expected any of {', '.join(sorted(HEADER_TOKENS))}")
         if "off" in value and len(value) > 1:
             raise SettingsError(f"headers ({source}): 'off' cannot be combined with others")
+    elif key == "headers_upstream":
+        value = [t.lower() for t in value]
+        for t in value:
+            if t not in ("x-kong-request-id", "off"):
+                raise SettingsError(f"headers_upstream ({source}): unknown header token {t!r}; "
+                                    "expected x-kong-request-id or off")
     elif key == "proxy_access_log_format" and value not in ("combined", "json"):
         raise SettingsError(f"proxy_access_log_format ({source}): expected combined or json, "
                             f"got {value!r}")
