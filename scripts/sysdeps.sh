@@ -10,6 +10,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v wrk >/dev/null || need+=(wrk)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v curl >/dev/null || need+=(curl)
+# the dashboard tests' headless browser (Playwright drives this binary; it downloads none)
+command -v chromium >/dev/null || need+=(chromium)
 fi
 # PCRE2 headers for the route regex engine (src/fastgw/_core/regex.pyx links libpcre2-8)
 [ -f /usr/include/pcre2.h ] || need+=(libpcre2-dev)

@@ -1,446 +1,307 @@
-"""`fastgw run | check | version`.
+"""fastgw's command line: Kong's verbs on Kong's configuration surface.
 
-Process model (`fastgw run --workers N`):
-- N == 1: one process runs the proxy, the Admin API and (without -c) the demo upstreams on one
-  uvloop loop.
-- N > 1: a master process creates what must be shared (the shared-memory rate-limit and metrics
-  tables) and forks N workers. Each worker has its own uvloop loop and its own listening socket
-  on the same port (SO_REUSEPORT: the kernel spreads connections). The master runs the Admin
-  API and owns the configuration: every accepted change is validated (compiled) in the master,
-  then sent to every worker over a pipe; each worker compiles and swaps it and answers with its
-  config hash, which GET /status reports. A worker that dies is restarted with the current
-  configuration.
-- The CLI (not the library) installs uvloop and the signal handlers: SIGTERM/SIGINT drain and
-  exit, SIGHUP reloads the -c file.
+  fastgw run      the gateway in the foreground (this process; --workers N forks N workers)
+  fastgw start    the same in the background, in a prefix directory with a pid file
+  fastgw stop     fast shutdown (SIGTERM: in-flight requests get up to 10 s)
+  fastgw quit     graceful shutdown (SIGQUIT: in-flight requests finish; --timeout then kill)
+  fastgw reload   re-read the declarative configuration (SIGHUP)
+  fastgw health   is the node in the prefix running and answering
+  fastgw check    validate a kong.conf (and the declarative file it names) or a declarative file
+  fastgw version  print the version
+
+Node settings (see fastgw.conf): defaults < --conf kong.conf < KONG_<KEY> < FASTGW_<KEY> <
+flags. Rules: every user mistake is one line on stderr and a non-zero exit, never a traceback;
+the library installs no signal handlers or loop policy, this module does.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
-import signal
-import struct
 import sys
-import time
-from importlib import resources
 from typing import Any
 
 from fastgw import __version__, dns
 from fastgw.limits import add_arguments as add_limit_arguments, from_args as limits_from_args
-from fastgw.listeners import DEFAULT_PROXY_LISTEN, join_listen_values
 
 log = logging.getLogger("fastgw")
 
+#: exit status for a configuration or startup error (Kong exits 1 on every error)
+EXIT_ERROR = 1
+
+ENV_HELP = """\
+node settings, lowest to highest precedence:
+  built-in defaults < --conf FILE (kong.conf format) < KONG_<KEY> < FASTGW_<KEY> < flags
+keys read (as KONG_<KEY> or FASTGW_<KEY>, e.g. KONG_PROXY_LISTEN=127.0.0.1:9000):
+  proxy_listen admin_listen status_listen admin_gui_listen (the dashboard)  host:port|off
+  declarative_config declarative_config_string   (without either: the built-in demo)
+  database (off; postgres: not supported yet) pg_* (kept for the PostgreSQL mode)
+  log_level (debug info notice warn error crit)  nginx_worker_processes (N or auto)
+  trusted_ips real_ip_header real_ip_recursive   (who may set the client address)
+  headers (server_tokens latency_tokens x-kong-request-id ... off) headers_upstream
+  proxy_access_log (path, stdout or off) proxy_access_log_format (combined, json)
+  proxy_error_log prefix node_id
+  admin_token (FASTGW_ADMIN_TOKEN) admin_persist trace_key      (fastgw's own keys)
+  ssl_cert ssl_cert_key admin_ssl_* status_ssl_*: not supported yet (an error when set)
+other Kong keys are accepted with a warning that names them.
+defaults: run logs access lines to stdout and errors to stderr; start writes
+<prefix>/logs/access.log and <prefix>/logs/error.log (prefix default ~/.fastgw).
+"""
+
+#: flag dest -> settings key
+FLAG_KEYS = {
+    "config": "declarative_config", "listen": "proxy_listen", "admin_listen": "admin_listen",
+    "status_listen": "status_listen", "admin_token": "admin_token", "persist": "admin_persist",
+    "workers": "nginx_worker_processes", "log_level": "log_level", "prefix": "prefix",
+    "access_log": "proxy_access_log", "access_log_format": "proxy_access_log_format",
+    "error_log": "proxy_error_log", "trusted_ips": "trusted_ips",
+    "real_ip_header": "real_ip_header", "real_ip_recursive": "real_ip_recursive",
+    "headers": "headers", "trace_key": "trace_key", "dashboard_listen": "admin_gui_listen",
+    "ssl_cert": "ssl_cert", "ssl_cert_key": "ssl_cert_key",
+}
+
+
+def _add_node_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", help="Kong declarative file (YAML or JSON) "
+                   "[declarative_config]; without one: the built-in demo")
+    p.add_argument("--conf", help="a kong.conf-format file of node settings")
+    p.add_argument("-p", "--prefix", help="prefix directory (pid file, logs) [prefix]")
+    p.add_argument("--listen", action="append",
+                   help="proxy listeners, Kong's syntax: host:port [ssl] [http2] [reuseport] "
+                   "[backlog=N], comma-separated, repeatable [proxy_listen] "
+                   "(default 127.0.0.1:8000, 127.0.0.1:8443 ssl http2)")
+    p.add_argument("--ssl-cert", help="PEM certificate of the TLS listeners [ssl_cert] "
+                   "(default: a self-signed one made at start)")
+    p.add_argument("--ssl-cert-key", help="its PEM key [ssl_cert_key]")
+    p.add_argument("--admin-listen", help="Admin API host:port or off [admin_listen] "
+                   "(default 127.0.0.1:8001)")
+    p.add_argument("--admin-token", help="required as Kong-Admin-Token on every Admin API "
+                   "call [admin_token]")
+    p.add_argument("--persist", help="write Admin API changes to this declarative file "
+                   "[admin_persist]")
+    p.add_argument("--status-listen", help="Kong's status listener host:port: GET /status "
+                   "and /metrics only [status_listen]")
+    p.add_argument("--workers", help="worker processes, N or auto [nginx_worker_processes]")
+    p.add_argument("--log-level", help="debug|info|notice|warn|error|crit [log_level]")
+    p.add_argument("--dashboard-listen", help="the dashboard page host:port "
+                   "[admin_gui_listen] (default off)")
+    p.add_argument("--access-log", help="PATH, stdout or off [proxy_access_log]")
+    p.add_argument("--access-log-format", help="combined or json [proxy_access_log_format]")
+    p.add_argument("--error-log", help="PATH for the error log [proxy_error_log]")
+    p.add_argument("--trusted-ips", help="comma-separated CIDRs of trusted proxies "
+                   "[trusted_ips]")
+    p.add_argument("--real-ip-header", help="header with the client address when the peer "
+                   "is trusted [real_ip_header] (default X-Real-IP)")
+    p.add_argument("--real-ip-recursive", help="on|off [real_ip_recursive]")
+    p.add_argument("--headers", help="Kong's headers setting, comma-separated [headers]")
+    p.add_argument("--trace-key", help="the X-Fastgw-Trace value that asks for a trace "
+                   "besides the admin token [trace_key]")
+    add_limit_arguments(p)
+    dns.add_arguments(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="fastgw", description="Kong-compatible API gateway",
+                                     epilog=ENV_HELP, formatter_class=fmt)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name, text in (("run", "run the gateway in the foreground"),
+                       ("start", "start the gateway in the background (prefix + pid file)")):
+        p = sub.add_parser(name, help=text, epilog=ENV_HELP, formatter_class=fmt)
+        _add_node_flags(p)
+    for name, text in (("stop", "stop the node in the prefix (fast: 10 s drain)"),
+                       ("quit", "stop the node gracefully (in-flight requests finish)"),
+                       ("reload", "reload the node's declarative configuration"),
+                       ("health", "check that the node in the prefix is running")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("-p", "--prefix", help="prefix directory (default: KONG_PREFIX, "
+                       "FASTGW_PREFIX or ~/.fastgw)")
+        if name == "quit":
+            p.add_argument("--wait", type=float, default=0.0,
+                           help="seconds to wait before starting the shutdown")
+            p.add_argument("--timeout", type=float, default=None,
+                           help="seconds to wait for a graceful exit, then kill (10)")
+    chk = sub.add_parser("check", help="validate a kong.conf or a declarative file")
+    chk.add_argument("file")
+    ver = sub.add_parser("version", help="print the version")
+    ver.add_argument("-a", "--all", action="store_true", help="also the dependencies")
+    return parser
+
 
-def _default_config_path() -> str:
-    return str(resources.files("fastgw").joinpath("default.yml"))
-
-
-def _load(path: str) -> Any:
-    from fastgw.config.declarative import load_file
-
-    return load_file(path)
-
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    out = {key: getattr(args, dest, None) for dest, key in FLAG_KEYS.items()}
+    if isinstance(out["proxy_listen"], list):   # --listen repeated: one comma-separated list
+        out["proxy_listen"] = ", ".join(out["proxy_listen"])
+    return out
 
-def _prefork() -> None:
-    """Create the tables workers must share, before any fork."""
-    from fastgw.plugins import prometheus, rate_limiting
 
-    rate_limiting.init_shared()
-    prometheus.init_shared()
+def _settings(args: argparse.Namespace) -> Any:
+    from fastgw.conf import load_settings
 
+    return load_settings(getattr(args, "conf", None), flags=_flags(args))
 
-# ------------------------------------------------------------------------------------------
-# single process
 
-async def _serve_single(args: argparse.Namespace, config_path: str, demo: bool) -> None:
-    from fastgw.gateway import Gateway
+def _setup_logging(level: str, path: str | None) -> None:
+    handler: logging.Handler
+    if path and path not in ("stderr", "/dev/stderr"):
+        handler = logging.FileHandler(path)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
 
-    loop = asyncio.get_running_loop()
-    demo_servers = []
-    if demo:
-        from fastgw.demo import start_demo_upstreams
-
-        demo_servers = await start_demo_upstreams()
-    gw = Gateway(_load(config_path), limits=limits_from_args(args), ssl_cert=args.ssl_cert,
-                 ssl_cert_key=args.ssl_cert_key)
-    await gw.start(args.listen, args.admin_listen, admin_token=args.admin_token,
-                   persist_path=args.persist, config_source=None if demo else config_path)
-    if args.status_listen:
-        await gw.start_status(args.status_listen)
-    _announce(args, gw.address)
-    stop = asyncio.Event()
-
-    reload_file = _reloader(config_path, gw, gw.update, demo)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload_file)
-    watcher = None if demo else loop.create_task(watch_file(config_path, reload_file))
-    await stop.wait()
-    if watcher is not None:
-        watcher.cancel()
-    log.info("shutting down: draining in-flight requests")
-    await gw.stop()
-    for s in demo_servers:
-        s.close()
-
-
-#: how often the -c file is checked for changes (seconds); nginx/Kong need a signal, fastgw
-#: also reloads on its own when the file changes (and keeps the running config if it is bad)
-WATCH_INTERVAL = 1.0
-
-
-def _file_state(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
-
-
-async def watch_file(path: str, on_change: Any, interval: float = WATCH_INTERVAL) -> None:
-    """Call on_change() when the file's mtime, size or inode changes (editors that replace
-    the file, `cp`, atomic renames). A vanished file changes nothing."""
-    last = _file_state(path)
-    while True:
-        await asyncio.sleep(interval)
-        cur = _file_state(path)
-        if cur is not None and cur != last:
-            last = cur
-            on_change()
-
-
-def _reloader(path: str, gw: Any, apply: Any, demo: bool) -> Any:
-    """The SIGHUP / file-change handler: load the file and apply it through the Admin API's
-    store when there is one (so GET /config shows it), else `apply`. A bad file is logged and
-    changes nothing. The embedded demo config has no file: nothing to reload."""
-    def reload_file() -> None:
-        if demo:
-            return
-        try:
-            new = _load(path)
-            if gw.store is not None:
-                gw.store.replace(new)
-            else:
-                apply(new)
-            log.info("reloaded %s", path)
-        except Exception as e:  # noqa: BLE001 - report every failure, keep running config
-            log.error("reload of %s failed, running configuration kept:\n%s", path, e)
-
-    return reload_file
-
-
-def _announce(args: argparse.Namespace, address: Any) -> None:
-    print(f"fastgw {__version__}: proxy on http://{address[0]}:{address[1]}"
-          + (f", admin on http://{args.admin_listen}" if args.admin_listen else ""),
-          file=sys.stderr, flush=True)
-
-
-# ------------------------------------------------------------------------------------------
-# master + workers
-
-FRAME = struct.Struct("!I")
-
-
-def _send(fd: int, payload: bytes) -> None:
-    data = FRAME.pack(len(payload)) + payload
-    while data:
-        n = os.write(fd, data)
-        data = data[n:]
-
-
-class _FrameReader:
-    def __init__(self) -> None:
-        self.buf = b""
-
-    def feed(self, data: bytes) -> list[bytes]:
-        self.buf += data
-        out = []
-        while len(self.buf) >= 4:
-            (n,) = FRAME.unpack_from(self.buf)
-            if len(self.buf) < 4 + n:
-                break
-            out.append(self.buf[4:4 + n])
-            self.buf = self.buf[4 + n:]
-        return out
-
-
-def _worker_main(args: argparse.Namespace, config_json: bytes, rfd: int, wfd: int,
-                 index: int) -> None:
-    """A forked worker: its own loop, its own SO_REUSEPORT listener, configs from the pipe."""
-    import orjson
-    import uvloop
-
-    from fastgw.config.model import decode_config
-    from fastgw.gateway import Gateway
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        gw = Gateway(decode_config(config_json), limits=limits_from_args(args),
-                     node_id=f"worker-{index}", ssl_cert=args.ssl_cert,
-                     ssl_cert_key=args.ssl_cert_key)
-        await gw.start(args.listen, None, reuse_port=True)
-        stop = asyncio.Event()
-        reader = _FrameReader()
-
-        def report() -> None:
-            st = gw.status()
-            _send(wfd, orjson.dumps({"worker": index, "pid": os.getpid(), **st}))
-
-        def on_pipe() -> None:
-            try:
-                data = os.read(rfd, 1 << 20)
-            except BlockingIOError:
-                return
-            if not data:
-                stop.set()
-                return
-            for frame in reader.feed(data):
-                try:
-                    gw.update(decode_config(frame))
-                except Exception as e:  # noqa: BLE001 - master validated it; report, keep going
-                    log.error("worker %d: config update failed: %s", index, e)
-                report()
-
-        os.set_blocking(rfd, False)
-        loop.add_reader(rfd, on_pipe)
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, lambda: None)  # the master decides
-        loop.add_signal_handler(signal.SIGHUP, lambda: None)
-        report()
-
-        async def heartbeat() -> None:
-            while not stop.is_set():
-                await asyncio.sleep(0.5)
-                report()
-
-        hb = loop.create_task(heartbeat())
-        await stop.wait()
-        hb.cancel()
-        await gw.stop()
-
-    uvloop.run(main())
-
-
-class Master:
-    """Owns the configuration and the Admin API; forks and supervises the workers."""
-
-    def __init__(self, args: argparse.Namespace, config_path: str, demo: bool) -> None:
-        self.args = args
-        self.config_path = config_path
-        self.demo = demo
-        self.workers: dict[int, dict[str, Any]] = {}   # index -> {pid, wfd, rfd, status}
-        self.config_json = b""
-        self.stopping = False
-
-    def _config_bytes(self, config: Any) -> bytes:
-        from fastgw.config.model import encode_config
-
-        return encode_config(config)
-
-    def spawn(self, index: int) -> None:
-        to_w_r, to_w_w = os.pipe()
-        from_w_r, from_w_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(to_w_w)
-            os.close(from_w_r)
-            for w in self.workers.values():
-                for fd in (w["wfd"], w["rfd"]):
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-            code = 0
-            try:
-                _worker_main(self.args, self.config_json, to_w_r, from_w_w, index)
-            except BaseException:  # noqa: BLE001 - a worker must never return into the master
-                logging.getLogger("fastgw").exception("worker %d crashed", index)
-                code = 1
-            os._exit(code)
-        os.close(to_w_r)
-        os.close(from_w_w)
-        self.workers[index] = {"pid": pid, "wfd": to_w_w, "rfd": from_w_r, "status": {},
-                               "reader": _FrameReader()}
-
-    def run(self) -> None:
-        import uvloop
-
-        config = _load(self.config_path)
-        self.config_json = self._config_bytes(config)
-        _prefork()
-        for i in range(self.args.workers):
-            self.spawn(i)
-        uvloop.run(self.main(config))
-
-    async def main(self, config: Any) -> None:
-        import orjson
-
-        from fastgw.gateway import Gateway
-
-        loop = asyncio.get_running_loop()
-        demo_servers = []
-        if self.demo:
-            from fastgw.demo import start_demo_upstreams
-
-            demo_servers = await start_demo_upstreams()
-        # The master's own Gateway validates every change by compiling it (no listener).
-        self.gw = gw = Gateway(config, active_health=False)
-        gw._extra_status = self.worker_status
-        await gw.start(("127.0.0.1", 0))
-        gw.server.close()
-
-        def apply(new: Any) -> None:
-            gw.update(new)                       # raises ConfigError: nothing is sent
-            self.config_json = self._config_bytes(new)
-            for w in self.workers.values():
-                _send(w["wfd"], self.config_json)
-
-        if self.args.admin_listen:
-            await gw.start_admin(self.args.admin_listen, token=self.args.admin_token,
-                                 persist_path=self.args.persist,
-                                 config_source=None if self.demo else self.config_path,
-                                 apply=apply)
-        if self.args.status_listen:
-            await gw.start_status(self.args.status_listen)
-        for w in self.workers.values():
-            self._watch(loop, w)
-        _announce(self.args, tuple(_split(self.args.listen)))
-        stop = asyncio.Event()
-
-        reload_file = _reloader(self.config_path, gw, apply, self.demo)
-        def on_child() -> None:
-            while True:
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    return
-                if pid == 0:
-                    return
-                for i, w in list(self.workers.items()):
-                    if w["pid"] == pid:
-                        loop.remove_reader(w["rfd"])
-                        os.close(w["rfd"])
-                        os.close(w["wfd"])
-                        del self.workers[i]
-                        if not self.stopping:
-                            log.error("worker %d (pid %d) died; restarting", i, pid)
-                            self.spawn(i)
-                            self._watch(loop, self.workers[i])
-                if self.stopping and not self.workers:
-                    stop.set()
-
-        async def reap() -> None:
-            # uvloop keeps SIGCHLD for itself: poll for dead workers instead
-            while True:
-                on_child()
-                await asyncio.sleep(0.2)
-
-        reaper = loop.create_task(reap())
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, reload_file)
-        watcher = None if self.demo else loop.create_task(
-            watch_file(self.config_path, reload_file))
-        await stop.wait()
-        reaper.cancel()
-        if watcher is not None:
-            watcher.cancel()
-        self.stopping = True
-        for w in list(self.workers.values()):
-            try:
-                os.kill(w["pid"], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 15
-        while self.workers and time.monotonic() < deadline:
-            on_child()
-            await asyncio.sleep(0.05)
-        for w in self.workers.values():
-            try:
-                os.kill(w["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        await gw.stop(timeout=1)
-        for s in demo_servers:
-            s.close()
-        del orjson
-
-    def _watch(self, loop: asyncio.AbstractEventLoop, w: dict[str, Any]) -> None:
-        import orjson
-
-        def on_data() -> None:
-            try:
-                data = os.read(w["rfd"], 1 << 16)
-            except OSError:
-                data = b""
-            if not data:
-                loop.remove_reader(w["rfd"])
-                return
-            for frame in w["reader"].feed(data):
-                w["status"] = orjson.loads(frame)
-
-        loop.add_reader(w["rfd"], on_data)
-
-    def worker_status(self) -> dict[str, Any]:
-        ws = [w["status"] for _, w in sorted(self.workers.items())]
-        total: dict[str, Any] = {k: sum(s.get(k, 0) for s in ws) for k in (
-            "connections_active", "connections_accepted", "connections_handled",
-            "total_requests", "requests_active")}
-        total["workers"] = ws
-        return total
-
-
-def _split(listen: str) -> tuple[str, int]:
-    from fastgw.gateway import parse_listen
-
-    return parse_listen(listen)
-
-
-# ------------------------------------------------------------------------------------------
+
+def fail(message: str) -> int:
+    print(f"fastgw: {message}", file=sys.stderr, flush=True)
+    return EXIT_ERROR
+
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fastgw.config.errors import ConfigError
+    from fastgw.conf.plan import make_plan
 
-    demo = args.config is None
-    config_path = args.config or _default_config_path()
+    s = _settings(args)
+    plan = make_plan(s, access_log_default="logs/access.log" if s.prefix else "stdout",
+                     error_log_default=None)
     try:
-        _load(config_path)
-    except ConfigError as e:
-        print(f"fastgw: invalid configuration {config_path}:\n{e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"fastgw: cannot read {config_path}: {e}", file=sys.stderr)
-        return 1
-    if args.admin_listen and not args.admin_token:
-        host = _split(args.admin_listen)[0]
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            print("fastgw: refusing a non-loopback --admin-listen without --admin-token",
-                  file=sys.stderr)
-            return 2
-    if args.workers > 1:
-        Master(args, config_path, demo).run()
-        return 0
+        plan.limits = limits_from_args(args)
+        if plan.tls:
+            # checks the files, or makes the self-signed default once, before any worker
+            # forks, so every worker serves the same default certificate
+            from fastgw.tls import load_default_pairs
+
+            load_default_pairs(plan.ssl_cert, plan.ssl_cert_key)
+    except ValueError as e:
+        return fail(str(e))
+    if s.prefix:
+        from fastgw.daemon import prepare_prefix, running_pid
+
+        prepare_prefix(s.prefix)
+        other = running_pid(s.prefix)
+        if other is not None and other != os.getpid():
+            return fail(f"fastgw is already running in {s.prefix} (pid {other})")
+    _setup_logging(s.log_level_name, plan.error_log)
     import uvloop
 
-    _prefork()
-    uvloop.run(_serve_single(args, config_path, demo))
+    if plan.workers > 1:
+        from fastgw.master import Master
+
+        Master(plan).run()
+        return 0
+    from fastgw.serve import prefork, serve_single
+
+    prefork()
+    uvloop.run(serve_single(plan))
+    return 0
+
+
+def cmd_start(args: argparse.Namespace, argv: list[str]) -> int:
+    from fastgw.conf.plan import make_plan
+    from fastgw.daemon import DEFAULT_PREFIX, start
+
+    s = _settings(args)
+    prefix = os.path.abspath(s.prefix or DEFAULT_PREFIX)
+    s.set("prefix", prefix, s.source("prefix"))
+    make_plan(s, access_log_default="logs/access.log",
+              error_log_default=None)   # every mistake reported here, in the foreground
+    run_argv = _strip_prefix(argv[1:])
+    pid = start(prefix, run_argv)
+    print(f"fastgw started (pid {pid}) in {prefix}")
+    return 0
+
+
+def _strip_prefix(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("-p", "--prefix"):
+            skip = True
+        elif not a.startswith("--prefix="):
+            out.append(a)
+    return out
+
+
+def _prefix(args: argparse.Namespace) -> str:
+    from fastgw.daemon import DEFAULT_PREFIX
+
+    return os.path.abspath(args.prefix or os.environ.get("FASTGW_PREFIX")
+                           or os.environ.get("KONG_PREFIX") or DEFAULT_PREFIX)
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    from fastgw import daemon
+
+    prefix = _prefix(args)
+    if args.cmd == "stop":
+        daemon.stop(prefix)
+        print("fastgw stopped")
+    elif args.cmd == "quit":
+        timeout = daemon.QUIT_TIMEOUT if args.timeout is None else args.timeout
+        if daemon.quit_(prefix, args.wait, timeout):
+            print("fastgw stopped (gracefully)")
+        else:
+            print(f"fastgw: timeout after {timeout:g}s, stopped forcefully", file=sys.stderr)
+    elif args.cmd == "reload":
+        daemon.reload(prefix)
+        print("fastgw reloaded")
+    else:
+        info = daemon.health(prefix)
+        extra = f", admin {info['admin']}" if info.get("admin") else ""
+        print(f"fastgw is healthy at {prefix} (pid {info['pid']}, proxy "
+              f"{info.get('proxy', '?')}{extra})")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from fastgw.config.errors import ConfigError
+    """A kong.conf (Kong's `kong check`): its settings and the declarative file it names; any
+    other file: a declarative file (Kong's `kong config parse`), compiled as the proxy would."""
+    from fastgw.conf import load_settings
+    from fastgw.conf.plan import RunPlan, load_declarative, make_plan
 
+    path = args.file
+    if _looks_like_kong_conf(path):
+        s = load_settings(path)   # with KONG_* / FASTGW_* applied, as the node would
+        plan = make_plan(s, access_log_default="off", error_log_default=None)
+        for w in s.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        config = plan.config
+        what = f"{path}: ok (kong.conf); declarative config: {plan.config_source}"
+    else:
+        from fastgw.conf.settings import Settings
+
+        plan = RunPlan(settings=Settings(), listen=("127.0.0.1", 0), admin_listen=None,
+                       status_listen=None, config_path=path, config_text=None, demo=False)
+        config = load_declarative(plan)
+        what = f"{path}: ok"
+    _compile(config, path)
+    counts = {k: len(getattr(config, k)) for k in (
+        "services", "routes", "upstreams", "targets", "consumers", "plugins")}
+    print(f"{what} — " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def _looks_like_kong_conf(path: str) -> bool:
+    if path.endswith((".yml", ".yaml", ".json")):
+        return False
+    if path.endswith(".conf"):
+        return True
     try:
-        config = _load(args.file)
-    except ConfigError as e:
-        print(f"{args.file}: invalid\n{e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"{args.file}: {e}", file=sys.stderr)
-        return 1
-    # compile it too: regexes, balancers and plugin configs are checked there
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return b"_format_version" not in head and not head.lstrip().startswith((b"{", b"["))
+
+
+def _compile(config: Any, path: str) -> None:
+    # regexes, balancers and plugin configs are checked when compiled
+    from fastgw.conf.settings import SettingsError
+    from fastgw.config.errors import ConfigError
     from fastgw.gateway import Gateway
 
     async def compile_it() -> None:
@@ -451,68 +312,45 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         asyncio.run(compile_it())
     except ConfigError as e:
-        print(f"{args.file}: invalid\n{e}", file=sys.stderr)
-        return 1
-    counts = {k: len(getattr(config, k)) for k in (
-        "services", "routes", "upstreams", "targets", "consumers", "plugins")}
-    print(f"{args.file}: ok — " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        raise SettingsError(f"{path}: invalid\n{e}") from None
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"fastgw {__version__}")
+    if args.all:
+        import platform
+        from importlib import metadata
+
+        info = {"python": platform.python_version()}
+        for dep in ("uvloop", "msgspec", "orjson", "Cython"):
+            try:
+                info[dep] = metadata.version(dep)
+            except metadata.PackageNotFoundError:
+                info[dep] = None
+        print(json.dumps(info))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fastgw", description="Kong-compatible API gateway")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help="run the gateway")
-    run.add_argument("-c", "--config", help="Kong declarative file (YAML or JSON); "
-                     "default: the embedded demo configuration")
-    run.add_argument("--listen", action="append", help="Kong's proxy_listen: 'host:port [ssl] "
-                     "[http2] [reuseport] [backlog=N]', comma-separated, repeatable "
-                     f"(default: {DEFAULT_PROXY_LISTEN})")
-    run.add_argument("--ssl-cert", help="Kong's ssl_cert: default certificate file(s), "
-                     "comma-separated (default: a self-signed one made at start)")
-    run.add_argument("--ssl-cert-key", help="Kong's ssl_cert_key: the key file(s) of --ssl-cert")
-    run.add_argument("--admin-listen", default="127.0.0.1:8001",
-                     help="Admin API listener host:port ('off' to disable)")
-    run.add_argument("--admin-token", default=os.environ.get("FASTGW_ADMIN_TOKEN"),
-                     help="required as Kong-Admin-Token header on every Admin API call")
-    run.add_argument("--persist", help="write Admin API changes to this declarative file")
-    run.add_argument("--status-listen", default=None,
-                     help="Kong's status listener host:port: GET /status and /metrics only")
-    run.add_argument("--workers", type=int, default=1, help="worker processes (SO_REUSEPORT)")
-    run.add_argument("--log-level", default=os.environ.get("FASTGW_LOG_LEVEL", "info"))
-    add_limit_arguments(run)
-    dns.add_arguments(run)
-    chk = sub.add_parser("check", help="validate a declarative file")
-    chk.add_argument("file")
-    sub.add_parser("version", help="print the version")
-    args = parser.parse_args(argv)
-    if args.cmd == "version":
-        print(f"fastgw {__version__}")
-        return 0
-    logging.basicConfig(level=getattr(args, "log_level", "info").upper(),
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    if args.cmd == "check":
-        return cmd_check(args)
-    if args.admin_listen == "off":
-        args.admin_listen = None
+    from fastgw.conf.settings import SettingsError
+    from fastgw.daemon import DaemonError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
     try:
-        args.listen = join_listen_values(args.listen, DEFAULT_PROXY_LISTEN)
-        if args.listen == "off":
-            raise ValueError("--listen off: fastgw needs at least one proxy listener")
-        if args.ssl_cert or args.ssl_cert_key or " ssl" in f" {args.listen} ".replace(",", " "):
-            # checks the files, or makes the self-signed default once, before any worker
-            # forks, so every worker serves the same default certificate
-            from fastgw.tls import load_default_pairs
-            load_default_pairs(args.ssl_cert, args.ssl_cert_key)
-    except ValueError as e:
-        parser.error(str(e))
-    if args.workers < 1:
-        parser.error("--workers must be >= 1")
-    try:
-        limits_from_args(args)
-    except ValueError as e:
-        parser.error(str(e))
-    return cmd_run(args)
+        if args.cmd == "version":
+            return cmd_version(args)
+        if args.cmd == "check":
+            return cmd_check(args)
+        if args.cmd == "run":
+            return cmd_run(args)
+        if args.cmd == "start":
+            return cmd_start(args, argv)
+        return cmd_signal(args)
+    except (SettingsError, DaemonError) as e:
+        return fail(str(e))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

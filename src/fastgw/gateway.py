@@ -17,7 +17,7 @@ import ssl
 import sys
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from fastgw import __version__
 from fastgw._core.hostport import split_host_port
@@ -100,10 +100,14 @@ class Gateway:
     def __init__(self, config: Any = None, *, listen: Any = None,
                  admin_listen: str | tuple[str, int] | None = None,
                  handlers: Mapping[str, Any] | None = None, trusted_ips: tuple[str, ...] = (),
+                 real_ip_header: str = "X-Forwarded-For", real_ip_recursive: bool = True,
                  limits: Limits | Mapping[str, Any] | None = None, node_id: str | None = None,
                  active_health: bool = True, clock: Callable[[], float] | None = None,
                  ssl_cert: str | None = None, ssl_cert_key: str | None = None,
-                 dns: DnsSettings | None = None) -> None:
+                 dns: DnsSettings | None = None,
+                 headers: Iterable[str] | None = None, access_log: Any = None,
+                 trace_keys: Iterable[str] = (),
+                 headers_upstream: Iterable[str] | None = None) -> None:
         self.config: Config = load_config(config)
         # Kong's dns_* settings; default: fastgw.dns.configure()'d (CLI) or KONG_DNS_* env
         self.dns_settings: DnsSettings = dns if dns is not None else default_settings()
@@ -112,12 +116,26 @@ class Gateway:
         self.admin_listen = admin_listen
         self.handlers: dict[str, Any] = dict(handlers or {})
         self.trusted_ips = tuple(trusted_ips)
+        # Kong's real_ip_header / real_ip_recursive (nginx realip), read by Context.client_ip.
+        # The library's default is X-Forwarded-For, recursive (as before these were settable);
+        # the CLI passes Kong's defaults (X-Real-IP, off) from its Settings.
+        self.real_ip = {"real_ip_header": real_ip_header.lower(),
+                        "real_ip_recursive": bool(real_ip_recursive)}
         from fastgw.limits import make as make_limits
 
         self.limits: Limits = make_limits(limits)   # ValueError names a bad limit
         self.node_id = node_id or str(uuid.uuid4())
         self.active_health = active_health
         self.clock = clock
+        # Kong's `headers` tokens (None: Server and Via only, as before they were settable)
+        # and an AccessLog buffer (fastgw.accesslog.AccessLogWriter.buffer) or None
+        self.headers = None if headers is None else list(headers)
+        # Kong's `headers_upstream` (x-kong-request-id on the upstream request); None: none
+        self.headers_upstream = None if headers_upstream is None else list(headers_upstream)
+        self.access_log = access_log
+        # X-Fastgw-Trace values that ask for a request trace (fastgw.debug.trace); none: off
+        self.trace_keys = [k for k in trace_keys if k]
+        self.tracer: Any = None
         self.plugins = PluginRegistry()
         self.core: ProxyCore | None = None
         self.compiler: Compiler | None = None
@@ -137,6 +155,8 @@ class Gateway:
         self._tick: asyncio.TimerHandle | None = None
         self._published: dict[str, int] = {}   # gauges already added to the shared table
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None   # set by stop(); serve() waits on it
+        self._started = False
         # more /status fields (the CLI's master adds its workers)
         self._extra_status: Callable[[], dict] | None = None
 
@@ -155,8 +175,21 @@ class Gateway:
                     sock: socket.socket | None = None, reuse_port: bool = False,
                     admin_token: str | None = None, persist_path: str | None = None,
                     config_source: str | None = None) -> None:
+        """Compile the configuration and listen; returns once the proxy accepts connections.
+
+        - ``listen``: "host:port" or (host, port) (default: the constructor's ``listen``, else
+          127.0.0.1:8000); port 0 lets the kernel choose: read ``gw.address`` afterwards.
+        - ``admin_listen``: the Admin API's address, or None for none (``gw.admin_address``).
+        - ``sock``: an already bound listening socket instead of ``listen``.
+        - ``reuse_port``: SO_REUSEPORT (several processes on one port; the CLI's workers).
+        - ``admin_token``: required as Kong-Admin-Token on every Admin API call.
+        - ``persist_path``: write Admin API changes to this declarative file.
+        - ``config_source``: the file GET /config reports the configuration came from.
+        Raises ConfigError (bad configuration) or OSError (the address is unusable).
+        """
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._stopped = asyncio.Event()
         listen = listen or self.listen or "127.0.0.1:8000"
         admin_listen = admin_listen if admin_listen is not None else self.admin_listen
         specs = listen_specs(listen) if sock is None else \
@@ -167,12 +200,31 @@ class Gateway:
         self.core = core = ProxyCore(loop, listen_port=port, limits=self.limits,
                                      context_factory=self._make_context,
                                      inprocess_connect=open_inprocess)
+        if self.headers is not None or self.headers_upstream is not None:
+            from fastgw.conf.settings import headers_mask
+
+            core.headers = headers_mask(self.headers if self.headers is not None
+                                        else ["server", "via"], self.headers_upstream)
+        core.access_log = self.access_log
+        if self.trusted_ips:
+            from fastgw.plugins.base import _parse_networks
+            from fastgw.realip import RealIP
+
+            core.realip = RealIP(_parse_networks(self.trusted_ips),
+                                 self.real_ip["real_ip_header"],
+                                 self.real_ip["real_ip_recursive"])
+        if self.trace_keys:
+            from fastgw.debug.explain import explain
+            from fastgw.debug.trace import Tracer
+
+            self.tracer = core.tracer = Tracer(
+                self.trace_keys, lambda *a: explain(self.config, *a))
         self.discovery = Discovery(Resolver(self.dns_settings))
         self.discovery.start()
         # the first requests should find addresses: resolve every name before serving
         await self.discovery.prime(Compiler.dns_names(self.config))
         self.compiler = Compiler(core, handlers=self.handlers, trusted_ips=self.trusted_ips,
-                                 settings={"node_id": self.node_id},
+                                 settings={"node_id": self.node_id, **self.real_ip},
                                  health_clock=self.clock, active_health=self.active_health,
                                  discovery=self.discovery)
         try:
@@ -196,6 +248,7 @@ class Gateway:
         if admin_listen is not None:
             await self.start_admin(admin_listen, token=admin_token, persist_path=persist_path,
                                    config_source=config_source)
+        self._started = True
         for spec in self.listeners:
             log.info("fastgw %s proxy listening on %s", __version__, spec.describe())
 
@@ -244,6 +297,34 @@ class Gateway:
 
             ctx = server_context(self._tls_manager().default_pairs)
         return spec.host, spec.port, ctx
+
+    @property
+    def started(self) -> bool:
+        """True from the end of a successful start() (every listener bound) until stop()
+        begins (uvicorn's ``Server.started``)."""
+        return self._started
+
+    @property
+    def admin_address(self) -> tuple[str, int] | None:
+        """The Admin API's bound (host, port), e.g. the kernel's port for port 0."""
+        if self.admin is None:
+            return None
+        host, port = self.admin.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def serve(self, listen: str | tuple[str, int] | None = None,
+                    admin_listen: str | tuple[str, int] | None = None, **start_kw: Any) -> None:
+        """Start (unless started) and run until stop() is called or this task is cancelled,
+        then stop gracefully (uvicorn's ``Server.serve()``)."""
+        if not self.started:
+            await self.start(listen, admin_listen, **start_kw)
+        stopped = self._stopped
+        assert stopped is not None
+        try:
+            await stopped.wait()
+        finally:
+            if self.core is not None:
+                await asyncio.shield(self.stop())
 
     async def start_admin(self, admin_listen: str | tuple[str, int], *,
                           token: str | None = None, persist_path: str | None = None,
@@ -311,6 +392,7 @@ class Gateway:
         """Graceful: stop accepting, finish in-flight requests (up to `timeout`), close."""
         if self.core is None:
             return
+        self._started = False
         core = self.core
         for srv in self.servers:
             srv.close()
@@ -342,6 +424,8 @@ class Gateway:
         self.servers = []
         self.listeners = []
         self.core = None
+        if self._stopped is not None:
+            self._stopped.set()
 
     async def __aenter__(self) -> "Gateway":
         await self.start()

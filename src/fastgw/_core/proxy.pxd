@@ -9,7 +9,9 @@
 cimport cython
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
+from fastgw._core.accesslog cimport AccessLog
 from fastgw._core.balancer cimport Balancer
+from fastgw._core.traffic cimport TrafficStats
 from fastgw._core.http_parser cimport RequestParser, ResponseParser
 from fastgw._core.native cimport NativeChain, NativeReq
 from fastgw._core.router cimport Router
@@ -148,6 +150,11 @@ cdef class ProxyCore:
                                           # targets (fastgw.inprocess.open_inprocess)
     cdef public object pools            # dict (host, port, tls, verify) -> Pool
     cdef public object drained          # asyncio.Future set when draining and no requests left
+    cdef public AccessLog access_log    # None: no access log
+    cdef public TrafficStats traffic    # responses by status + latency histogram (dashboard)
+    cdef public object tracer           # fastgw.debug.trace.Tracer, or None: no tracing
+    cdef public object realip           # fastgw.realip.RealIP when trusted_ips is set
+    cdef public int headers             # HDR_* bits: Kong's `headers` setting
     cdef list parsers                   # idle RequestParsers (fixed slots: no list resizing)
     cdef int nparsers
     cdef RequestParser take_parser(self)
@@ -194,6 +201,7 @@ cdef class Downstream(Sink):
     cdef int local_port         # the listener's port (X-Forwarded-Port)
     cdef bint tls               # accepted on an ssl listener (X-Forwarded-Proto, route checks)
     cdef bytes sni              # TLS: the client's SNI (b"": none sent); None on plain http
+    cdef bint peer_trusted      # the peer is in trusted_ips (its real-ip header is believed)
     cdef Exchange ex            # the exchange in progress (HTTP/1.1: one at a time; the
                                 # next pipelined request waits in the read buffer)
     cdef void process(self)
@@ -263,6 +271,21 @@ cdef class Exchange:
     cdef NativeReq nat          # the route's NativeChain: this exchange's state
     cdef bytes nat_req          # its upstream header lines (None: none, nothing stripped)
     cdef bytes nat_resp         # its response header lines (None: none, nothing stripped)
+    # operating (proxy_ops.pxi): request id, fine-clock times (ms), access log fields
+    cdef bint peer_trusted      # the carrier's peer is in trusted_ips
+    cdef bytes real_ip_b        # the client behind trusted proxies (X-Real-IP, access log)
+    cdef bytes rid              # X-Kong-Request-Id, made on first use
+    cdef double t0              # head parsed (0: not logged yet / already logged)
+    cdef double t_sent          # request head written upstream
+    cdef double t_resp          # response head received
+    cdef int up_status
+    cdef bytes al_method        # access log fields captured from the head (log on only)
+    cdef bytes al_target
+    cdef bytes al_ref
+    cdef bytes al_ua
+    cdef object err_cause       # why the gateway answers 5xx itself (error log)
+    cdef object trace           # fastgw.debug.trace.Trace of a traced request, else None
+    cdef bint strip_trace       # the request carries X-Fastgw-Trace: not forwarded upstream
 
     cdef bint to(self, int rq, int rp)
     cdef void illegal(self, int rq, int rp)

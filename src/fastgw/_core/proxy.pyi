@@ -106,6 +106,16 @@ class ProxyCore:
     pools: dict[tuple[str, int, bool, Any], Pool]
     limits: Limits
     drained: asyncio.Future[None] | None
+    access_log: Any            # fastgw._core.accesslog.AccessLog or None
+    headers: int               # fastgw._core.accesslog.HEADER_BITS mask (Kong's `headers`)
+    traffic: Any               # fastgw._core.traffic.TrafficStats
+    tracer: Any                # fastgw.debug.trace.Tracer or None
+    realip: Any                # fastgw.realip.RealIP or None (no trusted_ips)
+    access_log: Any            # fastgw._core.accesslog.AccessLog or None
+    headers: int               # fastgw._core.accesslog.HEADER_BITS mask (Kong's `headers`)
+    traffic: Any               # fastgw._core.traffic.TrafficStats
+    tracer: Any                # fastgw.debug.trace.Tracer or None
+    realip: Any                # fastgw.realip.RealIP or None (no trusted_ips)
     def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Any = None, *,
                  listen_port: int = 8000, limits: Limits | None = None,
                  context_factory: Callable[..., Any] | None = None,

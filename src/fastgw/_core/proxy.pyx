@@ -23,7 +23,13 @@ from libc.string cimport memchr, memcpy, memmove
 from posix.strings cimport strncasecmp
 from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap
 
+from fastgw._core.accesslog cimport (
+    AccessLog, HDR_PROXY_LATENCY, HDR_REQUEST_ID, HDR_RESPONSE_LATENCY, HDR_SERVER,
+    HDR_UPSTREAM_LATENCY, HDR_UPSTREAM_REQUEST_ID, HDR_UPSTREAM_STATUS, HDR_VIA, mono_ms,
+    new_request_id,
+)
 from fastgw._core.balancer cimport Balancer, Target
+from fastgw._core.traffic cimport TrafficStats
 from fastgw._core.consts cimport (
     CONN_BUFFER_SIZE, DEFAULT_CLIENT_BODY_TIMEOUT_MS, DEFAULT_CLIENT_HEADER_TIMEOUT_MS,
     DEFAULT_CLIENT_MAX_BODY_SIZE, DEFAULT_KEEPALIVE_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BODY,
@@ -45,14 +51,18 @@ from fastgw._core.http_parser cimport (
 import asyncio
 import logging
 import os
+import sys
 import tempfile
 from email.utils import formatdate
 
 import orjson
 
 from fastgw._core import messages as _msg
+from fastgw._core.accesslog import REQUEST_ID, RequestIdFilter
 
 log = logging.getLogger("fastgw.proxy")
+# plugin failures are logged by the chain (fastgw.plugins): name the request there too
+logging.getLogger("fastgw.plugins").addFilter(RequestIdFilter())
 
 # Kong's messages for the responses the gateway makes itself (fastgw._core.messages)
 MSG_NO_ROUTE = _msg.NO_ROUTE
@@ -74,6 +84,8 @@ cdef str MSG_USE_HTTPS = _msg.USE_HTTPS
 cdef str MSG_BAD_BODY_FRAMING = _msg.BAD_BODY_FRAMING
 cdef str MSG_PROTECTED_FIELD = _msg.PROTECTED_FIELD
 cdef bytes SERVER_LINE = f"Server: {_msg.SERVER}\r\n".encode()
+# the body of the chain's 500 for a failed plugin (fastgw.plugins.chain._server_error)
+cdef bytes KONG_500 = orjson.dumps({"message": MSG_INTERNAL})
 
 include "proxy_wire.pxi"
 include "proxy_limits.pxi"
@@ -85,3 +97,4 @@ include "proxy_forward.pxi"
 include "proxy_plugins.pxi"
 include "proxy_response.pxi"
 include "proxy_views.pxi"
+include "proxy_ops.pxi"

@@ -86,6 +86,8 @@ cdef class Downstream(Sink):
         self.client_ip_b = self.client_ip.encode()
         if self.local_port == 0:
             self.local_port = core.listen_port
+        # trusted_ips: only a trusted peer's real-ip header is read, per request (realip)
+        self.peer_trusted = core.realip is not None and core.realip.trusted(self.client_ip)
         if self.tls:
             sslobj = transport.get_extra_info("ssl_object")
             name = getattr(sslobj, SNI_ATTR, None) if sslobj is not None else None
@@ -248,6 +250,8 @@ cdef class Downstream(Sink):
         ex.local_port = self.local_port
         ex.tls = self.tls
         ex.sni = self.sni
+        ex.peer_trusted = self.peer_trusted
+        ex.real_ip_b = self.client_ip_b
         self.ex = ex
         core.requests_total += 1
         core.active_requests += 1
@@ -263,9 +267,12 @@ cdef class Downstream(Sink):
         ex.req = self.parser
         ex.client_ip = self.client_ip
         ex.client_ip_b = self.client_ip_b
+        ex.real_ip_b = self.client_ip_b
+        ex.local_port = self.local_port
         ex.rq = RQ_ABORTED
         ex.rp = RP_NONE
         ex.t_start = self.core.now
+        ex.t0 = mono_ms()   # logged like any exchange (access log, dashboard counters)
         self.rb.rpos = self.rb.wpos
         self.ex = ex
         self.core.requests_total += 1

@@ -52,10 +52,6 @@ _RQ_NAMES = ("-", "HEAD", "BUFFERING", "STREAMING", "DISCARDING", "COMPLETE", "T
 _RP_NAMES = ("-", "NONE", "UPSTREAM", "SENDING", "COMPLETE", "TUNNEL", "ABORTED")
 
 
-def _request_id() -> str:
-    return os.urandom(16).hex()
-
-
 @cython.freelist(64)
 @cython.final
 cdef class Exchange:
@@ -89,7 +85,7 @@ cdef class Exchange:
             self.must_close = True
             self.write_response(500, [(b"Content-Type", b"application/json; charset=utf-8")],
                                 orjson.dumps({"message": MSG_INTERNAL,
-                                              "request_id": _request_id()}))
+                                              "request_id": ex_request_id(self).decode()}))
             self.finish()
         else:
             self.sink.abort(self)
@@ -211,6 +207,7 @@ cdef class Exchange:
         elif self.nat.active:
             self.native_log()
         self.nat.active = False
+        ops_end(self)   # after the log phase: its lines keep the request id
 
     cdef void detach(self, bint reusable):
         # the upstream connection is done with this exchange
@@ -228,7 +225,13 @@ cdef class Exchange:
 
     # -- responses made by the gateway ------------------------------------------------------------
     cdef void send_error(self, int status, str message, bint close):
-        body = orjson.dumps({"message": message, "request_id": _request_id()})
+        rid = ex_request_id(self).decode()
+        if status >= 500 or self.err_cause is not None:
+            # the error log line operators grep for: same request id as the body and header
+            log.error("%d %s: %s [request_id %s]", status, message,
+                      self.err_cause or "no cause recorded", rid,
+                      exc_info=sys.exc_info()[0] is not None)
+        body = orjson.dumps({"message": message, "request_id": rid})
         self.send_response(status, [(b"Content-Type", b"application/json; charset=utf-8")],
                            body, close)
 
@@ -266,7 +269,7 @@ cdef class Exchange:
         putb(b"Content-Length: ")
         put_int(len(body), 10)
         putb(b"\r\n")
-        putb(SERVER_LINE)
+        ops_put_kong_headers(self, False)
         sink.end_head(self, False)
         if self.req.method != M_HEAD and PyBytes_GET_SIZE(body):
             sink.send_body(self, PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body))
@@ -361,6 +364,7 @@ cdef class Exchange:
             self.upstream_failed(None, FAIL_CONNECT_TIMEOUT)
             return
         if fut.exception() is not None:
+            self.err_cause = fut.exception()
             self.upstream_failed(None, FAIL_CONNECT)
             return
         self.attach(<Upstream>fut.result()[1])
@@ -384,7 +388,7 @@ cdef class Exchange:
         try:
             result = fut.result()
         except Exception:
-            log.exception("plugin access phase failed")
+            self.err_cause = "plugin access phase failed"   # logged by send_error, with the traceback
             self.send_error(500, MSG_INTERNAL, self.rq != RQ_COMPLETE)
             return
         self.after_access(result)
@@ -402,7 +406,7 @@ cdef class Exchange:
         try:
             result = fut.result()
         except Exception:
-            log.exception("plugin header_filter failed on an exit response")
+            self.err_cause = "plugin header_filter failed on an exit response"
             self.send_error(500, MSG_INTERNAL, True)
             return
         self.write_plugin_response(result)

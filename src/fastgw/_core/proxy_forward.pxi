@@ -25,6 +25,7 @@ cdef void exchange_start(Exchange ex, const char* head, Py_ssize_t head_len):
     ex.head_p = head
     ex.t_start = core.now
     ex.bytes_in = head_len
+    ops_begin(ex, head, head_len)
     ex.rp = RP_NONE
     ex.rq = RQ_COMPLETE if p.body_kind == BODY_NONE else RQ_HEAD
     ex.keep_alive = p.keep_alive and not core.draining
@@ -71,6 +72,8 @@ cdef void exchange_start(Exchange ex, const char* head, Py_ssize_t head_len):
     ex.query_off = ex.path_off + ex.path_n
     ex.query_n = p.target_off + p.target_len - ex.query_off
     path = PyBytes_FromStringAndSize(head + ex.path_off, ex.path_n) if ex.path_n else b"/"
+    if core.tracer is not None:
+        ops_trace_check(ex, head, head_len, method, host, path)
     try:
         m = core.router.match(method, host, path, ex, ex.sni, ex.local_port)
     except Exception:
@@ -114,8 +117,10 @@ cdef void exchange_start(Exchange ex, const char* head, Py_ssize_t head_len):
                 p.target_off + p.target_len - ex.path_off),
             HeadCopy(head_copy, p), ex.client_ip, "https" if ex.tls else "http")
         ex.ctx.route_match = m
+        if ex.trace is not None:
+            ex.ctx.vars["fastgw.trace"] = ex.trace
     except Exception:
-        log.exception("plugin context failed")
+        ex.err_cause = "plugin context failed"   # logged by send_error, with the traceback
         ex.send_error(500, MSG_INTERNAL, ex.rq != RQ_COMPLETE)
         return
     if chain.needs_request_body and ex.rq == RQ_HEAD:
@@ -196,6 +201,7 @@ cdef bytes exchange_build_head(Exchange ex, const char* head, m, ctx):
     cdef bytes upath = m.upstream_path
     cdef bytes method_o = None, path_o = None, query_o = None
     cdef bint underscores = ex.core.limits.underscores_in_headers
+    cdef bint rid_up = (ex.core.headers & HDR_UPSTREAM_REQUEST_ID) != 0
     if ctx is not None:
         req = ctx.request
         ops = req.header_ops or None
@@ -244,6 +250,12 @@ cdef bytes exchange_build_head(Exchange ex, const char* head, m, ctx):
             continue
         if ex.nat_req is not None and is_consumer_header(head + h.name_off, h.name_len):
             continue
+        if ex.strip_trace and h.name_len == 14 and \
+                strncasecmp(head + h.name_off, b"x-fastgw-trace", 14) == 0:
+            continue   # the trace key (possibly the admin token) never goes upstream
+        if rid_up and h.name_len == 17 and \
+                strncasecmp(head + h.name_off, b"x-kong-request-id", 17) == 0:
+            continue   # replaced by ours (Kong: set_header, headers_upstream)
         put_header_line(head, h)
     if ex.nat_req is not None:
         putb(ex.nat_req)   # key-auth's consumer headers (ctx.authenticate's ops)
@@ -307,8 +319,12 @@ cdef bytes exchange_build_head(Exchange ex, const char* head, m, ctx):
         putb(b"\r\nX-Forwarded-Prefix: ")
         putb(m.prefix)
     putb(b"\r\nX-Real-IP: ")
-    putb(ex.client_ip_b)
+    putb(ex.real_ip_b)   # the client behind trusted proxies (Kong: $remote_addr)
     putb(b"\r\nVia: 1.1 fastgw\r\n")
+    if rid_up:
+        putb(b"X-Kong-Request-Id: ")
+        putb(ex_request_id(ex))
+        putb(b"\r\n")
     # Host last: when it is the target's "host[:port]" (Kong, preserve_host false) it is
     # only known after the balancer picked, so attach() appends it with the final CRLF.
     host_o = ops.get(b"host") if ops is not None else None
@@ -339,6 +355,12 @@ cdef void exchange_connect(Exchange ex):
     cdef Balancer balancer = ex.current_balancer()
     cdef Target t = balancer.pick(ex.hash_value if ex.has_hash else 0,
                                   <Target>ex.target if ex.tries > 0 else None)
+    if ex.trace is not None:
+        ex.trace.event("balancer", algorithm=type(balancer).__name__,
+                       hash_on=getattr(svc.hash_spec, "hash_on", None),
+                       hash=ex.hash_value if ex.has_hash else None,
+                       target=t.name if t is not None else None,
+                       healthy=t.healthy if t is not None else None, attempt=ex.tries)
     if t is None:
         if svc.no_peer is not None and ex._upstream_override is None:
             # a hostname service whose name resolves to nothing (fastgw.dns: Kong's 503/500)
@@ -390,6 +412,10 @@ cdef void exchange_attach(Exchange ex, Upstream up):
     if ex.fixed_body is not None:
         req = req + ex.fixed_body
     up.transport.write(req)
+    ex.t_sent = mono_ms()
+    if ex.trace is not None:
+        ex.trace.event("sent", target=ex.target.name, reused=up.reused,
+                       proxy_ms=ex.t_sent - ex.t0)
     if ex.spill is not None:
         ex.spill.seek(0)          # from the start (a retry sends it again)
         ex.pump_spill()
@@ -447,9 +473,15 @@ cdef void exchange_upstream_failed(Exchange ex, Upstream up, int kind):
     if ex.tries < svc.retries and (
             kind == FAIL_CONNECT or kind == FAIL_CONNECT_TIMEOUT
             or (kind == FAIL_RESET and reused and ex.idempotent and ex.replayable)):
+        if ex.trace is not None:
+            ex.trace.event("retry", attempt=ex.tries + 1, cause=str(ops_failure_cause(
+                kind, ex.target, svc, ex.err_cause, 0)))
         ex.tries += 1
         ex.connect()
         return
+    ex.err_cause = ops_failure_cause(kind, ex.target, svc, ex.err_cause, ex.tries)
+    if ex.trace is not None:
+        ex.trace.event("upstream_failed", cause=str(ex.err_cause))
     if kind == FAIL_CONNECT_TIMEOUT or kind == FAIL_READ_TIMEOUT:
         ex.send_error(504, MSG_TIMEOUT, ex.rq != RQ_COMPLETE)
     else:

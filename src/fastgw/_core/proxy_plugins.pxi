@@ -9,16 +9,22 @@
 
 
 cdef void exchange_run_access(Exchange ex):
+    chain = ex.route.chain
+    if ex.trace is not None:
+        chain = ex.core.tracer.chain_for(chain)   # a traced twin, never the shared one
+    tok = REQUEST_ID.set(ex_request_id(ex))
     try:
-        result = ex.route.chain.run_access(ex.ctx)
+        result = chain.run_access(ex.ctx)
+        if result is not None and hasattr(result, "__await__"):
+            fut = asyncio.ensure_future(result)   # the task keeps REQUEST_ID (its context)
+            fut.add_done_callback(ex._access_done)
+            return
     except Exception:
-        log.exception("plugin access phase failed")
+        ex.err_cause = "plugin access phase failed"   # logged by send_error, with the traceback
         ex.send_error(500, MSG_INTERNAL, ex.rq != RQ_COMPLETE)
         return
-    if result is not None and hasattr(result, "__await__"):
-        fut = asyncio.ensure_future(result)
-        fut.add_done_callback(ex._access_done)
-        return
+    finally:
+        REQUEST_ID.reset(tok)
     ex.after_access(result)
 
 
@@ -43,7 +49,7 @@ cdef void exchange_after_access(Exchange ex, result):
     try:
         ex.req_head = ex.build_head(PyBytes_AS_STRING(ex._head_copy), ex._plugin_match, ctx)
     except Exception:
-        log.exception("building the upstream request failed")
+        ex.err_cause = "building the upstream request failed"   # logged with the traceback
         ex.send_error(500, MSG_INTERNAL, True)
         return
     ex.proceed()
@@ -52,11 +58,14 @@ cdef void exchange_after_access(Exchange ex, result):
 cdef void exchange_send_plugin_response(Exchange ex, result):
     # Kong runs header_filter (CORS, correlation-id, ...) on responses plugins make
     if ex.ctx is not None:
+        tok = REQUEST_ID.set(ex_request_id(ex))
         try:
             final = ex.route.chain.run_exit(ex.ctx, result)
         except Exception:
             log.exception("plugin header_filter failed on an exit response")
             final = result
+        finally:
+            REQUEST_ID.reset(tok)
         if final is not None and hasattr(final, "__await__"):
             fut = asyncio.ensure_future(final)
             fut.add_done_callback(ex._exit_done)
@@ -77,6 +86,11 @@ cdef void exchange_write_plugin_response(Exchange ex, result):
             headers.append(("Content-Type", "application/json; charset=utf-8"))
     elif isinstance(body, str):
         body = body.encode()
+    if result.status == 500 and body == KONG_500:
+        # a plugin failed (the chain logged its traceback with the request id); the body
+        # stays the chain's, as the compiled chain answers the same failure
+        log.error("500 %s: a plugin failed (traceback logged above) [request_id %s]",
+                  MSG_INTERNAL, ex_request_id(ex).decode())
     ex.send_response(result.status, headers, body, ex.rq != RQ_COMPLETE)
 
 
@@ -93,6 +107,9 @@ cdef bint exchange_run_native(Exchange ex, const char* head, Py_ssize_t head_len
     if nat.timed:
         t0 = ex.core.loop.time()
     status = nat.access(&ex.nat, head, ex.req, ex.query_off, ex.query_n, ex.client_ip_b, now)
+    if ex.trace is not None:
+        # the compiled chain runs as one step: no per-plugin entries
+        ex.trace.event("plugins", compiled=True, answered=status if status else None)
     if status:
         ex.send_response(status, nat.exit_headers, nat.exit_body, ex.rq != RQ_COMPLETE)
         return True
@@ -118,9 +135,13 @@ cdef void exchange_run_log(Exchange ex):
             # an exit without header_filter plugins, or a gateway error (502/504): the log
             # phase still sees the status it was answered with
             ctx.set_response(ex.status, _NO_HEADERS, "exit")
-        res = ex.route.chain.run_log(ctx)
-        if res is not None and hasattr(res, "__await__"):
-            asyncio.ensure_future(res)
+        tok = REQUEST_ID.set(ex_request_id(ex))
+        try:
+            res = ex.route.chain.run_log(ctx)
+            if res is not None and hasattr(res, "__await__"):
+                asyncio.ensure_future(res)
+        finally:
+            REQUEST_ID.reset(tok)
     except Exception:
         log.exception("plugin log phase failed")
 

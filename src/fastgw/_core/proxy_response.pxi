@@ -19,6 +19,10 @@ cdef void exchange_on_response_head(Exchange ex, Upstream up):
     cdef bint unknown_length
     cdef Sink sink = ex.sink
     ex.status = rp.status
+    ex.up_status = rp.status
+    ex.t_resp = mono_ms()
+    if ex.trace is not None:
+        ex.trace.event("response_head", status=rp.status, upstream_ms=ex.t_resp - ex.t_sent)
     ex.up_deadline = ex.core.now + ex.route.service.read_timeout
     svc = ex.route.service
     if svc.health is not None:
@@ -34,11 +38,14 @@ cdef void exchange_on_response_head(Exchange ex, Upstream up):
     if ex.ctx is not None:
         ex.ctx.set_response(rp.status, HeadCopy(
             PyBytes_FromStringAndSize(head, rp.head_len), rp))
+        tok = REQUEST_ID.set(ex_request_id(ex))
         try:
             hf = ex.route.chain.run_header_filter(ex.ctx)
         except Exception:
             log.exception("plugin header_filter failed")
             hf = None
+        finally:
+            REQUEST_ID.reset(tok)
         if hf is not None:
             if hasattr(hf, "__await__"):
                 # the head is streamed now: an async header_filter cannot hold it back
@@ -99,7 +106,7 @@ cdef void exchange_on_response_head(Exchange ex, Upstream up):
         putb(b"Content-Length: ")
         put_int(rp.content_length, 10)
         putb(b"\r\n")
-    putb(b"Via: 1.1 fastgw\r\n")
+    ops_put_kong_headers(ex, True)
     sink.end_head(ex, unknown_length)
 
 
@@ -124,7 +131,7 @@ cdef void exchange_on_upgrade(Exchange ex, Upstream up, Py_ssize_t head_len):
             putb(b"\r\n")
         elif not (h.flags & HF_HOP):
             put_header_line(head, h)
-    putb(b"Via: 1.1 fastgw\r\n")
+    ops_put_kong_headers(ex, True)
     ex.sink.start_tunnel(ex)
     up.rb.rpos += head_len
     up.state = US_TUNNEL

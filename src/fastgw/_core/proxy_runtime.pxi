@@ -70,6 +70,11 @@ cdef class ProxyCore:
         self.context_factory = context_factory
         self.inprocess_connect = inprocess_connect
         self.drained = None
+        self.access_log = None
+        self.realip = None
+        self.tracer = None
+        self.traffic = TrafficStats()
+        self.headers = HDR_SERVER | HDR_VIA
         self.parsers = [None] * PARSER_POOL_MAX
         self.nparsers = 0
         self._refresh_date()

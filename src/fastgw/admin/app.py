@@ -26,6 +26,7 @@ import orjson
 
 from fastgw import __version__
 from fastgw.admin import certificates
+from fastgw.admin import debug as admin_debug
 from fastgw.config import declarative, model
 from fastgw.config.diff import diff as config_diff
 from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeysUnresolved,
@@ -43,6 +44,7 @@ from fastgw.admin.foreign import foreign_handlers
 from fastgw.admin.info import endpoint_list, root_info, status_info
 from fastgw.admin.paging import paginate
 from fastgw.admin.schemas import struct_fields_schema
+from fastgw.debug.explain import shadowed_routes
 
 log = logging.getLogger("fastgw.admin")
 
@@ -214,6 +216,8 @@ class AdminAPI:
         if n == 0:
             return {"GET": self._root}
         s0 = segs[0]
+        if s0 == "debug":
+            return admin_debug.routes(self, segs)
         if n == 1:
             if s0 == "status":
                 return {"GET": self._status}
@@ -419,7 +423,8 @@ class AdminAPI:
             errs = model.check_integrity(new)
             if errs:
                 return 400, self._config_error(ConfigError(errs), doc, flatten)
-            return 200, {"dry_run": True, "diff": config_diff(self.store.config, new)}
+            return 200, {"dry_run": True, "diff": config_diff(self.store.config, new),
+                         "shadowed_routes": shadowed_routes(new)}
         if r.q("check_hash") == "1" and model.config_hash(new) == self.store.hash:
             return 304, None
         try:

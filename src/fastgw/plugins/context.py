@@ -39,10 +39,11 @@ copy); plugins never read a clock themselves, which keeps them testable.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote, urlencode
+
+from fastgw.realip import real_client_ip
 
 if TYPE_CHECKING:
     from .base import PluginEnv
@@ -474,25 +475,18 @@ class Context:
         return ip
 
     def _resolve_client_ip(self) -> str:
+        # fastgw.realip; real_ip_header default here X-Forwarded-For, recursive (the CLI
+        # passes Kong's defaults, X-Real-IP and off)
         env = self.env
         nets = env.trusted_networks if env is not None else ()
         addr = self.client_addr
-        if not nets or not _in_networks(addr, nets):
+        if not nets:
             return addr
-        hops: list[str] = []
-        for line in self.request._headers.get_all(b"x-forwarded-for"):
-            hops.extend(h.strip() for h in line.decode("latin-1").split(","))
-        # Walk from the nearest hop back; the first address we do not trust is the client.
-        for hop in reversed(hops):
-            if not hop:
-                continue
-            if _parse_ip(hop) is None:
-                # A forged or broken hop: stop believing the chain (nginx does the same).
-                return addr
-            addr = hop
-            if not _in_networks(hop, nets):
-                return hop
-        return addr
+        settings = env.settings if env is not None else {}
+        header = settings.get("real_ip_header", "x-forwarded-for")
+        lines = [v.decode("latin-1")
+                 for v in self.request._headers.get_all(header.encode("latin-1"))]
+        return real_client_ip(addr, nets, lines, settings.get("real_ip_recursive", True))
 
     # -- authentication (Kong's kong.client.authenticate + the auth plugins' set_consumer) --
     def authenticate(self, consumer: Any, credential: Any, credential_identifier: str | None = None) -> None:
@@ -543,22 +537,3 @@ class Context:
         if self.log_extra is None:
             self.log_extra = {}
         self.log_extra[key] = value
-
-
-def _parse_ip(s: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(s)
-    except ValueError:
-        return None
-
-
-def _in_networks(addr: str, nets: Any) -> bool:
-    ip = _parse_ip(addr)
-    if ip is None:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d from dual-stack sockets
-        ip = ip.ipv4_mapped
-    for n in nets:
-        if ip.version == n.version and ip in n:
-            return True
-    return False

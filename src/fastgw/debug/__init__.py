@@ -1,0 +1,1 @@
+"""Operators' debugging aids: route explanations, shadowed routes, request traces."""
