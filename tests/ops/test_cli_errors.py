@@ -31,9 +31,9 @@ def test_garbage_kong_conf(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("listen,needle", [
     ("nonsense", "expected host:port"),
-    ("127.0.0.1:http", "the port is not a number"),
-    ("127.0.0.1:70000", "out of range"),
-    ("127.0.0.1:8000 ssl", "'ssl' is not supported yet"),
+    ("127.0.0.1:http", "port must be an integer between 0 and 65535"),
+    ("127.0.0.1:70000", "port must be an integer between 0 and 65535"),
+    ("127.0.0.1:8000 proxy_protocol", "listen flag 'proxy_protocol'"),
 ])
 def test_bad_listen(tmp_path: Path, listen: str, needle: str) -> None:
     cfg = write_config(tmp_path)

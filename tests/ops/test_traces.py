@@ -151,9 +151,10 @@ def test_dry_run_lists_shadowed_routes(node: Node) -> None:
 
     _, admin = node.ports
     doc = {"_format_version": "3.0", "services": [{"name": "s", "url": "http://127.0.0.1:9",
-           "routes": [{"name": "all", "paths": ["/"]},
+           # equal priority: the router tries the higher route id first (Kong's order)
+           "routes": [{"name": "all", "paths": ["/"], "id": "ffffffff-0000-4000-8000-000000000001"},
                       {"name": "under", "paths": ["/x"], "hosts": ["a.example"]},
-                      {"name": "dup", "paths": ["/"]},
+                      {"name": "dup", "paths": ["/"], "id": "00000000-0000-4000-8000-000000000001"},
                       {"name": "get-only", "paths": ["/"], "methods": ["GET"]}]}]}
     c = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
     c.request("POST", "/config?dry_run=1", json.dumps(doc),

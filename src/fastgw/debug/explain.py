@@ -27,12 +27,15 @@ class _Headers:
 
 
 def _spec(key: Any, r: Any, order: int, **override: Any) -> RouteSpec:
+    # the router's own view of the route (fastgw.config.model.route_spec), some fields
+    # replaced; ties rank by route id as in the router (order is only reported)
     fields = dict(hosts=list(r.hosts or []), paths=list(r.paths or []),
-                  methods=list(r.methods or []), headers=dict(r.headers or {}))
+                  methods=list(r.methods or []), headers=dict(r.headers or {}),
+                  snis=list(r.snis or []))
     fields.update(override)
     return RouteSpec(key, regex_priority=r.regex_priority, strip_path=r.strip_path,
                      preserve_host=r.preserve_host, path_handling=r.path_handling,
-                     order=order, **fields)
+                     id=r.id, **fields)
 
 
 def _candidates(config: Any) -> list[tuple[Any, str | None, int]]:
