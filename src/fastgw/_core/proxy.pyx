@@ -1463,9 +1463,14 @@ cdef class Downstream(ConnBuffer):
             putb(b": ")
             putb(_to_bytes(value))
             putb(b"\r\n")
-        putb(b"Content-Length: ")
-        put_int(len(body), 10)
-        putb(b"\r\nServer: fastgw/0.1.0\r\n")
+        if status < 200 or status == 204 or status == 304:
+            # RFC 9110 8.6: no Content-Length (and no content) on 1xx/204; 304 has no content
+            body = b""
+        else:
+            putb(b"Content-Length: ")
+            put_int(len(body), 10)
+            putb(b"\r\n")
+        putb(b"Server: fastgw/0.1.0\r\n")
         if close:
             putb(b"Connection: close\r\n")
         putb(b"\r\n")

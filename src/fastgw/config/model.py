@@ -478,9 +478,15 @@ def build_struct(cls: type, data: Any, path: str, errors: ErrorList, *,
     try:
         return cls(**values)
     except (ValueError, TypeError, msgspec.ValidationError) as exc:
-        # a __post_init__ check (plugin Config structs may have them)
-        errors.append((path, str(exc)))
+        # a __post_init__ check (plugin Config structs may have them); field_error() puts
+        # the field's path in msgspec's " - at `$.field`" form
+        msg = str(exc)
+        at = _POST_INIT_AT.match(msg)
+        errors.append((path + at.group(2), at.group(1)) if at else (path, msg))
         return None
+
+
+_POST_INIT_AT = re.compile(r"^(.*?) - at `\$(.*)`$", re.S)
 
 
 # ---------------------------------------------------------------------------------------

@@ -125,8 +125,8 @@ class _HeaderView:
     def get_headers(self) -> dict[str, str | list[str]]:
         """All headers, lowercase names; a repeated header maps to a list (Kong's get_headers)."""
         merged: dict[bytes, list[bytes]] = {}
-        for n, v in self._headers.items():
-            merged.setdefault(n, []).append(v)
+        for n, v in self._headers.items():  # a proxied head keeps the client's case
+            merged.setdefault(n.lower(), []).append(v)
         if self.header_ops:
             for n, vals in self.header_ops.items():
                 if vals is None:

@@ -35,10 +35,12 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "ip-restriction",
     "jwt",
     "key-auth",
+    "redirect",
     "opentelemetry",
     "prometheus",
     "rate-limiting",
     "request-size-limiting",
+    "request-termination",
     "request-transformer",
     "response-transformer",
 )

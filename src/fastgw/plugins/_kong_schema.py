@@ -1,0 +1,45 @@
+"""Kong schema typedefs shared by the plugins added for Kong parity (not a plugin).
+
+Each helper raises :func:`fastgw.plugins.base.field_error` with Kong's own wording, so a bad
+config names the field's path (``config.trigger``) and says what Kong says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from .base import field_error
+
+# kong/tools/utils.lua validate_header_name: letters, digits, '-' and '_'.
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def check_header_name(field: str, value: str | None) -> None:
+    if value is not None and not _HEADER_NAME.match(value):
+        raise field_error(
+            field, f"bad header name '{value}', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
+        )
+
+
+def check_between(field: str, value: float | None, lo: float, hi: float) -> None:
+    if value is not None and not lo <= value <= hi:
+        raise field_error(field, f"value should be between {_num(lo)} and {_num(hi)}")
+
+
+def check_gt(field: str, value: float | None, bound: float) -> None:
+    if value is not None and not value > bound:
+        raise field_error(field, f"value must be greater than {_num(bound)}")
+
+
+def check_len_min(field: str, values: Sequence[object] | str | None, n: int) -> None:
+    if values is not None and len(values) < n:
+        raise field_error(field, f"length must be at least {n}")
+
+
+def check_port(field: str, value: int | None) -> None:
+    check_between(field, value, 0, 65535)
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
