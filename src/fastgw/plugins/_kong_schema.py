@@ -43,3 +43,20 @@ def check_port(field: str, value: int | None) -> None:
 
 def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def check_url(field: str, value: str | None) -> None:
+    """Kong's typedefs.url: a host is required first, then a scheme."""
+    if value is None:
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise field_error(field, "invalid url") from None
+    if not parts.hostname:
+        raise field_error(field, "missing host in url")
+    if not parts.scheme:
+        raise field_error(field, "missing scheme in url")
