@@ -38,6 +38,7 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "redirect",
     "opentelemetry",
     "prometheus",
+    "proxy-cache",
     "rate-limiting",
     "request-size-limiting",
     "request-termination",
