@@ -43,6 +43,7 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "request-size-limiting",
     "request-termination",
     "request-transformer",
+    "response-ratelimiting",
     "response-transformer",
 )
 
