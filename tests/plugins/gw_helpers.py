@@ -46,3 +46,72 @@ def config_errors(plugin: str, config: dict[str, Any]) -> dict[str, str]:
     except ConfigError as e:
         return {p.removeprefix("plugins[0]."): m for p, m in e.errors}
     return {}
+
+
+# ------------------------------------------------------------------ loopback log collectors
+import asyncio  # noqa: E402
+import socket  # noqa: E402
+
+
+class Collector:
+    """What a loopback collector received: ``items`` (lines or datagrams, bytes)."""
+
+    def __init__(self) -> None:
+        self.items: list[bytes] = []
+        self.port = 0
+        self.connections = 0
+        self._close: Any = None
+
+    async def wait(self, n: int, timeout: float = 5.0) -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self.items) < n and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(self.items) >= n, f"collector got {len(self.items)} of {n}: {self.items!r}"
+        return self.items
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+
+
+async def tcp_collector(ssl_ctx: Any = None) -> Collector:
+    """A TCP server on 127.0.0.1:0 on the running loop, one item per received line."""
+    col = Collector()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        col.connections += 1
+        try:
+            while line := await reader.readline():
+                col.items.append(line)
+        except (ConnectionError, OSError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ssl_ctx)
+    col.port = server.sockets[0].getsockname()[1]
+    col._close = server.close
+    return col
+
+
+class _Dgram(asyncio.DatagramProtocol):
+    def __init__(self, col: Collector) -> None:
+        self.col = col
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.col.items.append(data)
+
+
+async def udp_collector(unix_path: str | None = None) -> Collector:
+    """A datagram socket on 127.0.0.1:0 (or a unix datagram socket at ``unix_path``)."""
+    col = Collector()
+    loop = asyncio.get_running_loop()
+    if unix_path is None:
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Dgram(col), local_addr=("127.0.0.1", 0))
+        col.port = transport.get_extra_info("sockname")[1]
+    else:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(unix_path)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Dgram(col), sock=sock)
+    col._close = transport.close
+    return col

@@ -31,7 +31,7 @@ SCHEMA_CASES = [
     ({}, {"config.strategy": "required field missing"}),
     ({"strategy": "redis"}, {"config.strategy": "expected one of: memory"}),
     ({"strategy": "memory", "request_method": ["DELETE"]},
-     {"config.request_method[0]": "invalid value: 'DELETE'"}),
+     {"config.request_method[0]": "expected one of: HEAD, GET, POST, PATCH, PUT"}),
 ]
 
 

@@ -60,3 +60,42 @@ def check_url(field: str, value: str | None) -> None:
         raise field_error(field, "missing host in url")
     if not parts.scheme:
         raise field_error(field, "missing scheme in url")
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$")
+
+
+def check_host(field: str, value: str | None) -> None:
+    """Kong's typedefs.host: an IP or a host name, without a port."""
+    if value is None:
+        return
+    import ipaddress
+
+    v = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        ipaddress.ip_address(v)
+        return
+    except ValueError:
+        pass
+    host, sep, port = value.rpartition(":")
+    if sep and port.isdigit() and _HOSTNAME.match(host):
+        raise field_error(field, "must not have a port")
+    if not _HOSTNAME.match(value):
+        raise field_error(field, f"invalid value: {value}")
+
+
+def reject_lua(field: str, value: object) -> None:
+    """Kong's lua_code fields run Lua from the config; fastgw runs no code from config data."""
+    if value is not None:
+        raise field_error(
+            field,
+            "Lua code is not supported: fastgw never runs code taken from the configuration "
+            "(set log fields with a plugin calling ctx.set_serialize_value instead)",
+        )
+
+
+def check_one_of(field: str, value: str | None, options: Sequence[str]) -> None:
+    """Kong's one_of, with its wording (for fields inside arrays and optional fields, where the
+    config model's generic message would not list the choices)."""
+    if value is not None and value not in options:
+        raise field_error(field, "expected one of: " + ", ".join(options))

@@ -22,7 +22,7 @@ from typing import Any, Literal, Union
 import msgspec
 
 from . import _proxy_cache_store as pcs
-from ._kong_schema import check_gt, check_len_min
+from ._kong_schema import check_gt, check_len_min, check_one_of
 from .base import Plugin, PluginEnv, Response, field_error
 
 log = logging.getLogger("fastgw.plugins")
@@ -49,7 +49,7 @@ _NOT_STORED = frozenset(
     )
 )
 
-Method = Literal["HEAD", "GET", "POST", "PATCH", "PUT"]
+METHODS = ("HEAD", "GET", "POST", "PATCH", "PUT")
 
 
 class MemoryConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -67,7 +67,7 @@ class ProxyCacheConfig(msgspec.Struct, forbid_unknown_fields=True):
     strategy: Literal["memory"]
     # Kong accepts numbers given as strings ("200") and coerces them
     response_code: list[Union[int, str, float]] = msgspec.field(default_factory=lambda: [200, 301, 404])
-    request_method: list[Method] = msgspec.field(default_factory=lambda: ["GET", "HEAD"])
+    request_method: list[str] = msgspec.field(default_factory=lambda: ["GET", "HEAD"])
     content_type: list[str] = msgspec.field(default_factory=lambda: ["text/plain", "application/json"])
     cache_ttl: int = 300
     cache_control: bool = False
@@ -94,6 +94,8 @@ class ProxyCacheConfig(msgspec.Struct, forbid_unknown_fields=True):
             codes.append(c)
         self.response_code = codes
         check_gt("cache_ttl", self.cache_ttl, 0)
+        for i, m in enumerate(self.request_method):
+            check_one_of(f"request_method[{i}]", m, METHODS)
 
 
 class _State:

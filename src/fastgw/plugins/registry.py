@@ -45,6 +45,10 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "request-transformer",
     "response-ratelimiting",
     "response-transformer",
+    "statsd",
+    "syslog",
+    "tcp-log",
+    "udp-log",
 )
 
 _registry: dict[str, type[Plugin]] = {}
