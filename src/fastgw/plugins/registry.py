@@ -37,6 +37,8 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "key-auth",
     "redirect",
     "opentelemetry",
+    "post-function",
+    "pre-function",
     "prometheus",
     "proxy-cache",
     "rate-limiting",
