@@ -115,3 +115,19 @@ async def udp_collector(unix_path: str | None = None) -> Collector:
         transport, _ = await loop.create_datagram_endpoint(lambda: _Dgram(col), sock=sock)
     col._close = transport.close
     return col
+
+
+def serve_with_admin(config: dict[str, Any], scenario: Callable[[Any, Any], Awaitable[T]],
+                     **gateway_kwargs: Any) -> T:
+    """Like serve(), with the Admin API on 127.0.0.1:0: ``await scenario(proxy, admin)``."""
+    from fastgw.testing.client import HttpClient
+
+    async def main() -> T:
+        async with testing.gateway_client(config, admin_listen="127.0.0.1:0", **gateway_kwargs) as client:
+            admin = HttpClient("127.0.0.1", client.gateway.admin.port)
+            try:
+                return await scenario(client, admin)
+            finally:
+                await admin.close()
+
+    return testing.run(main())

@@ -28,6 +28,7 @@ import msgspec
 import orjson
 
 from fastgw import __version__
+from fastgw.admin import plugin_routes
 from fastgw.config import declarative, model
 from fastgw.config.diff import diff as config_diff
 from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeyViolation,
@@ -77,6 +78,9 @@ NESTED: dict[tuple[str, str], tuple[str, str]] = {
     ("consumers", "jwts"): ("jwt_secrets", "consumer"),
     ("consumers", "acls"): ("acls", "consumer"),
 }
+
+TOP.update(plugin_routes.TOP_EXTRA)
+NESTED.update(plugin_routes.NESTED_EXTRA)
 
 # /schemas/{name}: Kong's entity names plus the credential DAO names
 SCHEMA_NAMES: dict[str, str] = {**{t: t for t in model.ENTITY_TYPES}, **TOP}
@@ -369,6 +373,9 @@ class AdminAPI:
             return {"GET": lambda r: (200, {"enabled_plugins": model.available_plugins()})}
         if s0 == "plugins" and n == 3 and segs[1] == "schema":
             return {"GET": lambda r: self._plugin_schema(segs[2])}
+        extra = plugin_routes.route(self, segs)
+        if extra is not None:
+            return extra
         if s0 not in TOP:
             return None
         etype = TOP[s0]

@@ -40,16 +40,17 @@ NESTED: dict[str, dict[str, str]] = {
     "upstreams": {"targets": "upstream"},
     "consumers": {"plugins": "consumer", "keyauth_credentials": "consumer",
                   "basicauth_credentials": "consumer", "jwt_secrets": "consumer",
-                  "acls": "consumer"},
+                  "acls": "consumer", "hmacauth_credentials": "consumer"},
 }
 META_KEYS = {"_format_version", "_comment", "_transform"}
 # Kong entity collections fastgw does not implement: named plainly instead of "unknown field"
 UNSUPPORTED = {"certificates", "ca_certificates", "snis", "vaults", "key_sets", "keys",
-               "hmacauth_credentials", "oauth2_credentials", "filter_chains", "workspaces"}
+               "oauth2_credentials", "filter_chains", "workspaces"}
 
 # parents first, so children can take their ids
 _BUILD_ORDER = ("services", "upstreams", "consumers", "routes", "targets", "plugins",
-                "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls")
+                "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls",
+                "hmacauth_credentials")
 
 _ENV_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -377,7 +378,7 @@ def _id_key(rec: _Rec) -> str:
                          s(res.get("consumer")), s(d.get("instance_name"))))
     if et in ("keyauth_credentials", "jwt_secrets") and isinstance(d.get("key"), str):
         return "key:" + d["key"]
-    if et == "basicauth_credentials" and isinstance(d.get("username"), str):
+    if et in ("basicauth_credentials", "hmacauth_credentials") and isinstance(d.get("username"), str):
         return "username:" + d["username"]
     if et == "acls" and isinstance(d.get("group"), str):
         return f"{s(res.get('consumer'))}:{d['group']}"

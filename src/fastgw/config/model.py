@@ -205,6 +205,15 @@ class JwtSecret(Entity, kw_only=True):
     created_at: Timestamp = None
 
 
+class HmacAuthCredential(Entity, kw_only=True):
+    id: str
+    consumer: str
+    username: str
+    secret: str  # generated when absent
+    tags: Tags = None
+    created_at: Timestamp = None
+
+
 class Acl(Entity, kw_only=True):
     id: str
     consumer: str
@@ -225,18 +234,20 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     basicauth_credentials: list[BasicAuthCredential] = msgspec.field(default_factory=list)
     jwt_secrets: list[JwtSecret] = msgspec.field(default_factory=list)
     acls: list[Acl] = msgspec.field(default_factory=list)
+    hmacauth_credentials: list[HmacAuthCredential] = msgspec.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------
 # entity metadata
 ENTITY_TYPES: tuple[str, ...] = (
     "services", "routes", "upstreams", "targets", "consumers", "plugins",
-    "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls")
+    "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls", "hmacauth_credentials")
 
 ENTITY_CLASSES: dict[str, type[Entity]] = {
     "services": Service, "routes": Route, "upstreams": Upstream, "targets": Target,
     "consumers": Consumer, "plugins": Plugin, "keyauth_credentials": KeyAuthCredential,
-    "basicauth_credentials": BasicAuthCredential, "jwt_secrets": JwtSecret, "acls": Acl}
+    "basicauth_credentials": BasicAuthCredential, "jwt_secrets": JwtSecret, "acls": Acl,
+    "hmacauth_credentials": HmacAuthCredential}
 
 # foreign key field -> parent entity type
 FOREIGN: dict[str, dict[str, str]] = {
@@ -248,13 +259,15 @@ FOREIGN: dict[str, dict[str, str]] = {
     "basicauth_credentials": {"consumer": "consumers"},
     "jwt_secrets": {"consumer": "consumers"},
     "acls": {"consumer": "consumers"},
+    "hmacauth_credentials": {"consumer": "consumers"},
 }
 
 # the field an item URL may name instead of the id (Kong's endpoint_key)
 ENDPOINT_KEY: dict[str, str | None] = {
     "services": "name", "routes": "name", "upstreams": "name", "targets": "target",
     "consumers": "username", "plugins": "instance_name", "keyauth_credentials": "key",
-    "basicauth_credentials": "username", "jwt_secrets": "key", "acls": "group"}
+    "basicauth_credentials": "username", "jwt_secrets": "key", "acls": "group",
+    "hmacauth_credentials": "username"}
 
 # uniqueness: single fields are global; tuples are composite keys
 UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -263,7 +276,8 @@ UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
     "consumers": (("username",), ("custom_id",)),
     "plugins": (("instance_name",), ("name", "route", "service", "consumer")),
     "keyauth_credentials": (("key",),), "basicauth_credentials": (("username",),),
-    "jwt_secrets": (("key",),), "acls": (("consumer", "group"),)}
+    "jwt_secrets": (("key",),), "acls": (("consumer", "group"),),
+    "hmacauth_credentials": (("username",),)}
 
 # where a composite uniqueness error is reported
 UNIQUE_ERROR_FIELD: dict[str, str] = {"targets": "target", "acls": "group", "plugins": "name"}
@@ -275,7 +289,8 @@ CASCADE: dict[tuple[str, str], bool] = {
     ("targets", "upstream"): True,
     ("plugins", "route"): True, ("plugins", "service"): True, ("plugins", "consumer"): True,
     ("keyauth_credentials", "consumer"): True, ("basicauth_credentials", "consumer"): True,
-    ("jwt_secrets", "consumer"): True, ("acls", "consumer"): True}
+    ("jwt_secrets", "consumer"): True, ("acls", "consumer"): True,
+    ("hmacauth_credentials", "consumer"): True}
 
 
 def is_uuid(s: Any) -> bool:
@@ -950,6 +965,8 @@ def fill_credential_defaults(etype: str, data: dict[str, Any], hash_password: bo
             data["key"] = random_key()
         if data.get("secret") is None:
             data["secret"] = random_key()
+    elif etype == "hmacauth_credentials" and data.get("secret") is None:
+        data["secret"] = random_key()
     elif etype == "basicauth_credentials" and hash_password:
         pw, cid = data.get("password"), data.get("consumer")
         if isinstance(pw, str) and isinstance(cid, str):

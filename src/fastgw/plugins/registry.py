@@ -31,6 +31,7 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "correlation-id",
     "cors",
     "file-log",
+    "hmac-auth",
     "http-log",
     "ip-restriction",
     "jwt",
