@@ -251,3 +251,25 @@ def test_separate_cache_per_consumer(echo_upstream):
         assert json.loads(a2.body)["headers"] == json.loads(a.body)["headers"]
 
     serve(kong_config(echo_upstream.port, routes, consumers=consumers), scenario)
+
+
+def test_admin_api_purge(echo_upstream):
+    from gw_helpers import serve_with_admin
+
+    async def scenario(proxy, admin):
+        key = (await proxy.get("/a/x")).headers["x-cache-key"]
+        assert (await proxy.get("/a/x")).headers["x-cache-status"] == "Hit"
+        r = await admin.get(f"/proxy-cache/{key}")
+        assert r.status == 200 and r.json()["status"] == 200 and r.json()["version"] == 1
+        plugin_id = proxy.gateway.config.plugins[0].id
+        assert (await admin.get(f"/proxy-cache/{plugin_id}/caches/{key}")).status == 200
+        assert (await admin.delete(f"/proxy-cache/{key}")).status == 204
+        assert (await admin.get(f"/proxy-cache/{key}")).status == 404
+        assert (await admin.delete(f"/proxy-cache/{key}")).status == 404
+        assert (await proxy.get("/a/x")).headers["x-cache-status"] == "Miss"
+        assert (await admin.delete("/proxy-cache")).status == 204
+        assert (await proxy.get("/a/x")).headers["x-cache-status"] == "Miss"
+        assert (await admin.get(f"/proxy-cache/{plugin_id}/caches/nope")).status == 404
+        assert (await admin.get("/proxy-cache/not-a-plugin/caches/x")).status == 404
+
+    serve_with_admin(kong_config(echo_upstream.port, [_pc("a")]), scenario)
