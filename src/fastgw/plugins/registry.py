@@ -52,6 +52,7 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "syslog",
     "tcp-log",
     "udp-log",
+    "zipkin",
 )
 
 _registry: dict[str, type[Plugin]] = {}
