@@ -48,6 +48,7 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "request-transformer",
     "response-ratelimiting",
     "response-transformer",
+    "session",
     "statsd",
     "syslog",
     "tcp-log",
