@@ -16,11 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 # URL collection name -> entity type (Kong's admin_api_name)
-TOP_EXTRA: dict[str, str] = {"hmac-auths": "hmacauth_credentials"}
+TOP_EXTRA: dict[str, str] = {"hmac-auths": "hmacauth_credentials", "oauth2": "oauth2_credentials"}
 
 # (parent URL collection, child segment) -> (child entity type, foreign key field)
 NESTED_EXTRA: dict[tuple[str, str], tuple[str, str]] = {
     ("consumers", "hmac-auth"): ("hmacauth_credentials", "consumer"),
+    ("consumers", "oauth2"): ("oauth2_credentials", "consumer"),
 }
 
 Handlers = dict[str, Callable[[Any], Any]]

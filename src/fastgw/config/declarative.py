@@ -40,17 +40,18 @@ NESTED: dict[str, dict[str, str]] = {
     "upstreams": {"targets": "upstream"},
     "consumers": {"plugins": "consumer", "keyauth_credentials": "consumer",
                   "basicauth_credentials": "consumer", "jwt_secrets": "consumer",
-                  "acls": "consumer", "hmacauth_credentials": "consumer"},
+                  "acls": "consumer", "hmacauth_credentials": "consumer",
+                  "oauth2_credentials": "consumer"},
 }
 META_KEYS = {"_format_version", "_comment", "_transform"}
 # Kong entity collections fastgw does not implement: named plainly instead of "unknown field"
 UNSUPPORTED = {"certificates", "ca_certificates", "snis", "vaults", "key_sets", "keys",
-               "oauth2_credentials", "filter_chains", "workspaces"}
+               "filter_chains", "workspaces"}
 
 # parents first, so children can take their ids
 _BUILD_ORDER = ("services", "upstreams", "consumers", "routes", "targets", "plugins",
                 "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls",
-                "hmacauth_credentials")
+                "hmacauth_credentials", "oauth2_credentials")
 
 _ENV_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -380,6 +381,8 @@ def _id_key(rec: _Rec) -> str:
         return "key:" + d["key"]
     if et in ("basicauth_credentials", "hmacauth_credentials") and isinstance(d.get("username"), str):
         return "username:" + d["username"]
+    if et == "oauth2_credentials" and isinstance(d.get("client_id"), str):
+        return "client_id:" + d["client_id"]
     if et == "acls" and isinstance(d.get("group"), str):
         return f"{s(res.get('consumer'))}:{d['group']}"
     return "path:" + rec.path  # nameless: stable as long as the file keeps its shape

@@ -214,6 +214,19 @@ class HmacAuthCredential(Entity, kw_only=True):
     created_at: Timestamp = None
 
 
+class Oauth2Credential(Entity, kw_only=True):
+    id: str
+    consumer: str
+    name: str
+    client_id: str  # generated when absent
+    client_secret: str  # generated when absent; PBKDF2 PHC string when hash_secret
+    hash_secret: bool = False
+    redirect_uris: Union[list[str], None] = None
+    client_type: Literal["confidential", "public"] = "confidential"
+    tags: Tags = None
+    created_at: Timestamp = None
+
+
 class Acl(Entity, kw_only=True):
     id: str
     consumer: str
@@ -235,19 +248,21 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     jwt_secrets: list[JwtSecret] = msgspec.field(default_factory=list)
     acls: list[Acl] = msgspec.field(default_factory=list)
     hmacauth_credentials: list[HmacAuthCredential] = msgspec.field(default_factory=list)
+    oauth2_credentials: list[Oauth2Credential] = msgspec.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------
 # entity metadata
 ENTITY_TYPES: tuple[str, ...] = (
     "services", "routes", "upstreams", "targets", "consumers", "plugins",
-    "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls", "hmacauth_credentials")
+    "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls", "hmacauth_credentials",
+    "oauth2_credentials")
 
 ENTITY_CLASSES: dict[str, type[Entity]] = {
     "services": Service, "routes": Route, "upstreams": Upstream, "targets": Target,
     "consumers": Consumer, "plugins": Plugin, "keyauth_credentials": KeyAuthCredential,
     "basicauth_credentials": BasicAuthCredential, "jwt_secrets": JwtSecret, "acls": Acl,
-    "hmacauth_credentials": HmacAuthCredential}
+    "hmacauth_credentials": HmacAuthCredential, "oauth2_credentials": Oauth2Credential}
 
 # foreign key field -> parent entity type
 FOREIGN: dict[str, dict[str, str]] = {
@@ -260,6 +275,7 @@ FOREIGN: dict[str, dict[str, str]] = {
     "jwt_secrets": {"consumer": "consumers"},
     "acls": {"consumer": "consumers"},
     "hmacauth_credentials": {"consumer": "consumers"},
+    "oauth2_credentials": {"consumer": "consumers"},
 }
 
 # the field an item URL may name instead of the id (Kong's endpoint_key)
@@ -267,7 +283,7 @@ ENDPOINT_KEY: dict[str, str | None] = {
     "services": "name", "routes": "name", "upstreams": "name", "targets": "target",
     "consumers": "username", "plugins": "instance_name", "keyauth_credentials": "key",
     "basicauth_credentials": "username", "jwt_secrets": "key", "acls": "group",
-    "hmacauth_credentials": "username"}
+    "hmacauth_credentials": "username", "oauth2_credentials": "client_id"}
 
 # uniqueness: single fields are global; tuples are composite keys
 UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -277,7 +293,7 @@ UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
     "plugins": (("instance_name",), ("name", "route", "service", "consumer")),
     "keyauth_credentials": (("key",),), "basicauth_credentials": (("username",),),
     "jwt_secrets": (("key",),), "acls": (("consumer", "group"),),
-    "hmacauth_credentials": (("username",),)}
+    "hmacauth_credentials": (("username",),), "oauth2_credentials": (("client_id",),)}
 
 # where a composite uniqueness error is reported
 UNIQUE_ERROR_FIELD: dict[str, str] = {"targets": "target", "acls": "group", "plugins": "name"}
@@ -290,7 +306,7 @@ CASCADE: dict[tuple[str, str], bool] = {
     ("plugins", "route"): True, ("plugins", "service"): True, ("plugins", "consumer"): True,
     ("keyauth_credentials", "consumer"): True, ("basicauth_credentials", "consumer"): True,
     ("jwt_secrets", "consumer"): True, ("acls", "consumer"): True,
-    ("hmacauth_credentials", "consumer"): True}
+    ("hmacauth_credentials", "consumer"): True, ("oauth2_credentials", "consumer"): True}
 
 
 def is_uuid(s: Any) -> bool:
@@ -791,6 +807,21 @@ def _check_jwt(j: JwtSecret, path: str, errors: ErrorList) -> JwtSecret:
     return j
 
 
+def _check_oauth2(o: Oauth2Credential, path: str, errors: ErrorList) -> Oauth2Credential:
+    from urllib.parse import urlsplit
+    for i, uri in enumerate(o.redirect_uris or ()):
+        try:
+            u = urlsplit(uri)
+            ok = bool(u.scheme and u.hostname)
+        except ValueError:
+            ok = False
+        if not ok:  # Kong's daos.lua validate_uri messages
+            errors.append((join(path, f"redirect_uris[{i}]"), f"cannot parse '{uri}'"))
+        elif "#" in uri:
+            errors.append((join(path, f"redirect_uris[{i}]"), f"fragment not allowed in '{uri}'"))
+    return o
+
+
 def _check_acl(a: Acl, path: str, errors: ErrorList) -> Acl:
     if not a.group:
         errors.append((join(path, "group"), "length must be at least 1"))
@@ -802,7 +833,7 @@ _PREPARE: dict[str, Callable[[dict[str, Any], str, ErrorList], dict[str, Any]]] 
 _CHECK: dict[str, Callable[..., Any]] = {
     "services": _check_service, "routes": _check_route, "upstreams": _check_upstream,
     "consumers": _check_consumer, "keyauth_credentials": _check_keyauth,
-    "jwt_secrets": _check_jwt, "acls": _check_acl}
+    "jwt_secrets": _check_jwt, "acls": _check_acl, "oauth2_credentials": _check_oauth2}
 
 
 def build_entity(etype: str, data: Any, path: str, errors: ErrorList, *,
@@ -967,6 +998,17 @@ def fill_credential_defaults(etype: str, data: dict[str, Any], hash_password: bo
             data["secret"] = random_key()
     elif etype == "hmacauth_credentials" and data.get("secret") is None:
         data["secret"] = random_key()
+    elif etype == "oauth2_credentials":
+        if data.get("client_id") is None:
+            data["client_id"] = random_key()
+        if data.get("client_secret") is None:
+            data["client_secret"] = random_key()
+        # Kong's on_write transformation: hash_secret stores the PBKDF2 hash
+        secret = data.get("client_secret")
+        if data.get("hash_secret") is True and isinstance(secret, str):
+            from fastgw.config.oauth2_secret import hash_secret, is_hashed
+            if not is_hashed(secret):
+                data["client_secret"] = hash_secret(secret)
     elif etype == "basicauth_credentials" and hash_password:
         pw, cid = data.get("password"), data.get("consumer")
         if isinstance(pw, str) and isinstance(cid, str):

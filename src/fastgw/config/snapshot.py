@@ -226,6 +226,7 @@ class Compiler:
             "jwt": [(consumers.get(c.consumer), c) for c in config.jwt_secrets],
             "acl": [(consumers.get(c.consumer), c) for c in config.acls],
             "hmac-auth": [(consumers.get(c.consumer), c) for c in config.hmacauth_credentials],
+            "oauth2": [(consumers.get(c.consumer), c) for c in config.oauth2_credentials],
         }
         env = PluginEnv(consumers=config.consumers, credentials=creds, services=config.services,
                         upstreams=config.upstreams, routes=config.routes,

@@ -37,6 +37,7 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "jwt",
     "key-auth",
     "redirect",
+    "oauth2",
     "opentelemetry",
     "post-function",
     "pre-function",
