@@ -12,7 +12,9 @@ are exact relative to each other and follow the gateway's clock.
 
 from __future__ import annotations
 
+import os
 import random
+import re
 import time
 from typing import Any, Literal
 
@@ -35,6 +37,9 @@ _MAX_TIMEOUT = 2**31 - 2
 def _not_implemented(field: str, fmt: str) -> ValueError:
     return field_error(field, f"the '{fmt}' tracing format is not implemented by fastgw "
                               f"(implemented: {', '.join(prop.IMPLEMENTED)})")
+
+
+_TAG = re.compile(r"^\s*(\S+)\s*=\s*(.*\S)\s*$")
 
 
 class StaticTag(msgspec.Struct, forbid_unknown_fields=True):
@@ -119,12 +124,10 @@ class _State:
 
 def _parse_tags(values: list[str]) -> dict[str, str]:
     """request_tags.lua: ``name=value;name2=value2`` (several header lines allowed)."""
-    import re
-
     out = {}
     for v in values:
         for item in v.split(";"):
-            m = re.match(r"^\s*(\S+)\s*=\s*(.*\S)\s*$", item)
+            m = _TAG.match(item)
             if m:
                 out[m.group(1)] = m.group(2)
     return out
@@ -167,7 +170,7 @@ class Zipkin(Plugin):
         sample = extracted.should_sample
         if sample is None:
             sample = random.random() < conf.sample_ratio
-        trace_id = extracted.trace_id if extracted.trace_id is not None else _rand(conf.traceid_byte_count)
+        trace_id = extracted.trace_id if extracted.trace_id is not None else os.urandom(conf.traceid_byte_count)
         method = req.method
         name = f"{method} {req.path}" if conf.http_span_name == "method_path" else method
         span = Span("SERVER", name, ctx.started_at * 1e6, sample, trace_id, span_id, parent_id, extracted.baggage)
@@ -294,8 +297,3 @@ class Zipkin(Plugin):
         c = self.config
         return Reporter(c.http_endpoint or "", c.queue, (c.connect_timeout, c.send_timeout, c.read_timeout), loop)
 
-
-def _rand(n: int) -> bytes:
-    import os
-
-    return os.urandom(n)
