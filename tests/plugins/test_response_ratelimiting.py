@@ -40,11 +40,12 @@ def test_schema(conf, errors):
     assert config_errors(RRL, conf) == errors
 
 
-def test_redis_and_cluster_policies_are_rejected_with_a_reason():
+def test_cluster_policy_is_rejected_and_redis_needs_a_host():
     errs = config_errors(RRL, {"limits": {"v": {"second": 1}}, "policy": "cluster"})
     assert "DB-less" in errs["config.policy"]
-    errs = config_errors(RRL, {"limits": {"v": {"second": 1}}, "policy": "redis", "redis": {"host": "127.0.0.1"}})
-    assert "not implemented" in errs["config.policy"]
+    assert config_errors(RRL, {"limits": {"v": {"second": 1}}, "policy": "redis"}) == {
+        "config.redis.host": "required field missing"}
+    assert config_errors(RRL, {"limits": {"v": {"second": 1}}, "policy": "redis", "redis_host": "127.0.0.1"}) == {}
 
 
 def _rrl(name, **conf):
@@ -140,3 +141,43 @@ def test_limit_by_consumer(echo_upstream):
         assert (await client.get("/auth/x", headers={"apikey": "kb", **_cost("video=1")})).status == 200
 
     serve(kong_config(echo_upstream.port, routes, consumers=consumers), scenario, clock=clock)
+
+
+def test_redis_policy_counts_in_redis(echo_upstream, redis_server):
+    clock = FakeClock(float(next(_T0)))
+    conf = {"limits": {"video": {"minute": 2}}, "policy": "redis",
+            "redis": {"host": "127.0.0.1", "port": redis_server.port}}
+
+    async def scenario(client):
+        for left in ("1", "0"):
+            r = await client.get("/rd/x", headers=_cost("video=1"))
+            assert r.status == 200 and r.headers["x-ratelimit-remaining-video-minute"] == left
+        r = await client.get("/rd/x", headers=_cost("video=1"))
+        assert r.status == 429
+        return client.gateway.config.routes[0].id
+
+    route_id = serve(kong_config(echo_upstream.port, [_rrl("rd", **conf)]), scenario, clock=clock)
+    start_ms = int(clock()) // 60 * 60 * 1000
+    # Kong's key: the plugin's own scope (a route plugin has no service: the empty uuid)
+    key = f"response-ratelimit:{route_id}:00000000-0000-0000-0000-000000000000:127.0.0.1:{start_ms}:video:minute"
+    with redis_server.client() as c:
+        assert c.get(key) == b"2" and 0 < c.ttl(key) <= 60
+
+
+def test_redis_down_is_fault_tolerant_or_500(echo_upstream):
+    import socket as s
+
+    with s.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    base = {"limits": {"video": {"minute": 2}}, "policy": "redis", "redis": {"host": "127.0.0.1", "port": dead,
+                                                                             "timeout": 200}}
+    routes = [_rrl("tol", **base), _rrl("strict", **base, fault_tolerant=False)]
+
+    async def scenario(client):
+        r = await client.get("/tol/x", headers=_cost("video=1"))
+        assert r.status == 200 and "x-ratelimit-remaining-video-minute" not in r.headers
+        r = await client.get("/strict/x")
+        assert r.status == 500 and r.json() == {"message": "An unexpected error occurred"}
+
+    serve(kong_config(echo_upstream.port, routes), scenario)

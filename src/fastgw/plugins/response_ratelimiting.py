@@ -10,9 +10,13 @@ In header_filter the client gets ``X-RateLimit-Limit-<limit>-<period>`` and
 removed, and a response that costs something from an exhausted limit becomes a bodiless 429
 (not counted).
 
-Counters: the node's shared table (:func:`fastgw.plugins.rate_limiting.shared_counters`, every
-worker counts together), windows as Kong's local policy (epoch-aligned second..day, UTC
-calendar month and year), keyed by the plugin's scope, identifier, limit name and period.
+Counters (windows as Kong's: epoch-aligned second..day, UTC calendar month and year, keyed by
+the plugin's scope, identifier, limit name and period):
+- ``local``: the node's shared table (:func:`fastgw.plugins.rate_limiting.shared_counters`,
+  every worker counts together);
+- ``redis``: Kong's keys ``response-ratelimit:<route>:<service>:<identifier>:<window start
+  ms>:<name>:<period>`` in Redis (read in access, INCRBY in log), for several nodes;
+  ``fault_tolerant`` lets requests through when Redis fails, else Kong's 500.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import xxhash
 from fastgw._core.ratelimit import FAIL_OPEN, MAX_COUNT
 
 from ._kong_schema import check_gt, check_len_min
-from .base import Plugin, PluginEnv, Response, field_error
+from .base import KONG_SERVER_ERROR, Plugin, PluginEnv, Response, field_error
 from .rate_limiting import _FLAT_REDIS, EXPIRATION, PERIODS, RedisConfig, _calendar_bounds, _num, shared_counters
 
 log = logging.getLogger("fastgw.plugins")
@@ -93,21 +97,26 @@ class ResponseRateLimitingConfig(msgspec.Struct, forbid_unknown_fields=True):
                 "policy 'cluster' needs Kong's database, which fastgw (DB-less) does not have: use 'local'",
             )
         if self.policy == "redis":
-            raise field_error(
-                "policy", "policy 'redis' is not implemented by fastgw's response-ratelimiting: use 'local'"
-            )
+            if not self.redis.host:
+                raise field_error("redis.host", "required field missing")
+            if not 0 < self.redis.port < 65536:
+                raise field_error("redis.port", "value should be between 0 and 65535")
+            if self.redis.timeout <= 0:
+                raise field_error("redis.timeout", "value must be greater than 0")
 
 
 class _Usage:
     """One (limit name, period) of one request: its counter key, window and remaining."""
 
-    __slots__ = ("name", "period", "limit", "key", "start_ms", "end_ms", "remaining")
+    __slots__ = ("name", "period", "limit", "key", "redis_key", "start_ms", "end_ms", "remaining")
 
-    def __init__(self, name: str, period: str, limit: float, key: int, start_ms: int, end_ms: int, remaining: float):
+    def __init__(self, name: str, period: str, limit: float, key: int, redis_key: str, start_ms: int, end_ms: int,
+                 remaining: float):
         self.name = name
         self.period = period
         self.limit = limit
         self.key = key
+        self.redis_key = redis_key
         self.start_ms = start_ms
         self.end_ms = end_ms
         self.remaining = remaining
@@ -138,7 +147,15 @@ class ResponseRateLimiting(Plugin):
         ]
         self._header = config.header_name.lower().encode("latin-1")
         self._vkey = ("response-ratelimiting", id(self))
-        self._table = shared_counters()
+        self._table = shared_counters() if config.policy == "local" else None
+        self._redis: Any = None
+        if config.policy == "redis":
+            from fastgw.cluster.redis_limits import RedisLimiter, RedisParams
+
+            r = config.redis
+            self._redis = RedisLimiter(RedisParams(
+                host=r.host or "", port=r.port, timeout_ms=r.timeout, username=r.username, password=r.password,
+                database=r.database, ssl=r.ssl, ssl_verify=r.ssl_verify, server_name=r.server_name))
 
     def _identifier(self, ctx: Any) -> str:
         by = self.config.limit_by
@@ -158,14 +175,14 @@ class ResponseRateLimiting(Plugin):
         return f"{getattr(r, 'id', None) or _EMPTY_UUID}:{getattr(s, 'id', None) or _EMPTY_UUID}"
 
     # ------------------------------------------------------------------ access
-    def access(self, ctx: Any) -> Response | None:
+    def _windows(self, ctx: Any) -> list[_Usage]:
         now_ms = int(ctx.now * 1000)
         now_s = now_ms // 1000
-        prefix = f"{self._scope(ctx)}:{self._identifier(ctx)}:"
-        usage: list[_Usage] = []
-        table = self._table
+        scope = self._scope(ctx)
+        ident = self._identifier(ctx)
+        route_id, service_id = scope.split(":", 1)
+        usage = []
         for name, periods in self._limits:
-            remaining: float | None = None
             for period, limit in periods:
                 if period in ("month", "year"):
                     start, end = _calendar_bounds(period, now_s)
@@ -173,15 +190,47 @@ class ResponseRateLimiting(Plugin):
                     secs = EXPIRATION[period]
                     start = now_s - now_s % secs
                     end = start + secs
-                key = xxhash.xxh3_64_intdigest(f"{prefix}{name}:{period}".encode())
-                cur = table.peek(key, now_ms, start * 1000)
-                u = _Usage(name, period, limit, key, start * 1000, end * 1000, limit - cur)
-                usage.append(u)
-                if self.config.block_on_first_violation and u.remaining <= 0:
-                    return Response.message(429, f"API rate limit exceeded for '{name}'")
-                if remaining is None or u.remaining < remaining:
-                    remaining = u.remaining
-            ctx.request.set_header(f"X-RateLimit-Remaining-{name}", _num(remaining if remaining is not None else 0))
+                key = xxhash.xxh3_64_intdigest(f"{scope}:{ident}:{name}:{period}".encode())
+                rkey = f"response-ratelimit:{route_id}:{service_id}:{ident}:{start * 1000}:{name}:{period}"
+                usage.append(_Usage(name, period, limit, key, rkey, start * 1000, end * 1000, limit))
+        return usage
+
+    def access(self, ctx: Any) -> Any:
+        usage = self._windows(ctx)
+        if self._redis is not None:
+            return self._access_redis(ctx, usage)
+        table = self._table
+        assert table is not None
+        now_ms = int(ctx.now * 1000)
+        for u in usage:
+            u.remaining = u.limit - table.peek(u.key, now_ms, u.start_ms)
+        return self._finish_access(ctx, usage)
+
+    async def _access_redis(self, ctx: Any, usage: list[_Usage]) -> Response | None:
+        from fastgw.cluster.redis_limits import RedisError
+
+        try:
+            counts = await self._redis.usage([u.redis_key for u in usage])
+        except (RedisError, OSError, TimeoutError) as e:
+            if not self.config.fault_tolerant:
+                log.error("[response-ratelimiting] failed to get usage: %s", e)
+                return Response.json(500, KONG_SERVER_ERROR)
+            log.error("[response-ratelimiting] failed to get usage (fault tolerant, request let through): %s", e)
+            return None
+        for u, c in zip(usage, counts):
+            u.remaining = u.limit - c
+        return self._finish_access(ctx, usage)
+
+    def _finish_access(self, ctx: Any, usage: list[_Usage]) -> Response | None:
+        smallest: dict[str, float] = {}
+        for u in usage:
+            if self.config.block_on_first_violation and u.remaining <= 0:
+                return Response.message(429, f"API rate limit exceeded for '{u.name}'")
+            cur = smallest.get(u.name)
+            if cur is None or u.remaining < cur:
+                smallest[u.name] = u.remaining
+        for name, remaining in smallest.items():
+            ctx.request.set_header(f"X-RateLimit-Remaining-{name}", _num(remaining))
         ctx.vars[self._vkey] = _State(usage)
         return None
 
@@ -234,16 +283,35 @@ class ResponseRateLimiting(Plugin):
         return out
 
     # ----------------------------------------------------------------------- log
-    def log(self, ctx: Any) -> None:
+    def log(self, ctx: Any) -> Any:
         v = ctx._vars
         st: _State | None = v.get(self._vkey) if v is not None else None
         if st is None or st.stop:
             return None
+        counted = [(u, st.increments.get(u.name, 0)) for u in st.usage]
+        counted = [(u, inc) for u, inc in counted if inc > 0]
+        if not counted:
+            return None
+        if self._redis is not None:
+            return self._log_redis(counted)
+        table = self._table
+        assert table is not None
         now_ms = int(ctx.now * 1000)
-        for u in st.usage:
-            inc = st.increments.get(u.name, 0)
-            if inc > 0:
-                r = self._table.hit(u.key, now_ms, u.start_ms, u.end_ms, MAX_COUNT, inc)
-                if r == FAIL_OPEN:
-                    log.warning("[response-ratelimiting] counter table full, usage of '%s' not counted", u.name)
+        for u, inc in counted:
+            r = table.hit(u.key, now_ms, u.start_ms, u.end_ms, MAX_COUNT, inc)
+            if r == FAIL_OPEN:
+                log.warning("[response-ratelimiting] counter table full, usage of '%s' not counted", u.name)
         return None
+
+    async def _log_redis(self, counted: list[tuple[_Usage, int]]) -> None:
+        from fastgw.cluster.redis_limits import RedisError
+
+        by_name: dict[tuple[str, int], list[_Usage]] = {}
+        for u, inc in counted:
+            by_name.setdefault((u.name, inc), []).append(u)
+        for (name, inc), windows in by_name.items():
+            try:
+                # Kong INCRBYs unconditionally: the limit given to the script is the largest count
+                await self._redis.hit([(u.redis_key, MAX_COUNT, EXPIRATION[u.period] * 1000) for u in windows], inc)
+            except (RedisError, OSError, TimeoutError) as e:
+                log.error("[response-ratelimiting] failed to increment '%s' in redis: %s", name, e)
