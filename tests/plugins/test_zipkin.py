@@ -81,13 +81,13 @@ SCHEMA_CASES = [
      {"config.static_tags": "repeated tags are not allowed: a"}),
     ({"header_type": "nope"}, {"config.header_type": "expected one of: preserve, ignore, b3, b3-single, w3c, "
                                                       "jaeger, ot, aws, datadog, gcp, instana"}),
-    ({"header_type": "datadog"}, {"config.header_type": "the 'datadog' tracing format is not implemented by "
-                                                         "fastgw (implemented: w3c, b3, b3-single, jaeger, ot)"}),
+    ({"header_type": "datadog"}, {}),
     ({"propagation": {"extract": ["b3-single"]}},
      {"config.propagation.extract[0]": "expected one of: w3c, b3, jaeger, ot, datadog, aws, gcp, instana"}),
-    ({"propagation": {"inject": ["preserve", "aws"]}},
-     {"config.propagation.inject[1]": "the 'aws' tracing format is not implemented by fastgw "
-                                      "(implemented: w3c, b3, b3-single, jaeger, ot)"}),
+    ({"propagation": {"inject": ["preserve", "aws"]}}, {}),
+    ({"propagation": {"inject": ["zipkin"]}},
+     {"config.propagation.inject[0]": "expected one of: preserve, w3c, b3, b3-single, jaeger, ot, datadog, aws, "
+                                      "gcp, instana"}),
     ({"propagation": {"clear": ["bad header"]}},
      {"config.propagation.clear[0]": "bad header name 'bad header', allowed characters are A-Z, a-z, 0-9, '_', and '-'"}),
 ]
@@ -144,6 +144,13 @@ PRESERVE_CASES = [
      lambda v: v.startswith(TRACE + ":") and v.endswith(f":{SPAN}:01")),
     ({"ot-tracer-traceid": TRACE, "ot-tracer-spanid": SPAN, "ot-tracer-sampled": "1"}, "ot-tracer-traceid",
      lambda v: v == TRACE),
+    ({"x-datadog-trace-id": "123456789", "x-datadog-parent-id": "42", "x-datadog-sampling-priority": "1"},
+     "x-datadog-trace-id", lambda v: v == "123456789"),
+    ({"x-amzn-trace-id": f"Root=1-{TRACE[:8]}-{TRACE[8:]};Parent={SPAN};Sampled=1"}, "x-amzn-trace-id",
+     lambda v: v.startswith(f"Root=1-{TRACE[:8]}-{TRACE[8:]};Parent=") and SPAN not in v and v.endswith(";Sampled=1")),
+    ({"x-cloud-trace-context": f"{TRACE}/12345;o=1"}, "x-cloud-trace-context",
+     lambda v: v.startswith(TRACE + "/") and v.endswith(";o=1") and "/12345;" not in v),
+    ({"x-instana-t": TRACE, "x-instana-s": SPAN, "x-instana-l": "1"}, "x-instana-t", lambda v: v == TRACE),
     ({}, "x-b3-traceid", lambda v: len(v) == 32),   # nothing incoming: default_format b3
 ]
 
@@ -153,7 +160,7 @@ def test_preserve_keeps_the_incoming_format(echo_upstream, collector):
         out = []
         for headers, _, _ in PRESERVE_CASES:
             out.append(_seen(await client.get("/p/x", headers=headers)))
-        await collector.wait_spans(15)
+        await collector.wait_spans(3 * len(PRESERVE_CASES))
         return out
 
     results = serve(kong_config(echo_upstream.port, [route("p", [_zipkin(collector)])]), scenario)
@@ -201,3 +208,9 @@ def test_extractors_follow_kong():
     ctx, _ = prop.extract({"b3": "d"}, ["b3"])
     assert ctx.flags == "1" and prop.inject(ctx, "b3-single") == {"b3": "d"}
     assert prop.inject(prop.TraceContext(), "w3c") is None
+    ctx, src = prop.extract({"x-datadog-trace-id": "256", "x-datadog-sampling-priority": "2"}, ["datadog"])
+    assert src == "datadog" and ctx.trace_id == bytes(14) + b"\x01\x00" and ctx.original_size == 2
+    assert prop.inject(ctx, "datadog") == {"x-datadog-trace-id": "256", "x-datadog-sampling-priority": "1"}
+    assert prop.extract({"x-datadog-sampling-priority": "7"}, ["datadog"])[1] is None
+    assert prop.extract({"x-amzn-trace-id": "Root=2-abc"}, ["aws"])[1] is None
+    assert prop.extract({"x-cloud-trace-context": "XYZ/1"}, ["gcp"])[1] is None

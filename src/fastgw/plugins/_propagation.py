@@ -1,7 +1,9 @@
 """Kong's tracing header propagation (kong/observability/tracing/propagation): extract a
 tracing context from the first matching format, clear headers, inject into every configured
 format. Formats: b3 (multi-header and single ``b3``), w3c (``traceparent``), jaeger
-(``uber-trace-id`` + ``uberctx-*`` baggage), ot (``ot-tracer-*`` + ``ot-baggage-*``).
+(``uber-trace-id`` + ``uberctx-*`` baggage), ot (``ot-tracer-*`` + ``ot-baggage-*``), datadog
+(``x-datadog-*``, decimal ids), aws (``x-amzn-trace-id``), gcp (``x-cloud-trace-context``),
+instana (``x-instana-t/s/l``).
 
 Ids are bytes as in Kong: extracted trace ids are left-padded to 16 bytes, span ids to 8,
 and an injector writes a trace id in the size it arrived in when the format allows it.
@@ -15,14 +17,26 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 FORMATS = ("w3c", "b3", "b3-single", "jaeger", "ot", "datadog", "aws", "gcp", "instana")
-# fastgw implements these; the others are rejected by the schemas that name them
-IMPLEMENTED = ("w3c", "b3", "b3-single", "jaeger", "ot")
 EXTRACTORS = tuple(f for f in FORMATS if f != "b3-single")
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _B3_SINGLE = re.compile(r"^([0-9a-fA-F]+)-([0-9a-fA-F]{16})-?([01d]?)-?([0-9a-fA-F]*)$")
 _W3C = re.compile(r"^([0-9a-fA-F]+)-([0-9a-fA-F]+)-([0-9a-fA-F]+)-([0-9a-fA-F]+)$")
 _JAEGER = re.compile(r"^([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9a-fA-F]+)$")
+_DEC = re.compile(r"^\s*(\d+)\s*$")
+_AWS_ROOT = re.compile(r"^([0-9a-fA-F]+)-([0-9a-fA-F]+)-([0-9a-fA-F]+)$")
+_GCP = re.compile(r"^([0-9a-f]{32})/([0-9]{1,20})(;o=([0-9]))?$")
+_HEX_PREFIX = re.compile(r"^([0-9a-fA-F]+)")
+
+
+def from_dec(s: str) -> bytes:
+    """bn.from_dec(s):to_binary(): the number's minimal big-endian bytes."""
+    n = int(s)
+    return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
+
+
+def to_dec(b: bytes) -> str:
+    return str(int.from_bytes(b, "big"))
 
 
 def from_hex(s: str | None) -> bytes | None:
@@ -184,7 +198,79 @@ def _extract_ot(h: Mapping[str, Any]) -> TraceContext | None:
     return c
 
 
-_EXTRACT = {"b3": _extract_b3, "w3c": _extract_w3c, "jaeger": _extract_jaeger, "ot": _extract_ot}
+def _extract_datadog(h: Mapping[str, Any]) -> TraceContext | None:
+    if not any(n in h for n in ("x-datadog-trace-id", "x-datadog-parent-id", "x-datadog-sampling-priority")):
+        return None
+    c = TraceContext()
+    prio = _first(h, "x-datadog-sampling-priority")
+    if prio in ("1", "2"):
+        c.should_sample = True
+    elif prio in ("0", "-1"):
+        c.should_sample = False
+    elif prio is not None:
+        return None  # "x-datadog-sampling-priority header invalid"
+    t, p = _first(h, "x-datadog-trace-id"), _first(h, "x-datadog-parent-id")
+    tm = _DEC.match(t) if t is not None else None
+    pm = _DEC.match(p) if p is not None else None
+    if tm is not None:
+        c.trace_id = from_dec(tm.group(1))
+        c.span_id = from_dec(pm.group(1)) if pm is not None else None
+    return c
+
+
+def _extract_aws(h: Mapping[str, Any]) -> TraceContext | None:
+    v = _first(h, "x-amzn-trace-id")
+    if not isinstance(v, str):
+        return None
+    c = TraceContext()
+    for pair in v.split(";"):
+        key, _, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if key == "Root":
+            m = _AWS_ROOT.match(value)
+            if not m or len(value) != 35 or m.group(1) != "1" or len(m.group(2)) != 8 or len(m.group(3)) != 24:
+                return None
+            c.trace_id = from_hex(m.group(2) + m.group(3))
+        elif key == "Parent":
+            if len(value) != 16 or not _HEX.match(value):
+                return None
+            c.span_id = from_hex(value)
+        elif key == "Sampled":
+            if value not in ("0", "1"):
+                return None
+            c.should_sample = value == "1"
+    return c
+
+
+def _extract_gcp(h: Mapping[str, Any]) -> TraceContext | None:
+    v = _first(h, "x-cloud-trace-context")
+    if not isinstance(v, str):
+        return None
+    m = _GCP.match(v)
+    if not m:
+        return None
+    c = TraceContext()
+    c.trace_id, c.span_id = from_hex(m.group(1)), from_dec(m.group(2))
+    c.should_sample = m.group(4) == "1"
+    return c
+
+
+def _extract_instana(h: Mapping[str, Any]) -> TraceContext | None:
+    t, sp = _first(h, "x-instana-t"), _first(h, "x-instana-s")
+    if not isinstance(t, str) or not isinstance(sp, str):
+        return None
+    c = TraceContext()
+    tm, sm = _HEX_PREFIX.match(t), _HEX_PREFIX.match(sp)
+    # Kong only warns about a trace id of another length than 16 or 32, and uses it
+    c.trace_id = from_hex(tm.group(1)) if tm else None
+    c.span_id = from_hex(sm.group(1)) if sm else None
+    level = _first(h, "x-instana-l")
+    c.should_sample = level is not None and level[:1] == "1"
+    return c
+
+
+_EXTRACT = {"b3": _extract_b3, "w3c": _extract_w3c, "jaeger": _extract_jaeger, "ot": _extract_ot,
+            "datadog": _extract_datadog, "aws": _extract_aws, "gcp": _extract_gcp, "instana": _extract_instana}
 
 
 def extract(headers: Mapping[str, Any], formats: Sequence[str]) -> tuple[TraceContext, str | None]:
@@ -207,13 +293,17 @@ def _hex(b: bytes | None) -> str:
 
 
 # injectors' trace_id_allowed_sizes (the first is used when the incoming size is not allowed)
-_TRACE_SIZES = {"b3": (16, 8), "b3-single": (16, 8), "w3c": (16,), "jaeger": (16, 8), "ot": (8, 16)}
+_TRACE_SIZES = {"b3": (16, 8), "b3-single": (16, 8), "w3c": (16,), "jaeger": (16, 8), "ot": (8, 16),
+                "datadog": (8,), "aws": (16,), "gcp": (16,), "instana": (16, 8)}
 
 
 def formatted_trace_id(c: TraceContext, fmt: str) -> str:
     """The trace id as the injector of ``fmt`` writes it (Kong's get_formatted_trace_id)."""
     sizes = _TRACE_SIZES[fmt]
-    return _hex(to_size(c.trace_id, c.original_size if c.original_size in sizes else sizes[0]))
+    tid = to_size(c.trace_id, c.original_size if c.original_size in sizes else sizes[0])
+    if fmt == "datadog":
+        return to_dec(tid) if tid is not None else ""
+    return _hex(tid)
 
 
 def inject(c: TraceContext, fmt: str) -> dict[str, str] | None:
@@ -232,6 +322,24 @@ def inject(c: TraceContext, fmt: str) -> dict[str, str] | None:
         else:
             out["x-b3-sampled"] = "1" if c.should_sample else "0"
         return out
+    if fmt == "datadog":
+        out = {}
+        if tid is not None:
+            out["x-datadog-trace-id"] = to_dec(tid)
+        if sid is not None:
+            out["x-datadog-parent-id"] = to_dec(sid)
+        if c.should_sample is not None:
+            out["x-datadog-sampling-priority"] = "1" if c.should_sample else "0"
+        return out
+    if fmt == "instana":
+        out = {}
+        if tid is not None:
+            out["x-instana-t"] = tid.hex()
+        if sid is not None:
+            out["x-instana-s"] = sid.hex()
+        if c.should_sample is not None:
+            out["x-instana-l"] = "1" if c.should_sample else "0"
+        return out
     if fmt == "b3-single":
         sampled = "d" if c.flags == "1" else ("1" if c.should_sample else ("0" if c.should_sample is False else None))
         if tid is None or sid is None:
@@ -246,6 +354,11 @@ def inject(c: TraceContext, fmt: str) -> dict[str, str] | None:
         for k, v in (c.baggage or {}).items():
             out["uberctx-" + k] = quote(v, safe="")
         return out
+    if fmt == "aws":
+        h = tid.hex()
+        return {"x-amzn-trace-id": f"Root=1-{h[:8]}-{h[8:]};Parent={sid.hex()};Sampled={'1' if c.should_sample else '0'}"}
+    if fmt == "gcp":
+        return {"x-cloud-trace-context": f"{tid.hex()}/{to_dec(sid)};o={'1' if c.should_sample else '0'}"}
     if fmt == "ot":
         out = {"ot-tracer-traceid": tid.hex(), "ot-tracer-spanid": sid.hex()}
         if c.should_sample is not None:

@@ -1,4 +1,5 @@
-"""zipkin: trace propagation (B3, W3C, Jaeger, OT) and Zipkin v2 span export (Kong
+"""zipkin: trace propagation (B3, W3C, Jaeger, OT, Datadog, AWS, GCP, Instana) and Zipkin v2
+span export (Kong
 kong/plugins/zipkin).
 
 Per request: a SERVER span (the request, started at the request's start) and a CLIENT child
@@ -32,11 +33,6 @@ PROTECTED_TAGS = ("error", "http.method", "http.path", "http.status_code", "kong
 HEADER_TYPES = ("preserve", "ignore", "b3", "b3-single", "w3c", "jaeger", "ot", "aws", "datadog", "gcp", "instana")
 # typedefs.timeout: 0 .. 2^31 - 2 ms
 _MAX_TIMEOUT = 2**31 - 2
-
-
-def _not_implemented(field: str, fmt: str) -> ValueError:
-    return field_error(field, f"the '{fmt}' tracing format is not implemented by fastgw "
-                              f"(implemented: {', '.join(prop.IMPLEMENTED)})")
 
 
 _TAG = re.compile(r"^\s*(\S+)\s*=\s*(.*\S)\s*$")
@@ -81,10 +77,6 @@ class ZipkinConfig(msgspec.Struct, forbid_unknown_fields=True):
             raise field_error("traceid_byte_count", "expected one of: 8, 16")
         check_one_of("header_type", self.header_type, HEADER_TYPES)
         check_one_of("default_header_type", self.default_header_type, HEADER_TYPES[2:])
-        for field in ("header_type", "default_header_type"):
-            v = getattr(self, field)
-            if v not in prop.IMPLEMENTED and v not in ("preserve", "ignore"):
-                raise _not_implemented(field, v)
         for t in ("connect_timeout", "send_timeout", "read_timeout"):
             check_between(t, getattr(self, t), 0, _MAX_TIMEOUT)
         seen: set[str] = set()
@@ -97,17 +89,11 @@ class ZipkinConfig(msgspec.Struct, forbid_unknown_fields=True):
         p = self.propagation
         for i, f in enumerate(p.extract or ()):
             check_one_of(f"propagation.extract[{i}]", f, prop.EXTRACTORS)
-            if f not in prop.IMPLEMENTED:
-                raise _not_implemented(f"propagation.extract[{i}]", f)
         for i, f in enumerate(p.inject or ()):
             check_one_of(f"propagation.inject[{i}]", f, ("preserve", *prop.FORMATS))
-            if f != "preserve" and f not in prop.IMPLEMENTED:
-                raise _not_implemented(f"propagation.inject[{i}]", f)
         for i, h in enumerate(p.clear or ()):
             check_header_name(f"propagation.clear[{i}]", h)
         check_one_of("propagation.default_format", p.default_format, prop.FORMATS)
-        if p.default_format not in prop.IMPLEMENTED:
-            raise _not_implemented("propagation.default_format", p.default_format)
 
 
 class _State:
@@ -140,9 +126,8 @@ class Zipkin(Plugin):
 
     def __init__(self, config: ZipkinConfig, env: PluginEnv) -> None:
         super().__init__(config, env)
-        # legacy extractors that fastgw lacks (datadog, aws, gcp, instana) are left out
         ex, inj, clear, default = prop.plugin_params(config.propagation, config.header_type, config.default_header_type)
-        self._extract = [f for f in ex if f in prop.IMPLEMENTED]
+        self._extract = ex
         self._inject = inj
         self._clear = [c.lower() for c in clear]
         self._default = default
