@@ -114,6 +114,8 @@ def test_miss_then_hit_and_ttl(echo_upstream):
         assert r1.status == 200 and r1.headers["x-cache-status"] == "Miss"
         key = r1.headers["x-cache-key"]
         assert len(key) == 64 and "age" not in r1.headers
+        # the body is copied on the way through: the upstream's framing stays
+        assert r1.headers["content-length"] == str(len(r1.body)) and "transfer-encoding" not in r1.headers
         clock.advance(1)
         r2 = await client.get("/simple/get")
         assert r2.headers["x-cache-status"] == "Hit" and r2.headers["x-cache-key"] == key
@@ -273,3 +275,14 @@ def test_admin_api_purge(echo_upstream):
         assert (await admin.get("/proxy-cache/not-a-plugin/caches/x")).status == 404
 
     serve_with_admin(kong_config(echo_upstream.port, [_pc("a")]), scenario)
+
+
+def test_chunked_upstream_response_is_cached_whole(echo_upstream):
+    async def scenario(client):
+        r1 = await client.get("/ch/x", headers={"X-Echo": "chunked=1"})
+        assert r1.headers["x-cache-status"] == "Miss" and r1.headers["transfer-encoding"] == "chunked"
+        r2 = await client.get("/ch/x", headers={"X-Echo": "chunked=1"})
+        assert r2.headers["x-cache-status"] == "Hit" and r2.body == r1.body
+        assert r2.headers["content-length"] == str(len(r1.body))
+
+    serve(kong_config(echo_upstream.port, [_pc("ch")]), scenario)

@@ -1160,9 +1160,10 @@ cdef class Downstream(ConnBuffer):
             resp = self.ctx.response
             ops = resp.header_ops or None
             status_o = resp.status_override
-        # client framing
+        # client framing; body filters that only observe (proxy-cache) keep the length
+        cdef bint reframe = self.body_filter and not self.route.chain.body_filter_keeps_length
         self.resp_chunked = False
-        if self.body_filter and rp.body_kind == BODY_LENGTH:
+        if reframe and rp.body_kind == BODY_LENGTH:
             # a body filter may change the length: the body goes out chunked (or until close)
             if p.version_minor >= 1:
                 self.resp_chunked = True
@@ -1222,7 +1223,7 @@ cdef class Downstream(ConnBuffer):
             putb(b"Set-Cookie: ")
             putb(self.set_cookie)
             putb(b"\r\n")
-        if rp.body_kind == BODY_LENGTH and not self.body_filter:
+        if rp.body_kind == BODY_LENGTH and not reframe:
             putb(b"Content-Length: ")
             put_int(rp.content_length, 10)
             putb(b"\r\n")

@@ -119,6 +119,7 @@ class ProxyCache(Plugin):
     name = "proxy-cache"
     PRIORITY = 100
     Config = ProxyCacheConfig
+    body_filter_keeps_length = True  # body_filter only collects a copy
 
     def __init__(self, config: ProxyCacheConfig, env: PluginEnv) -> None:
         super().__init__(config, env)
