@@ -79,7 +79,8 @@ def test_status_message_and_body(echo_upstream):
 
 def test_echo_and_trigger(echo_upstream):
     routes = [_rt("echo", echo=True, status_code=404),
-              _rt("trig", echo=True, trigger="gimme-an-echo", status_code=404)]
+              _rt("trig", echo=True, trigger="gimme-an-echo", status_code=404),
+              route("rx", [{"name": RT, "config": {"echo": True}}], paths=["~/rx/(?<parameter>[^#?/]+)/200"])]
 
     async def scenario(client):
         r = await client.get("/echo/status/200?hello=there", body=b"cool body",
@@ -95,6 +96,9 @@ def test_echo_and_trigger(echo_upstream):
         assert (req["method"], req["path"], req["query"]) == ("GET", "/echo/status/200", {"hello": "there"})
         assert req["raw_body"] == "cool body" and "body" not in req  # not a parseable body
         assert doc["matched_route"]["name"] == "echo" and doc["matched_service"]["name"] == "echo"
+        assert req["uri_captures"] == {"named": {}, "unnamed": []}
+        r = await client.get("/rx/status/200")
+        assert r.json()["request"]["uri_captures"] == {"named": {"parameter": "status"}, "unnamed": ["status"]}
 
         r = await client.post("/echo/x", json={"a": 1})
         assert r.json()["request"]["body"] == {"a": 1}

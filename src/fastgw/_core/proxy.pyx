@@ -662,6 +662,7 @@ cdef class Downstream(ConnBuffer):
             log.exception("plugin context failed")
             self.send_error(500, MSG_INTERNAL, not self.req_done)
             return
+        self.ctx.route_match = m   # the router's captures (Kong's kong.request.get_uri_captures)
         if chain.needs_request_body and not self.req_done:
             # read the whole body first: plugins see ctx.request.body
             self.buffering = True

@@ -376,6 +376,7 @@ class Context:
         "credential",
         "upstream_override",
         "max_body_size",
+        "route_match",
         "env",
         "_chain",
         "_client_ip",
@@ -416,6 +417,8 @@ class Context:
         self.credential: Any = None
         self.upstream_override: str | None = None
         self.max_body_size: int | None = None
+        # the router's match (``captures``, ``named_captures``), set by the proxy
+        self.route_match: Any = None
         self.env = env
         self._chain: Any = None
         self._client_ip: str | None = None
@@ -443,6 +446,14 @@ class Context:
     @property
     def scheme(self) -> str:
         return self.request.scheme
+
+    def uri_captures(self) -> dict[str, Any]:
+        """Kong's kong.request.get_uri_captures(): ``{"unnamed": [...], "named": {...}}`` of the
+        matched regex path (both empty for other routes)."""
+        m = self.route_match
+        if m is None:
+            return {"unnamed": [], "named": {}}
+        return {"unnamed": list(getattr(m, "captures", ()) or ()), "named": dict(getattr(m, "named_captures", {}) or {})}
 
     # -- client IP --
     @property

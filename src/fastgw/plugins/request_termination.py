@@ -103,6 +103,7 @@ class RequestTermination(Plugin):
             "raw_body": (raw or b"").decode("utf-8", "replace"),
             "method": req.method,
             "path": req.path,
+            "uri_captures": ctx.uri_captures(),
         }
         if body is not None:
             request["body"] = body
