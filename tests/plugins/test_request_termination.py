@@ -112,3 +112,22 @@ def test_echo_and_trigger(echo_upstream):
 
     serve(kong_config(echo_upstream.port, routes), scenario)
     assert len(echo_upstream.requests) == 1
+
+
+def test_consumer_scoped(echo_upstream):
+    # 03-integration_spec: applied to a consumer, it answers that consumer's requests only
+    routes = [route("auth", [{"name": "key-auth", "config": {}}])]
+    consumers = [{"username": "bob", "keyauth_credentials": [{"key": "kb"}],
+                  "plugins": [{"name": RT, "config": {}}]},
+                 {"username": "amy", "keyauth_credentials": [{"key": "ka"}],
+                  "plugins": [{"name": "redirect", "config": {"location": "https://example.com/path?foo=bar"}}]},
+                 {"username": "eve", "keyauth_credentials": [{"key": "ke"}]}]
+
+    async def scenario(client):
+        r = await client.get("/auth/x", headers={"apikey": "kb"})
+        assert r.status == 503 and r.json() == {"message": "Service unavailable"}
+        r = await client.get("/auth/x", headers={"apikey": "ka"})
+        assert r.status == 301 and r.headers["location"] == "https://example.com/path?foo=bar"
+        assert (await client.get("/auth/x", headers={"apikey": "ke"})).status == 200
+
+    serve(kong_config(echo_upstream.port, routes, consumers=consumers), scenario)
