@@ -49,3 +49,8 @@ def record(ctx):
 
 async def async_header_filter(ctx):  # rejected: header_filter cannot be async
     return None
+
+
+def set_groups(ctx):
+    # what an authentication plugin with groups (ldap-auth, ...) leaves for acl and session
+    ctx.vars["authenticated_groups"] = ["agents", "doubleagents"]

@@ -130,7 +130,7 @@ def test_remember_and_absolute_timeout(echo_upstream):
     async def scenario(client):
         r = await client.get("/p/x", headers={"apikey": "kalice"})
         session, remember = _cookie(r).split(";", 1)[0], _cookie(r, "remember")
-        assert remember and "Max-Age=604800" in remember
+        assert remember and remember.endswith("; Max-Age=604800") and "; Path=/; SameSite=Strict; HttpOnly; Expires=" in remember
         remember = remember.split(";", 1)[0]
         clock.advance(150)   # past the session's absolute timeout
         assert _seen(await client.get("/p/x", headers={"Cookie": session}))["x-consumer-username"] == "anon"
@@ -138,3 +138,23 @@ def test_remember_and_absolute_timeout(echo_upstream):
         assert _seen(r)["x-consumer-username"] == "alice" and _cookie(r) is not None  # reopened from the remember cookie
 
     serve(kong_config(echo_upstream.port, routes, consumers=CONSUMERS), scenario, clock=clock)
+
+
+def test_groups_are_kept_in_the_session(echo_upstream):
+    conf = {"secret": "s" * 32}
+    routes = [route("g", [{"name": "session", "config": conf},
+                          {"name": "key-auth", "config": {"anonymous": "anon"}},
+                          {"name": "post-function", "config": {"access": ["serverless_funcs:set_groups"]}}]),
+              route("n", [{"name": "session", "config": conf},
+                          {"name": "key-auth", "config": {"anonymous": "anon"}}])]
+
+    async def scenario(client):
+        r = await client.get("/g/x", headers={"apikey": "kalice"})
+        cookie = _cookie(r)
+        parts = cookie.split("; ")
+        assert parts[1:] == ["Path=/", "SameSite=Strict", "Secure", "HttpOnly"]  # Kong's attributes
+        r = await client.get("/n/x", headers={"Cookie": parts[0]})
+        assert _seen(r)["x-authenticated-groups"] == "agents, doubleagents"
+        assert "x-consumer-custom-id" not in _seen(r) and "x-anonymous-consumer" not in _seen(r)
+
+    serve(kong_config(echo_upstream.port, routes, consumers=CONSUMERS), scenario)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from email.utils import formatdate
 from types import SimpleNamespace
 from typing import Any, ClassVar, Literal
 
@@ -183,7 +184,7 @@ class SessionPlugin(Plugin):
                     return s, True
         return None, False
 
-    def _set_cookies(self, res: Any, s: Session) -> None:
+    def _set_cookies(self, res: Any, s: Session, now: float) -> None:
         c = self.config
         s.cookie_name = c.cookie_name
         value = s.seal(self._aead)
@@ -195,8 +196,10 @@ class SessionPlugin(Plugin):
             s.cookie_name = c.remember_cookie_name
             rv = s.seal(self._aead)
             s.cookie_name = c.cookie_name
-            res.add_header("Set-Cookie", f"{c.remember_cookie_name}={rv}; Max-Age={int(c.remember_rolling_timeout)}; "
-                                         f"{self._cookie_attrs}")
+            ttl = int(c.remember_rolling_timeout)
+            # resty-session's order: the attributes, then Expires and Max-Age
+            res.add_header("Set-Cookie", f"{c.remember_cookie_name}={rv}; {self._cookie_attrs}; "
+                                         f"Expires={formatdate(now + ttl, usegmt=True)}; Max-Age={ttl}")
 
     def _clear_cookies(self) -> list[tuple[str, str]]:
         c = self.config
@@ -291,14 +294,14 @@ class SessionPlugin(Plugin):
             data = st.session.data
             if len(data) > 1 and data[0] == cid and data[1] == cred_id:
                 if st.renew:
-                    self._set_cookies(res, st.session)
+                    self._set_cookies(res, st.session, ctx.now)
                 return None
         if not cid:
             return None
         groups = (ctx._vars or {}).get("authenticated_groups")
         subject = getattr(consumer, "username", None) or getattr(consumer, "custom_id", None) or cid
         s = Session([cid, cred_id or cid, groups], subject, ctx.now, self.config.cookie_name)
-        self._set_cookies(res, s)
+        self._set_cookies(res, s, ctx.now)
         for n, val in self._headers(s, ctx.now, self.config.response_headers):
             res.set_header(n, val)
         return None
