@@ -79,18 +79,28 @@ async def tcp_collector(ssl_ctx: Any = None) -> Collector:
     """A TCP server on 127.0.0.1:0 on the running loop, one item per received line."""
     col = Collector()
 
+    writers: set[asyncio.StreamWriter] = set()
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         col.connections += 1
+        writers.add(writer)
         try:
             while line := await reader.readline():
                 col.items.append(line)
         except (ConnectionError, OSError):
             pass
+        writers.discard(writer)
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ssl_ctx)
     col.port = server.sockets[0].getsockname()[1]
-    col._close = server.close
+
+    def close() -> None:
+        server.close()
+        for w in list(writers):  # the handlers see EOF and end before the loop closes
+            w.transport.abort()
+
+    col._close = close
     return col
 
 
