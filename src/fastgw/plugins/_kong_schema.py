@@ -6,8 +6,10 @@ config names the field's path (``config.trigger``) and says what Kong says.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from .base import field_error
 
@@ -49,8 +51,6 @@ def check_url(field: str, value: str | None) -> None:
     """Kong's typedefs.url: a host is required first, then a scheme."""
     if value is None:
         return
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -69,8 +69,6 @@ def check_host(field: str, value: str | None) -> None:
     """Kong's typedefs.host: an IP or a host name, without a port."""
     if value is None:
         return
-    import ipaddress
-
     v = value[1:-1] if value.startswith("[") and value.endswith("]") else value
     try:
         ipaddress.ip_address(v)

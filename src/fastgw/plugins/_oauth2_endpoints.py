@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -16,6 +17,7 @@ from fastgw.config.oauth2_secret import verify_secret
 from . import _oauth2_store as store
 from .base import Response
 
+_BASIC = re.compile(r"\s*[Bb]asic\s*(.+)")
 NO_STORE = [(b"Cache-Control", b"no-store"), (b"Pragma", b"no-cache")]
 
 
@@ -179,9 +181,7 @@ class Endpoints:
             return params["client_id"], params["client_secret"], False
         header = ctx.request.get_header(self.conf.auth_header_name)
         if header is not None:
-            import re
-
-            m = re.match(r"\s*[Bb]asic\s*(.+)", header)
+            m = _BASIC.match(header)
             if m:
                 try:
                     cid, _, secret = base64.b64decode(m.group(1)).decode("utf-8").partition(":")

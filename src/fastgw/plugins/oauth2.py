@@ -20,7 +20,7 @@ from ._kong_schema import check_between, check_one_of
 from ._oauth2_endpoints import Endpoints
 from ._oauth2_store import STORE, random_string
 from ._util import FORM, body_kind, decode_body, encode_body
-from .base import Plugin, PluginEnv, Response
+from .base import Plugin, PluginEnv, Response, field_error
 from .context import _in_networks
 
 log = logging.getLogger("fastgw.plugins")
@@ -57,8 +57,6 @@ class Oauth2Config(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("at least one of these fields must be true: enable_authorization_code, "
                              "enable_implicit_grant, enable_client_credentials, enable_password_grant")
         if self.mandatory_scope and self.scopes is None:
-            from .base import field_error
-
             raise field_error("scopes", "required field missing")
 
 

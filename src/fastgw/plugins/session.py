@@ -17,6 +17,7 @@ remember timeouts) that reopens the session after the browser dropped the sessio
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 from email.utils import formatdate
@@ -38,8 +39,6 @@ _READ_BODY_METHODS = frozenset(("DELETE", "PATCH", "POST", "PUT"))
 
 def _random_secret() -> str:
     """Kong's default: 32 random bytes, base64 with '/', '+', '=' replaced (44 characters)."""
-    import base64
-
     s = base64.b64encode(secrets.token_bytes(32)).decode()
     return s.replace("/", str(secrets.randbelow(10))).replace("+", chr(65 + secrets.randbelow(26))).replace(
         "=", chr(97 + secrets.randbelow(26)))
