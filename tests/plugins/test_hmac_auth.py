@@ -209,3 +209,15 @@ def test_declarative_nesting_and_no_consumer_scope():
     with pytest.raises(ConfigError) as e:
         load_config(doc)
     assert any(m == "value must be null" for _, m in e.value.errors)
+
+
+def test_schema_validate_endpoint(echo_upstream):
+    async def scenario(proxy, admin):
+        r = await admin.post("/schemas/hmacauth_credentials/validate", json={"username": "u", "consumer": {"id": "x"}})
+        assert r.status == 200, r.body
+        r = await admin.post("/schemas/oauth2_credentials/validate", json={"name": "n", "consumer": {"id": "x"}})
+        assert r.status == 200, r.body
+        r = await admin.post("/schemas/oauth2_credentials/validate", json={"consumer": {"id": "x"}})
+        assert r.status == 400 and "name" in r.body.decode()
+
+    serve_with_admin(_config(echo_upstream.port), scenario)

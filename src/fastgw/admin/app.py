@@ -607,6 +607,8 @@ class AdminAPI:
             ref = data.get(field)
             if isinstance(ref, dict):
                 data[field] = ref.get("id") or model.new_id()
+        for k, v in plugin_routes.SCHEMA_PLACEHOLDERS.get(etype, {}).items():
+            data.setdefault(k, v)
         if etype in ("keyauth_credentials", "jwt_secrets"):
             data.setdefault("key", "x")
             if etype == "jwt_secrets":

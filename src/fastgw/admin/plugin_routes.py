@@ -24,6 +24,12 @@ NESTED_EXTRA: dict[tuple[str, str], tuple[str, str]] = {
     ("consumers", "oauth2"): ("oauth2_credentials", "consumer"),
 }
 
+# Generated fields a /schemas/{entity}/validate body may leave out (Kong generates them on write)
+SCHEMA_PLACEHOLDERS: dict[str, dict[str, str]] = {
+    "hmacauth_credentials": {"secret": "x"},
+    "oauth2_credentials": {"client_id": "x", "client_secret": "x"},
+}
+
 Handlers = dict[str, Callable[[Any], Any]]
 
 
