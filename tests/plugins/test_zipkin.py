@@ -214,3 +214,25 @@ def test_extractors_follow_kong():
     assert prop.extract({"x-datadog-sampling-priority": "7"}, ["datadog"])[1] is None
     assert prop.extract({"x-amzn-trace-id": "Root=2-abc"}, ["aws"])[1] is None
     assert prop.extract({"x-cloud-trace-context": "XYZ/1"}, ["gcp"])[1] is None
+
+
+def test_without_endpoint_propagates_only(echo_upstream):
+    routes = [route("ne", [{"name": "zipkin", "config": {"sample_ratio": 1}}])]
+
+    async def scenario(client):
+        return _seen(await client.get("/ne/x", headers={"traceparent": f"00-{TRACE}-{SPAN}-01"}))
+
+    seen = serve(kong_config(echo_upstream.port, routes), scenario)
+    assert seen["traceparent"].startswith(f"00-{TRACE}-")   # preserve: the incoming format
+
+
+def test_queue_batches_spans(echo_upstream, collector):
+    routes = [route("q", [_zipkin(collector, queue={"max_batch_size": 6, "max_coalescing_delay": 2})])]
+
+    async def scenario(client):
+        for _ in range(2):
+            await client.get("/q/x")
+        await collector.wait_spans(6)
+
+    serve(kong_config(echo_upstream.port, routes), scenario)
+    assert [len(b) for b in collector.batches] == [6]   # two requests' spans in one POST
