@@ -151,3 +151,20 @@ def test_statsd_options(echo_upstream):
     assert tagged == [f"kong.request.count:1|c|@0.5|#service:echo,route:t,workspace:default,node:{HOST},"
                       f"status:200".encode()]
     assert tcp == [b"kong.service.echo.request.count:1|c|@0.5\n", b"kong.service.echo.status.200:1|c\n"]
+
+
+def test_statsd_queue_packs_several_requests(echo_upstream):
+    metrics = [{"name": "request_count", "stat_type": "counter", "sample_rate": 1}]
+
+    async def scenario(client):
+        col = await udp_collector()
+        client.gateway.update(kong_config(echo_upstream.port, [route("b", [{"name": "statsd", "config": _statsd_config(
+            col.port, metrics=metrics, udp_packet_size=1000, queue={"max_batch_size": 3, "max_coalescing_delay": 2})}])]))
+        for _ in range(3):
+            await client.get("/b/x")
+        items = await col.wait(1)
+        col.close()
+        return list(items)
+
+    items = serve(kong_config(echo_upstream.port, []), scenario)
+    assert items == [b"\n".join([b"kong.service.echo.request.count:1|c"] * 3)]

@@ -6,11 +6,14 @@ StatsD line ``<prefix>.<scope>.<stat>:<value>|<type>[|@<rate>]`` where scope is
 moves into tags (dogstatsd ``|#k:v``, influxdb ``,k=v``, librato ``#k=v``, signalfx
 ``[k=v]``) and the per-user/status metrics are skipped, as Kong. Over UDP with
 ``udp_packet_size`` > 0 the lines of a request are joined with ``\\n`` into packets of at most
-that size. Delivery is off the request path (_net_sender.py).
+that size. With ``queue.max_batch_size`` > 1, Kong's queue gathers several requests' lines
+(for at most ``queue.max_coalescing_delay`` s) and packs them together. Delivery is off the
+request path (_net_sender.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 from typing import Any, Literal
@@ -283,9 +286,57 @@ class Statsd(Plugin):
         res = ctx.response
         if not self._allowed(res.status if res is not None else 0):
             return None
+        lines = self.lines(serialize(ctx))
+        if self.config.queue.max_batch_size > 1:
+            b = sender_for(("statsd-batch", id(self)), self._make_batcher)
+            if b is not None:
+                b.put(lines)
+            return None
         s = sender_for(self._key, self._make)
         if s is None:
             return None
-        for p in self.packets(self.lines(serialize(ctx))):
+        for p in self.packets(lines):
             s.put(p)
         return None
+
+    def _make_batcher(self, loop: Any) -> _Batcher:
+        return _Batcher(self, loop)
+
+
+class _Batcher:
+    """Kong's queue for statsd: up to ``max_batch_size`` requests' lines, gathered for at most
+    ``max_coalescing_delay`` seconds, are packed together (statsd's send_entries_to_upstream_server
+    writes a whole batch through one logger, so UDP packets span requests)."""
+
+    def __init__(self, plugin: Statsd, loop: Any) -> None:
+        self.plugin = plugin
+        self.loop = loop
+        self.q: asyncio.Queue[list[str]] = asyncio.Queue(plugin.config.queue.max_entries)
+        self.dropped = 0
+        self.task = loop.create_task(self._run())
+
+    def put(self, lines: list[str]) -> None:
+        try:
+            self.q.put_nowait(lines)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _run(self) -> None:
+        qc = self.plugin.config.queue
+        while True:
+            batch = list(await self.q.get())
+            n = 1
+            deadline = self.loop.time() + qc.max_coalescing_delay
+            while n < qc.max_batch_size:
+                left = deadline - self.loop.time()
+                if left <= 0:
+                    break
+                try:
+                    batch += await asyncio.wait_for(self.q.get(), left)
+                except asyncio.TimeoutError:
+                    break
+                n += 1
+            s = sender_for(self.plugin._key, self.plugin._make)
+            if s is not None:
+                for p in self.plugin.packets(batch):
+                    s.put(p)
