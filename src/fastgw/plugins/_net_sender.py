@@ -152,8 +152,16 @@ def sender_for(key: Hashable, make: Any) -> Sender | None:
     k = (id(loop), key)
     s = _senders.get(k)
     if s is None or s.loop is not loop or s.task.done():
+        _forget_closed_loops(_senders)
         s = _senders[k] = make(loop)
     return s
+
+
+def _forget_closed_loops(registry: dict[Any, Any]) -> None:
+    """Drop the entries of loops that are gone (embedding and tests run many loops in one
+    process; a kept entry would keep its whole loop alive)."""
+    for k in [k for k, v in registry.items() if v.loop.is_closed()]:
+        del registry[k]
 
 
 async def flush_all(timeout: float = 5.0) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from ._net_sender import _forget_closed_loops
+
 log = logging.getLogger("fastgw.plugins")
 
 
@@ -172,5 +174,6 @@ def reporter_for(key: bytes, make: Any) -> Reporter | None:
     k = (id(loop), key)
     r = _reporters.get(k)
     if r is None or r.loop is not loop or r.task.done():
+        _forget_closed_loops(_reporters)
         r = _reporters[k] = make(loop)
     return r
