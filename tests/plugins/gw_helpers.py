@@ -8,6 +8,8 @@ loop waits on the client.
 """
 from __future__ import annotations
 
+import asyncio
+import socket
 from typing import Any, Awaitable, Callable, TypeVar
 
 from fastgw import testing
@@ -49,8 +51,6 @@ def config_errors(plugin: str, config: dict[str, Any]) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ loopback log collectors
-import asyncio  # noqa: E402
-import socket  # noqa: E402
 
 
 class Collector:
