@@ -34,7 +34,8 @@ def test_full_file_loads_every_feature(env):
     assert {t: len(getattr(c, t)) for t in model.ENTITY_TYPES} == {
         "services": 3, "routes": 3, "upstreams": 2, "targets": 3, "consumers": 2,
         "plugins": 6, "keyauth_credentials": 3, "basicauth_credentials": 1,
-        "jwt_secrets": 1, "acls": 2, "certificates": 0, "snis": 0, "ca_certificates": 0}
+        "jwt_secrets": 1, "acls": 2, "certificates": 0, "snis": 0, "ca_certificates": 0,
+        "hmacauth_credentials": 0, "oauth2_credentials": 0}
     orders = by(c.services, name="orders")
     # url shorthand parsed
     assert (orders.protocol, orders.host, orders.port, orders.path) == \

@@ -266,9 +266,13 @@ cdef class Exchange:
         putb(self.core.date_header)
         for name, value in headers:
             put_field(name, value)
-        putb(b"Content-Length: ")
-        put_int(len(body), 10)
-        putb(b"\r\n")
+        if status < 200 or status == 204 or status == 304:
+            # RFC 9110 8.6: no Content-Length (and no content) on 1xx/204; 304 has no content
+            body = b""
+        else:
+            putb(b"Content-Length: ")
+            put_int(len(body), 10)
+            putb(b"\r\n")
         ops_put_kong_headers(self, False)
         sink.end_head(self, False)
         if self.req.method != M_HEAD and PyBytes_GET_SIZE(body):

@@ -17,6 +17,7 @@ cdef void exchange_on_response_head(Exchange ex, Upstream up):
     cdef dict ops = None
     cdef bint has_date = False
     cdef bint unknown_length
+    cdef bint reframe
     cdef Sink sink = ex.sink
     ex.status = rp.status
     ex.up_status = rp.status
@@ -62,8 +63,11 @@ cdef void exchange_on_response_head(Exchange ex, Upstream up):
         status_o = resp.status_override
     if not ex.to(KEEP, RP_SENDING):
         return
+    # a body filter may change the length: re-framed, unless every body filter only
+    # observes the body (proxy-cache): then the upstream's Content-Length stands
+    reframe = ex.body_filter and not ex.route.chain.body_filter_keeps_length
     unknown_length = rp.body_kind == BODY_CHUNKED or rp.body_kind == BODY_UNTIL_CLOSE \
-        or (ex.body_filter and rp.body_kind == BODY_LENGTH)
+        or (reframe and rp.body_kind == BODY_LENGTH)
     if ex.rq != RQ_COMPLETE and p.expect_continue:
         # the client may still be waiting to send: the connection cannot be reused
         ex.must_close = True
@@ -102,7 +106,7 @@ cdef void exchange_on_response_head(Exchange ex, Upstream up):
         putb(b"Set-Cookie: ")
         putb(ex.set_cookie)
         putb(b"\r\n")
-    if rp.body_kind == BODY_LENGTH and not ex.body_filter:
+    if rp.body_kind == BODY_LENGTH and not reframe:
         putb(b"Content-Length: ")
         put_int(rp.content_length, 10)
         putb(b"\r\n")

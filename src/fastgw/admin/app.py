@@ -27,6 +27,7 @@ import orjson
 from fastgw import __version__
 from fastgw.admin import certificates
 from fastgw.admin import debug as admin_debug
+from fastgw.admin import plugin_routes
 from fastgw.config import declarative, model
 from fastgw.config.diff import diff as config_diff
 from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeysUnresolved,
@@ -85,6 +86,9 @@ NESTED: dict[tuple[str, str], tuple[str, str]] = {
     ("consumers", "jwts"): ("jwt_secrets", "consumer"),
     ("consumers", "acls"): ("acls", "consumer"),
 }
+
+TOP.update(plugin_routes.TOP_EXTRA)
+NESTED.update(plugin_routes.NESTED_EXTRA)
 
 # /schemas/{name}: Kong's entity names plus the credential DAO names
 SCHEMA_NAMES: dict[str, str] = {**{t: t for t in model.ENTITY_TYPES}, **TOP}
@@ -249,6 +253,9 @@ class AdminAPI:
             return {"GET": lambda r: self._plugin_schema(segs[2])}
         if s0 in certificates.COLLECTIONS:
             return certificates.route(self, segs)
+        extra = plugin_routes.route(self, segs)
+        if extra is not None:
+            return extra
         if s0 not in TOP:
             return None
         etype = TOP[s0]
@@ -469,6 +476,8 @@ class AdminAPI:
             ref = data.get(field)
             if isinstance(ref, dict):
                 data[field] = ref.get("id") or model.new_id()
+        for k, v in plugin_routes.SCHEMA_PLACEHOLDERS.get(etype, {}).items():
+            data.setdefault(k, v)
         if etype in ("keyauth_credentials", "jwt_secrets"):
             data.setdefault("key", "x")
             if etype == "jwt_secrets":

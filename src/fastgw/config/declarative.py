@@ -51,20 +51,21 @@ NESTED: dict[str, dict[str, str]] = {
     "upstreams": {"targets": "upstream"},
     "consumers": {"plugins": "consumer", "keyauth_credentials": "consumer",
                   "basicauth_credentials": "consumer", "jwt_secrets": "consumer",
-                  "acls": "consumer"},
+                  "acls": "consumer", "hmacauth_credentials": "consumer",
+                  "oauth2_credentials": "consumer"},
     "certificates": {"snis": "certificate"},
 }
 META_KEYS = {"_format_version", "_comment", "_ignore", "_transform", "_workspace", "_info"}
 # keys of decK's `_info` block (decK file/types.go Info)
 _INFO_KEYS = {"select_tags", "defaults", "default_lookup_tags"}
 # Kong entity collections fastgw does not implement: named plainly instead of "unknown field"
-UNSUPPORTED = {"vaults", "key_sets", "keys",
-               "hmacauth_credentials", "oauth2_credentials", "filter_chains", "workspaces"}
+UNSUPPORTED = {"vaults", "key_sets", "keys", "filter_chains", "workspaces"}
 
 # parents first, so children can take their ids
 _BUILD_ORDER = ("certificates", "ca_certificates", "snis", "services", "upstreams",
                 "consumers", "routes", "targets", "plugins", "keyauth_credentials",
-                "basicauth_credentials", "jwt_secrets", "acls")
+                "basicauth_credentials", "jwt_secrets", "acls", "hmacauth_credentials",
+                "oauth2_credentials")
 
 # Kong's `fields` key for a document that does not parse (kong/db/declarative/init.lua)
 PARSE_ERROR_KEY = "error"
@@ -444,8 +445,10 @@ def _id_key(rec: _Rec) -> str:
                          s(res.get("consumer")), s(d.get("instance_name"))))
     if et in ("keyauth_credentials", "jwt_secrets") and isinstance(d.get("key"), str):
         return "key:" + d["key"]
-    if et == "basicauth_credentials" and isinstance(d.get("username"), str):
+    if et in ("basicauth_credentials", "hmacauth_credentials") and isinstance(d.get("username"), str):
         return "username:" + d["username"]
+    if et == "oauth2_credentials" and isinstance(d.get("client_id"), str):
+        return "client_id:" + d["client_id"]
     if et == "acls" and isinstance(d.get("group"), str):
         return f"{s(res.get('consumer'))}:{d['group']}"
     if et == "snis" and isinstance(d.get("name"), str):

@@ -205,6 +205,28 @@ class JwtSecret(Entity, kw_only=True):
     created_at: Timestamp = None
 
 
+class HmacAuthCredential(Entity, kw_only=True):
+    id: str
+    consumer: str
+    username: str
+    secret: str  # generated when absent
+    tags: Tags = None
+    created_at: Timestamp = None
+
+
+class Oauth2Credential(Entity, kw_only=True):
+    id: str
+    consumer: str
+    name: str
+    client_id: str  # generated when absent
+    client_secret: str  # generated when absent; PBKDF2 PHC string when hash_secret
+    hash_secret: bool = False
+    redirect_uris: Union[list[str], None] = None
+    client_type: Literal["confidential", "public"] = "confidential"
+    tags: Tags = None
+    created_at: Timestamp = None
+
+
 class Acl(Entity, kw_only=True):
     id: str
     consumer: str
@@ -260,6 +282,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     certificates: list[Certificate] = msgspec.field(default_factory=list)
     snis: list[Sni] = msgspec.field(default_factory=list)
     ca_certificates: list[CaCertificate] = msgspec.field(default_factory=list)
+    hmacauth_credentials: list[HmacAuthCredential] = msgspec.field(default_factory=list)
+    oauth2_credentials: list[Oauth2Credential] = msgspec.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------
@@ -267,13 +291,14 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
 ENTITY_TYPES: tuple[str, ...] = (
     "services", "routes", "upstreams", "targets", "consumers", "plugins",
     "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls",
-    "certificates", "snis", "ca_certificates")
+    "certificates", "snis", "ca_certificates", "hmacauth_credentials", "oauth2_credentials")
 
 ENTITY_CLASSES: dict[str, type[Entity]] = {
     "services": Service, "routes": Route, "upstreams": Upstream, "targets": Target,
     "consumers": Consumer, "plugins": Plugin, "keyauth_credentials": KeyAuthCredential,
     "basicauth_credentials": BasicAuthCredential, "jwt_secrets": JwtSecret, "acls": Acl,
-    "certificates": Certificate, "snis": Sni, "ca_certificates": CaCertificate}
+    "certificates": Certificate, "snis": Sni, "ca_certificates": CaCertificate,
+    "hmacauth_credentials": HmacAuthCredential, "oauth2_credentials": Oauth2Credential}
 
 # foreign key field -> parent entity type
 FOREIGN: dict[str, dict[str, str]] = {
@@ -288,6 +313,8 @@ FOREIGN: dict[str, dict[str, str]] = {
     "acls": {"consumer": "consumers"},
     "certificates": {}, "ca_certificates": {},
     "snis": {"certificate": "certificates"},
+    "hmacauth_credentials": {"consumer": "consumers"},
+    "oauth2_credentials": {"consumer": "consumers"},
 }
 
 # the field an item URL may name instead of the id (Kong's endpoint_key)
@@ -295,7 +322,8 @@ ENDPOINT_KEY: dict[str, str | None] = {
     "services": "name", "routes": "name", "upstreams": "name", "targets": "target",
     "consumers": "username", "plugins": "instance_name", "keyauth_credentials": "key",
     "basicauth_credentials": "username", "jwt_secrets": "key", "acls": "group",
-    "certificates": None, "snis": "name", "ca_certificates": None}
+    "certificates": None, "snis": "name", "ca_certificates": None,
+    "hmacauth_credentials": "username", "oauth2_credentials": "client_id"}
 
 # uniqueness: single fields are global; tuples are composite keys
 UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -305,7 +333,8 @@ UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
     "plugins": (("instance_name",), ("name", "route", "service", "consumer")),
     "keyauth_credentials": (("key",),), "basicauth_credentials": (("username",),),
     "jwt_secrets": (("key",),), "acls": (("consumer", "group"),),
-    "certificates": (), "snis": (("name",),), "ca_certificates": (("cert_digest",),)}
+    "certificates": (), "snis": (("name",),), "ca_certificates": (("cert_digest",),),
+    "hmacauth_credentials": (("username",),), "oauth2_credentials": (("client_id",),)}
 
 # where a composite uniqueness error is reported
 UNIQUE_ERROR_FIELD: dict[str, str] = {"targets": "target", "acls": "group", "plugins": "name"}
@@ -319,7 +348,8 @@ CASCADE: dict[tuple[str, str], bool] = {
     ("keyauth_credentials", "consumer"): True, ("basicauth_credentials", "consumer"): True,
     ("jwt_secrets", "consumer"): True, ("acls", "consumer"): True,
     ("snis", "certificate"): True,   # Kong dao/certificates.lua delete: its SNIs go too
-    ("services", "client_certificate"): False, ("upstreams", "client_certificate"): False}
+    ("services", "client_certificate"): False, ("upstreams", "client_certificate"): False,
+    ("hmacauth_credentials", "consumer"): True, ("oauth2_credentials", "consumer"): True}
 
 
 def is_uuid(s: Any) -> bool:
@@ -836,6 +866,21 @@ def _check_jwt(j: JwtSecret, path: str, errors: ErrorList) -> JwtSecret:
     return j
 
 
+def _check_oauth2(o: Oauth2Credential, path: str, errors: ErrorList) -> Oauth2Credential:
+    from urllib.parse import urlsplit
+    for i, uri in enumerate(o.redirect_uris or ()):
+        try:
+            u = urlsplit(uri)
+            ok = bool(u.scheme and u.hostname)
+        except ValueError:
+            ok = False
+        if not ok:  # Kong's daos.lua validate_uri messages
+            errors.append((join(path, f"redirect_uris[{i}]"), f"cannot parse '{uri}'"))
+        elif "#" in uri:
+            errors.append((join(path, f"redirect_uris[{i}]"), f"fragment not allowed in '{uri}'"))
+    return o
+
+
 def _check_acl(a: Acl, path: str, errors: ErrorList) -> Acl:
     if not a.group:
         errors.append((join(path, "group"), "length must be at least 1"))
@@ -847,7 +892,7 @@ _PREPARE: dict[str, Callable[[dict[str, Any], str, ErrorList], dict[str, Any]]] 
 _CHECK: dict[str, Callable[..., Any]] = {
     "services": _check_service, "routes": _check_route, "upstreams": _check_upstream,
     "consumers": _check_consumer, "keyauth_credentials": _check_keyauth,
-    "jwt_secrets": _check_jwt, "acls": _check_acl}
+    "jwt_secrets": _check_jwt, "acls": _check_acl, "oauth2_credentials": _check_oauth2}
 
 
 def build_entity(etype: str, data: Any, path: str, errors: ErrorList, *,
@@ -1013,6 +1058,19 @@ def fill_credential_defaults(etype: str, data: dict[str, Any], hash_password: bo
             data["key"] = random_key()
         if data.get("secret") is None:
             data["secret"] = random_key()
+    elif etype == "hmacauth_credentials" and data.get("secret") is None:
+        data["secret"] = random_key()
+    elif etype == "oauth2_credentials":
+        if data.get("client_id") is None:
+            data["client_id"] = random_key()
+        if data.get("client_secret") is None:
+            data["client_secret"] = random_key()
+        # Kong's on_write transformation: hash_secret stores the PBKDF2 hash
+        secret = data.get("client_secret")
+        if data.get("hash_secret") is True and isinstance(secret, str):
+            from fastgw.config.oauth2_secret import hash_secret, is_hashed
+            if not is_hashed(secret):
+                data["client_secret"] = hash_secret(secret)
     elif etype == "basicauth_credentials" and hash_password:
         pw, cid = data.get("password"), data.get("consumer")
         if isinstance(pw, str) and isinstance(cid, str):

@@ -368,6 +368,8 @@ class Compiler:
             "basic-auth": [(consumers.get(c.consumer), c) for c in config.basicauth_credentials],
             "jwt": [(consumers.get(c.consumer), c) for c in config.jwt_secrets],
             "acl": [(consumers.get(c.consumer), c) for c in config.acls],
+            "hmac-auth": [(consumers.get(c.consumer), c) for c in config.hmacauth_credentials],
+            "oauth2": [(consumers.get(c.consumer), c) for c in config.oauth2_credentials],
         }
         env = PluginEnv(consumers=config.consumers, credentials=creds, services=config.services,
                         upstreams=config.upstreams, routes=config.routes,

@@ -211,6 +211,10 @@ class Plugin:
     # request-transformer body rules). Streaming stays the default.
     needs_request_body: bool = False
 
+    # True when body_filter returns every chunk unchanged (it only watches the body, like
+    # proxy-cache): the proxy then keeps the upstream's Content-Length instead of re-chunking.
+    body_filter_keeps_length: bool = False
+
     def __init__(self, config: Any, env: PluginEnv) -> None:
         self.config = config
         self.env = env

@@ -142,6 +142,7 @@ class Chain:
         "needs_request_body",
         "has_header_filter",
         "has_body_filter",
+        "body_filter_keeps_length",
         "has_log",
     )
 
@@ -161,6 +162,7 @@ class Chain:
         self.needs_request_body = any(p.needs_request_body for p in self.plugins)
         self.has_header_filter = bool(self._header_filter)
         self.has_body_filter = bool(self._body_filter)
+        self.body_filter_keeps_length = all(p.body_filter_keeps_length for p in self._body_filter_p)
         self.has_log = bool(self._log)
 
     def __repr__(self) -> str:
@@ -457,6 +459,7 @@ class ChainIndex:
         top.needs_request_body = any(v.needs_request_body for v in variants)
         top.has_header_filter = any(v.has_header_filter for v in variants)
         top.has_body_filter = any(v.has_body_filter for v in variants)
+        top.body_filter_keeps_length = all(v.body_filter_keeps_length for v in variants)
         top.has_log = any(v.has_log for v in variants)
         return top
 
@@ -475,6 +478,8 @@ class ChainIndex:
             base._by_consumer = by
             # The body must be buffered before access runs: any consumer variant may need it.
             base.needs_request_body = base.needs_request_body or any(c.needs_request_body for c in by.values())
+            base.body_filter_keeps_length = base.body_filter_keeps_length and all(
+                c.body_filter_keeps_length for c in by.values())
         return base
 
 

@@ -126,8 +126,8 @@ class _HeaderView:
     def get_headers(self) -> dict[str, str | list[str]]:
         """All headers, lowercase names; a repeated header maps to a list (Kong's get_headers)."""
         merged: dict[bytes, list[bytes]] = {}
-        for n, v in self._headers.items():
-            merged.setdefault(n, []).append(v)
+        for n, v in self._headers.items():  # a proxied head keeps the client's case
+            merged.setdefault(n.lower(), []).append(v)
         if self.header_ops:
             for n, vals in self.header_ops.items():
                 if vals is None:
@@ -377,12 +377,12 @@ class Context:
         "credential",
         "upstream_override",
         "max_body_size",
+        "route_match",
         "env",
         "_chain",
         "_client_ip",
         "_vars",
         "log_extra",
-        "route_match",
         # log fields, filled by the proxy
         "bytes_in",
         "bytes_out",
@@ -418,15 +418,14 @@ class Context:
         self.credential: Any = None
         self.upstream_override: str | None = None
         self.max_body_size: int | None = None
+        # the router's match (``captures``, ``named_captures``), set by the proxy
+        self.route_match: Any = None
         self.env = env
         self._chain: Any = None
         self._client_ip: str | None = None
         self._vars: dict[str, Any] | None = None
         # Kong's kong.log.set_serialize_value: extra fields merged into log entries.
         self.log_extra: dict[str, Any] | None = None
-        # the router's RouteMatch (set by the proxy): its regex captures are Kong's
-        # router_matches.uri_captures
-        self.route_match: Any = None
         self.bytes_in = 0
         self.bytes_out = 0
         self.upstream_latency: float | None = None
@@ -436,21 +435,6 @@ class Context:
         self.upstream_uri: str | None = None
         self.upstream_status: int | None = None
         self.tries = 0
-
-    @property
-    def uri_captures(self) -> dict[Any, str]:
-        """Kong's kong.request.get_uri_captures(): [1..] the positional groups and the named
-        groups, from the router's own match (a route regex is never matched again)."""
-        m = self.route_match
-        out: dict[Any, str] = {}
-        if m is None:
-            return out
-        for i, g in enumerate(m.captures, 1):
-            out[i] = g
-        for k, g in m.named_captures.items():
-            if g is not None:
-                out[k] = g
-        return out
 
     @property
     def vars(self) -> dict[str, Any]:
@@ -463,6 +447,14 @@ class Context:
     @property
     def scheme(self) -> str:
         return self.request.scheme
+
+    def uri_captures(self) -> dict[str, Any]:
+        """Kong's kong.request.get_uri_captures(): ``{"unnamed": [...], "named": {...}}`` of the
+        matched regex path (both empty for other routes)."""
+        m = self.route_match
+        if m is None:
+            return {"unnamed": [], "named": {}}
+        return {"unnamed": list(getattr(m, "captures", ()) or ()), "named": dict(getattr(m, "named_captures", {}) or {})}
 
     # -- client IP --
     @property

@@ -137,7 +137,7 @@ class _Env(Mapping[str, Any]):
             q = tgt.find(b"?")
             v = parse_query(tgt[q + 1:]) if q >= 0 else {}
         elif key == "uri_captures":
-            v = ctx.uri_captures
+            v = _template_captures(ctx.uri_captures())
         elif key == "shared":
             v = ctx.vars
         else:
@@ -304,3 +304,11 @@ class RequestTransformer(Plugin):
             params = {}
         if self._apply(ctx, params, self._b):
             req.set_body(encode_body(kind, params, ctype))
+
+
+def _template_captures(caps: dict[str, Any]) -> dict[Any, str]:
+    """Kong's router_matches.uri_captures as templates index it: [1..] the positional groups
+    and the named groups."""
+    out: dict[Any, str] = dict(enumerate(caps["unnamed"], 1))
+    out.update(caps["named"])
+    return out
