@@ -22,7 +22,7 @@ FLOWS = {"enable_authorization_code": True, "enable_implicit_grant": True, "enab
 
 SCHEMA_CASES = [
     ({"enable_password_grant": True}, {}),
-    ({}, {"config": "at least one of these fields must be true: enable_authorization_code, enable_implicit_grant, "
+    ({}, {"config.@entity": "at least one of these fields must be true: enable_authorization_code, enable_implicit_grant, "
                     "enable_client_credentials, enable_password_grant"}),
     ({"enable_password_grant": True, "mandatory_scope": True}, {"config.scopes": "required field missing"}),
     ({"enable_password_grant": True, "pkce": "sometimes"}, {"config.pkce": "expected one of: none, lax, strict"}),

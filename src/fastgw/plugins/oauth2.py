@@ -21,7 +21,7 @@ from ._oauth2_endpoints import Endpoints
 from ._oauth2_store import STORE, random_string
 from ._util import FORM, body_kind, decode_body, encode_body
 from .base import Plugin, PluginEnv, Response, field_error
-from .context import _in_networks
+from fastgw.realip import in_networks as _in_networks
 
 log = logging.getLogger("fastgw.plugins")
 

@@ -27,11 +27,12 @@ from typing import Any, Literal
 import msgspec
 import xxhash
 
+from fastgw._core.limiter import calendar_bounds
 from fastgw._core.ratelimit import FAIL_OPEN, MAX_COUNT
 
 from ._kong_schema import check_gt, check_len_min
 from .base import KONG_SERVER_ERROR, Plugin, PluginEnv, Response, field_error
-from .rate_limiting import _FLAT_REDIS, EXPIRATION, PERIODS, RedisConfig, _calendar_bounds, _num, shared_counters
+from .rate_limiting import _FLAT_REDIS, EXPIRATION, PERIODS, RedisConfig, _num, shared_counters
 
 log = logging.getLogger("fastgw.plugins")
 
@@ -185,7 +186,7 @@ class ResponseRateLimiting(Plugin):
         for name, periods in self._limits:
             for period, limit in periods:
                 if period in ("month", "year"):
-                    start, end = _calendar_bounds(period, now_s)
+                    start, end = calendar_bounds(period, now_s)
                 else:
                     secs = EXPIRATION[period]
                     start = now_s - now_s % secs
