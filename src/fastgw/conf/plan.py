@@ -37,6 +37,7 @@ class RunPlan:
     access_log_format: str = "combined"
     error_log: str | None = None     # None: stderr
     dashboard_listen: tuple[str, int] | None = None
+    database: Any = None             # fastgw.cluster.pg.db.Dsn in database mode, else None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -46,6 +47,8 @@ class RunPlan:
     @property
     def config_source(self) -> str:
         """For the startup log and GET /config's source."""
+        if self.database is not None:
+            return f"the database {self.database.describe()}"
         if self.demo:
             return "the built-in DEMO configuration (no declarative_config given)"
         if self.config_path:
@@ -101,10 +104,18 @@ def make_plan(s: Settings, *, access_log_default: str, error_log_default: str | 
                             "non-loopback admin listener without an admin token "
                             "(--admin-token or FASTGW_ADMIN_TOKEN)")
     path, text = s.declarative_config, s.declarative_config_string
+    database = None
+    if s.database != "off":
+        from fastgw.cluster.pg.runtime import plan_database
+
+        database = plan_database(s)
+        if path or text:
+            raise SettingsError("declarative_config is for database = off; with a database "
+                                "import the file once: fastgw config db_import FILE")
     if path and text:
         raise SettingsError("declarative_config and declarative_config_string are both set; "
                             "choose one")
-    demo = not path and not text
+    demo = not path and not text and database is None
     prefix = s.prefix
     access = s.proxy_access_log or access_log_default
     error = s.proxy_error_log or error_log_default
@@ -115,10 +126,12 @@ def make_plan(s: Settings, *, access_log_default: str, error_log_default: str | 
                    config_path=path if path else (None if text else demo_config_path()),
                    config_text=text, demo=demo, access_log=access,
                    access_log_format=s.proxy_access_log_format, error_log=error,
-                   dashboard_listen=gui)
+                   dashboard_listen=gui, database=database)
     if plan.demo:
         plan.config_path = demo_config_path()
-    if load:
+    if database is not None:
+        plan.config_path = None   # the configuration is read from the database (cli.cmd_run)
+    elif load:
         plan.config = load_declarative(plan)
     return plan
 
