@@ -64,6 +64,8 @@ def test_database_killed_mid_traffic_then_back(pg_factory: Any, node: Any,
             assert st == 503, body
             assert "database is unreachable" in body["message"]
             assert headers.get("retry-after")
+            st, _, body = call("GET", n.admin_url("/status"))
+            assert st == 200 and body["database"]["reachable"] is False
             # reads still work and say they may be stale
             st, headers, body = call("GET", n.admin_url("/routes/r"))
             assert st == 200 and "stale" in headers["x-fastgw-database"]
@@ -96,6 +98,7 @@ def test_database_killed_mid_traffic_then_back(pg_factory: Any, node: Any,
     assert st == 201, body
     for n in [*nodes, late]:
         wait_status(n.url("/after"), 200, CONVERGENCE)
+        assert call("GET", n.admin_url("/status"))[2]["database"]["reachable"] is True
     assert "reachable again" in nodes[0].log_text()
 
 

@@ -21,7 +21,8 @@ def _service(node: Any, name: str, upstream: Any) -> dict[str, Any]:
 
 def test_write_on_one_node_proxies_on_the_others(database: str, node: Any,
                                                  echo_upstream: Any) -> None:
-    a, b, c = node(database), node(database), node(database)
+    # C runs a master and 2 workers: the master follows the database and feeds its workers
+    a, b, c = node(database), node(database), node(database, workers=2)
     _service(a, "svc", echo_upstream)
     status, _, body = call("POST", a.admin_url("/services/svc/routes"),
                            {"name": "r1", "paths": ["/one"]})
@@ -113,3 +114,19 @@ def test_constraints_answer_as_kong(database: str, node: Any, echo_upstream: Any
     status, _, body = call("POST", a.admin_url("/config"), {"_format_version": "3.0"})
     assert status == 400 and "not use a database" in body["message"]
     assert svc["id"]
+
+
+def test_convergence_of_successive_writes(database: str, node: Any, echo_upstream: Any) -> None:
+    """Each of WRITES route creations on A proxies on B within CONVERGENCE (p50 printed)."""
+    writes = 20
+    a, b = node(database), node(database)
+    _service(a, "svc", echo_upstream)
+    took = []
+    for i in range(writes):
+        assert call("POST", a.admin_url("/services/svc/routes"),
+                    {"name": f"c{i}", "paths": [f"/c{i}"]})[0] == 201
+        took.append(wait_status(b.url(f"/c{i}"), 200, CONVERGENCE))
+    took.sort()
+    print(f"\nwrite on A -> live on B: p50 {took[writes // 2] * 1000:.0f} ms, "
+          f"max {took[-1] * 1000:.0f} ms over {writes} writes")
+    assert took[-1] < CONVERGENCE

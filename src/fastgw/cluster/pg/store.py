@@ -77,6 +77,10 @@ class PgConfigStore(ConfigStore):
         """Run one Admin API handler (`call` returns (status, payload, extra headers))."""
         if method in _READS:
             status, payload, extra = call()
+            if path.rstrip("/") == "/status" and isinstance(payload, dict) and \
+                    isinstance(payload.get("database"), dict):
+                # Kong's GET /status: database.reachable is whether its database answers
+                payload["database"] = {**payload["database"], "reachable": self.node.connected}
             stale = self.node.stale_note()
             if stale:
                 extra = [*extra, ("X-Fastgw-Database", stale)]
