@@ -118,6 +118,9 @@ def test_settings_mistakes_are_one_line(tmp_path: Any) -> None:
     r = fastgw_cli("run", "-c", str(f), "--database", "postgres://u@127.0.0.1:1/db",
                    "--listen", "127.0.0.1:0")
     assert r.returncode == 1 and "db_import" in r.stderr
+    r = fastgw_cli("run", "--persist", str(f), "--database", "postgres://u@127.0.0.1:1/db",
+                   "--listen", "127.0.0.1:0")
+    assert r.returncode == 1 and "admin_persist" in r.stderr
     env = dict(os.environ, KONG_DATABASE="postgres", KONG_PG_SSL="on")
     r = subprocess.run([sys.executable, "-m", "fastgw", "run", "--listen", "127.0.0.1:0"],
                        env=env, capture_output=True, text=True, timeout=60)

@@ -64,6 +64,10 @@ def test_database_killed_mid_traffic_then_back(pg_factory: Any, node: Any,
             assert st == 503, body
             assert "database is unreachable" in body["message"]
             assert headers.get("retry-after")
+            # what is not a change still answers as usual: a 404, a validation error
+            assert call("DELETE", n.admin_url("/services/no-such"))[0] == 204
+            st, _, body = call("POST", n.admin_url("/services"), {"name": "x", "port": 1})
+            assert st == 400 and body["code"] == 2
             st, _, body = call("GET", n.admin_url("/status"))
             assert st == 200 and body["database"]["reachable"] is False
             # reads still work and say they may be stale

@@ -112,6 +112,9 @@ def make_plan(s: Settings, *, access_log_default: str, error_log_default: str | 
         if path or text:
             raise SettingsError("declarative_config is for database = off; with a database "
                                 "import the file once: fastgw config db_import FILE")
+        if s.admin_persist:
+            raise SettingsError(f"admin_persist ({s.source('admin_persist')}) is for database "
+                                "= off: with a database every change is stored there")
     if path and text:
         raise SettingsError("declarative_config and declarative_config_string are both set; "
                             "choose one")

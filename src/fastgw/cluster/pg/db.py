@@ -50,6 +50,9 @@ class Dsn:
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("postgres", "postgresql"):
             raise ValueError(f"expected postgres://user@host:port/database, got {url!r}")
+        if u.query or u.fragment:   # sslmode=... and friends: refused, never ignored
+            raise ValueError(f"URL parameters ({u.query or u.fragment!r}) are not supported "
+                             "yet")
         try:
             port = u.port or 5432
         except ValueError:

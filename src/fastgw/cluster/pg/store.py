@@ -19,7 +19,6 @@ Rules:
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +28,6 @@ from fastgw.config.store import ConfigStore
 
 if TYPE_CHECKING:
     from fastgw.cluster.pg.node import PgNode
-
-log = logging.getLogger("fastgw.cluster")
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Kong's answer to POST /config in database mode (kong/api/routes/config.lua)
@@ -88,10 +85,10 @@ class PgConfigStore(ConfigStore):
         if path.rstrip("/") == "/config" and method == "POST":
             return 400, {"message": NOT_DBLESS}, []
         async with self.node.write_lock:
-            if not self.node.connected:
-                return self.node.unavailable()
-            if not await self.node.catch_up():
-                return self.node.unavailable()
+            # fresh: this node has the database's latest version. Without the database the
+            # handler still runs (404s, validation, target health marks answer as usual);
+            # only a change is refused
+            fresh = self.node.connected and await self.node.catch_up()
             old = self._config
             self._capturing, self._pending = True, None
             try:
@@ -99,8 +96,10 @@ class PgConfigStore(ConfigStore):
             finally:
                 self._capturing = False
             new, self._pending = self._pending, None
-            if new is None:   # nothing changed (DELETE of nothing) or the handler raised
+            if new is None:   # nothing changed (DELETE of nothing, a validate endpoint)
                 return result
+            if not fresh:
+                return self.node.unavailable()
             self._apply(new)   # ConfigError: not compilable, nothing written
             try:
                 version = await self.node.write(old, new)
