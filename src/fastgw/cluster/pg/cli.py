@@ -144,6 +144,8 @@ async def _db_export(dsn: db.Dsn, path: str | None) -> int:
     conn = await _ready(dsn)
     try:
         config, version = await db.load_all(conn)
+    except db.BadRow as e:
+        raise SettingsError(f"database {dsn.describe()}: {e}") from None
     finally:
         await conn.close()
     text = dump_yaml(config)

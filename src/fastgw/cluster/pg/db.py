@@ -35,6 +35,14 @@ class NotBootstrapped(Exception):
     """The database has no fastgw schema yet."""
 
 
+class BadRow(Exception):
+    """A row that is not a valid entity (written around fastgw): names table and id."""
+
+    def __init__(self, message: str, version: int) -> None:
+        super().__init__(message)
+        self.version = version
+
+
 @dataclass(frozen=True)
 class Dsn:
     """Where the database is: Kong's pg_* settings or a postgres:// URL."""
@@ -158,8 +166,20 @@ async def load_all(conn: Any) -> tuple[Config, int]:
         for etype in ENTITY_TYPES:
             cls = ENTITY_CLASSES[etype]
             rows = await conn.fetch(schema.select_sql(etype))
-            parts[etype] = [msgspec.json.decode(r[0], type=cls) for r in rows]
+            try:
+                parts[etype] = [msgspec.json.decode(r[1], type=cls) for r in rows]
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                bad = next(r[0] for r in rows if not _decodes(r[1], cls))
+                raise BadRow(f"{etype} {bad}: {e}", version) from None
     return Config(**parts), version
+
+
+def _decodes(text: str, cls: type) -> bool:
+    try:
+        msgspec.json.decode(text, type=cls)
+        return True
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return False
 
 
 # ------------------------------------------------------------------------------ writing

@@ -31,7 +31,6 @@ import msgspec
 from fastgw.cluster.pg import db, schema
 from fastgw.cluster.pg.store import PgConfigStore
 from fastgw.conf.settings import SettingsError
-from fastgw.config.errors import ConfigError
 from fastgw.config.model import Config
 
 log = logging.getLogger("fastgw.cluster")
@@ -78,7 +77,7 @@ class PgNode:
             await self._connect()
             assert self._conn is not None
             config, version = await db.load_all(self._conn)
-        except db.NotBootstrapped as e:
+        except (db.NotBootstrapped, db.BadRow) as e:
             await self._close()
             raise SettingsError(f"database {self.dsn.describe()}: {e}") from None
         except db.DatabaseDown as e:
@@ -197,17 +196,23 @@ class PgNode:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
-            async with self.write_lock:
-                if self._conn is None:
-                    try:
-                        await self._connect()
-                    except (db.DatabaseDown, db.NotBootstrapped) as e:
-                        self._set_down(str(e))
-                        continue
-                    except db._down_errors() as e:
-                        self._set_down(db._why(e))
-                        continue
-                await self.catch_up()
+            try:
+                await self._round()
+            except Exception:  # noqa: BLE001 - the node must keep following, whatever happens
+                log.exception("following the database failed; retrying")
+
+    async def _round(self) -> None:
+        async with self.write_lock:
+            if self._conn is None:
+                try:
+                    await self._connect()
+                except (db.DatabaseDown, db.NotBootstrapped) as e:
+                    self._set_down(str(e))
+                    return
+                except db._down_errors() as e:
+                    self._set_down(db._why(e))
+                    return
+            await self.catch_up()
 
     async def catch_up(self) -> bool:
         """With write_lock held: resync when the database is ahead. False when it is down."""
@@ -226,19 +231,27 @@ class PgNode:
     async def resync(self) -> None:
         """With write_lock held: read the whole configuration and swap it in."""
         assert self._conn is not None and self.store is not None
-        config, version = await db.load_all(self._conn)
+        try:
+            config, version = await db.load_all(self._conn)
+        except db.BadRow as e:
+            self._refuse(e.version, f"unreadable row: {e}")
+            return
         if version == self.store.version:
             return
         try:
             self.store.install(config, version)
-        except ConfigError as e:
-            # a row written around fastgw (psql) that does not compile: keep serving
-            self._failed_version = version
-            log.error("configuration version %d from the database does not compile, running "
-                      "version %d kept: %s", version, self.store.version, e)
+        except Exception as e:  # noqa: BLE001 - ConfigError, or a compiler bug: keep serving
+            self._refuse(version, f"does not compile: {e}")
             return
         log.info("configuration version %d applied from the database", version)
         self.saved(config, version)
+
+    def _refuse(self, version: int, why: str) -> None:
+        # rows written around fastgw (psql) that it cannot serve: keep serving the running
+        # version, and do not retry this one on every poll (the next change retries)
+        self._failed_version = version
+        log.error("configuration version %d from the database %s; running version %s kept",
+                  version, why, self.store.version if self.store is not None else "?")
 
     async def write(self, old: Config, new: Config) -> int | None:
         """With write_lock held: one change; its version, or None when the database is gone

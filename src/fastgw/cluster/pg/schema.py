@@ -141,4 +141,4 @@ def delete_sql(etype: str) -> str:
 
 
 def select_sql(etype: str) -> str:
-    return f"SELECT entity::text FROM {_ident(etype)} ORDER BY seq"
+    return f"SELECT id::text, entity::text FROM {_ident(etype)} ORDER BY seq"
