@@ -89,7 +89,8 @@ class PgNodeProcess(FastgwProcess):
     """`fastgw run --database URL` (no declarative file) with its own cache file."""
 
     def __init__(self, url: str, cache: str | None = None, **kw: Any) -> None:
-        super().__init__("_format_version: '3.0'\n", wait_admin=True, **kw)
+        kw.setdefault("wait_admin", True)
+        super().__init__("_format_version: '3.0'\n", **kw)
         self.database_url = url
         self.cache = cache or str(self.tmpdir / "database_cache.json")
 

@@ -102,6 +102,11 @@ def test_kong_pg_environment(database: str, echo_upstream: Any) -> None:
         assert call("POST", n.admin_url("/services"),
                     {"name": "via-env", "url": echo_upstream.url("/")})[0] == 201
         assert "the database postgres://" in n.log_text()
+        st, _, root = call("GET", n.admin_url("/"))
+        conf = root["configuration"]
+        assert (conf["database"], conf["pg_host"], conf["pg_port"]) == \
+            ("postgres", u.hostname, u.port)
+        assert conf["database_state"]["state"] == "connected"
     finally:
         n.stop()
         n.cleanup()

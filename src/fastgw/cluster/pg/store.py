@@ -74,10 +74,8 @@ class PgConfigStore(ConfigStore):
         """Run one Admin API handler (`call` returns (status, payload, extra headers))."""
         if method in _READS:
             status, payload, extra = call()
-            if path.rstrip("/") == "/status" and isinstance(payload, dict) and \
-                    isinstance(payload.get("database"), dict):
-                # Kong's GET /status: database.reachable is whether its database answers
-                payload["database"] = {**payload["database"], "reachable": self.node.connected}
+            if isinstance(payload, dict) and status == 200:
+                self._describe_database(path.rstrip("/") or "/", payload)
             stale = self.node.stale_note()
             if stale:
                 extra = [*extra, ("X-Fastgw-Database", stale)]
@@ -115,3 +113,16 @@ class PgConfigStore(ConfigStore):
             else:   # another node wrote in between: take the database's whole state
                 await self.node.resync()
             return result
+
+    def _describe_database(self, path: str, payload: dict[str, Any]) -> None:
+        """What Kong's GET / and GET /status say about the database, for this node."""
+        if path == "/status" and isinstance(payload.get("database"), dict):
+            # database.reachable: whether the database answers this node now
+            payload["database"] = {**payload["database"], "reachable": self.node.connected}
+        elif path == "/" and isinstance(payload.get("configuration"), dict):
+            d = self.node.dsn
+            payload["configuration"] = {
+                **payload["configuration"], "database": "postgres", "pg_host": d.host,
+                "pg_port": d.port, "pg_user": d.user, "pg_database": d.database,
+                "pg_password": "******" if d.password else None,   # Kong masks it too
+                "pg_timeout": int(d.timeout * 1000), "database_state": self.node.info()}
