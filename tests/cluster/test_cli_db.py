@@ -134,3 +134,28 @@ def test_settings_mistakes_are_one_line(tmp_path: Any) -> None:
     assert r.returncode == 1 and "no database" in r.stderr
     for line in (r.stderr,):
         assert "Traceback" not in line
+
+
+def test_rows_that_do_not_compile_stop_the_start_with_one_error(database: str,
+                                                                tmp_path: Any) -> None:
+    import asyncio
+    import uuid
+
+    from fastgw.cluster.pg import db
+    from fastgw.config.model import Config, Route, Service
+
+    svc = Service(id=str(uuid.uuid4()), name="s", host="127.0.0.1", port=9)
+    bad = Route(id=str(uuid.uuid4()), name="r", paths=["~/(unclosed"], service=svc.id)
+
+    async def write() -> None:   # around the Admin API's validation, as psql would
+        conn = await db.connect(db.Dsn.from_url(database))
+        try:
+            await db.write_changes(conn, Config(), Config(services=[svc], routes=[bad]))
+        finally:
+            await conn.close()
+
+    asyncio.run(write())
+    r = fastgw_cli("run", "--database", database, "--database-cache",
+                   str(tmp_path / "c.json"), "--listen", "127.0.0.1:0", "--admin-listen", "off")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "invalid regex" in r.stderr and database.split("@")[1] in r.stderr

@@ -55,6 +55,10 @@ def prepare(plan: Any) -> None:
             await node.stop()
 
     plan.config, version = asyncio.run(first())
+    from fastgw.cli import _compile   # rows written around fastgw may not compile: one error
+
+    _compile(plan.config, f"the configuration in {plan.database.describe()} "
+                          f"(version {version})")
     if node.connected:   # that connection is gone with its loop: reconnect quietly
         node.state, node.down_since, node.last_error = State.DOWN, None, "connecting"
     plan.extra[_NODE] = (node, version)
