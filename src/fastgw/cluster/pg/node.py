@@ -24,6 +24,7 @@ import logging
 import os
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -69,6 +70,9 @@ class PgNode:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failed_version = -1
+        self._last_cache_write: Future[None] | None = None
+        self._cache_writer = ThreadPoolExecutor(max_workers=1,
+                                                thread_name_prefix="fastgw-db-cache")
 
     # ------------------------------------------------------------------ startup
     async def open(self) -> tuple[Config, int]:
@@ -78,12 +82,12 @@ class PgNode:
             assert self._conn is not None
             config, version = await db.load_all(self._conn)
         except (db.NotBootstrapped, db.BadRow) as e:
-            await self._close()
+            await self.disconnect()
             raise SettingsError(f"database {self.dsn.describe()}: {e}") from None
         except db.DatabaseDown as e:
             return self._from_cache(str(e))
         except db._down_errors() as e:
-            await self._close()
+            await self.disconnect()
             return self._from_cache(db._why(e))
         log.info("configuration version %d read from %s", version, self.dsn.describe())
         self.saved(config, version)
@@ -122,7 +126,8 @@ class PgNode:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        await self._close()
+        await self.disconnect()
+        self._cache_writer.shutdown(wait=True)   # the last version reaches the file
 
     # ------------------------------------------------------------------ status
     @property
@@ -164,7 +169,7 @@ class PgNode:
                 log.warning("the database %s is reachable again", self.dsn.describe())
             self.state, self.down_since, self.last_error = State.CONNECTED, None, ""
 
-    async def _close(self) -> None:
+    async def disconnect(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             try:
@@ -246,6 +251,15 @@ class PgNode:
         log.info("configuration version %d applied from the database", version)
         self.saved(config, version)
 
+    async def resync_after_write(self) -> None:
+        """With write_lock held, after a committed write that was not the next version: the
+        answer must not fail because of this, so a failure leaves it to the follow loop."""
+        try:
+            await self.resync()
+        except Exception as e:  # noqa: BLE001 - the write itself is committed
+            log.warning("reading the configuration after a write failed (%s); retrying", e)
+            self._wake.set()
+
     def _refuse(self, version: int, why: str) -> None:
         # rows written around fastgw (psql) that it cannot serve: keep serving the running
         # version, and do not retry this one on every poll (the next change retries)
@@ -272,9 +286,18 @@ class PgNode:
 
     # ------------------------------------------------------------------ cache
     def saved(self, config: Config, version: int) -> None:
-        """Write the cache file of an applied version (tmp + fsync + rename)."""
+        """Write the cache file of an applied version (tmp + fsync + rename), off the loop:
+        one writer thread keeps the versions in order."""
         data = msgspec.json.encode(_Cache(version=version, written_at=time.time(),
                                           database=self.dsn.describe(), config=config))
+        self._last_cache_write = self._cache_writer.submit(self._write_cache, data)
+
+    def flush_cache(self) -> None:
+        """Wait for the cache file write in progress (before a fork: no thread mid-write)."""
+        if self._last_cache_write is not None:
+            self._last_cache_write.result()
+
+    def _write_cache(self, data: bytes) -> None:
         d = os.path.dirname(os.path.abspath(self.cache_path))
         try:
             os.makedirs(d, exist_ok=True)

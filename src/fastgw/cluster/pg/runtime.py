@@ -52,9 +52,10 @@ def prepare(plan: Any) -> None:
         try:
             return await node.open()
         finally:
-            await node.stop()
+            await node.disconnect()   # bound to this loop; the serving loop reconnects
 
     plan.config, version = asyncio.run(first())
+    node.flush_cache()   # `run --workers N` forks next: no thread mid-write then
     from fastgw.cli import _compile   # rows written around fastgw may not compile: one error
 
     _compile(plan.config, f"the configuration in {plan.database.describe()} "

@@ -111,7 +111,7 @@ class PgConfigStore(ConfigStore):
                 self._config, self._hash, self.version = new, config_hash(new), version
                 self.node.saved(new, version)
             else:   # another node wrote in between: take the database's whole state
-                await self.node.resync()
+                await self.node.resync_after_write()
             return result
 
     def _describe_database(self, path: str, payload: dict[str, Any]) -> None:
