@@ -1,8 +1,9 @@
 """Reading and writing the configuration in PostgreSQL (asyncpg), and the migrations.
 
 Rules:
-- Every change is one transaction: the entity rows, then the version bump and the NOTIFY
-  (sent by PostgreSQL at COMMIT, so no node hears of a change it cannot read yet).
+- Every change is one transaction: the version claimed first, the entity rows (logged in
+  fastgw_change_log by trigger), the NOTIFY (sent by PostgreSQL at COMMIT, so no node hears
+  of a change it cannot read yet).
 - A database constraint error becomes Kong's error (UniqueViolation / ForeignKeyViolation)
   through schema.constraint_info; anything else that means "no database" is DatabaseDown.
 - The whole configuration is read in one REPEATABLE READ transaction with its version, so a
@@ -174,6 +175,42 @@ async def load_all(conn: Any) -> tuple[Config, int]:
     return Config(**parts), version
 
 
+async def load_changes(conn: Any, config: Config, since: int) -> tuple[Config, int] | None:
+    """`config` (the database's state at version `since`) brought to the current version by
+    reading only the rows changed since; None when the change log does not reach back to
+    `since` (pruned, or versions made without it): the caller reads everything."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        version = await current_version(conn)
+        if version == since:
+            return config, version
+        if version < since:   # a restored or re-bootstrapped database
+            return None
+        rows = await conn.fetch("SELECT version, etype, id::text FROM fastgw_change_log "
+                                "WHERE version > $1 AND version <= $2", since, version)
+        if not rows or min(r[0] for r in rows) != since + 1:
+            return None
+        changed: dict[str, set[str]] = {}
+        for _, etype, id_ in rows:
+            changed.setdefault(etype, set()).add(id_)
+        parts: dict[str, list[Any]] = {}
+        for etype, ids in changed.items():
+            if etype not in ENTITY_CLASSES:
+                continue
+            cls = ENTITY_CLASSES[etype]
+            fresh = await conn.fetch(schema.select_ids_sql(etype), list(ids))
+            try:
+                now = {r[0]: msgspec.json.decode(r[1], type=cls) for r in fresh}
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                bad = next(r[0] for r in fresh if not _decodes(r[1], cls))
+                raise BadRow(f"{etype} {bad}: {e}", version) from None
+            old = getattr(config, etype)
+            kept = [now.get(e.id, e) for e in old if e.id not in ids or e.id in now]
+            known = {e.id for e in old}
+            kept += [e for id_, e in now.items() if id_ not in known]   # seq order
+            parts[etype] = kept
+    return msgspec.structs.replace(config, **parts), version
+
+
 def _decodes(text: str, cls: type) -> bool:
     try:
         msgspec.json.decode(text, type=cls)
@@ -228,6 +265,13 @@ async def _write(conn: Any, deletes: list[tuple[str, str]],
     phase = "delete"   # which statement failed decides what a foreign key error means
     try:
         async with conn.transaction():
+            # claim the next version first: fastgw's writers queue here, one at a time, and
+            # the change log trigger tags every row (cascades included) with this version.
+            # Conflicts are still the constraints': a writer that queued behind another one
+            # that took the same name fails on the unique index, not on a check of its own.
+            version = int(await conn.fetchval(
+                "UPDATE fastgw_version SET version = version + 1 RETURNING version"))
+            await conn.execute("SELECT set_config('fastgw.version', $1, true)", str(version))
             for etype, id_ in deletes:
                 await conn.execute(schema.delete_sql(etype), id_)
             phase = "write"
@@ -239,8 +283,8 @@ async def _write(conn: Any, deletes: list[tuple[str, str]],
                     await conn.execute(schema.update_sql(etype), ent.id, *vals)
                 else:
                     await conn.execute(schema.insert_sql(etype), ent.id, *vals)
-            version = int(await conn.fetchval(
-                "UPDATE fastgw_version SET version = version + 1 RETURNING version"))
+            await conn.execute("DELETE FROM fastgw_change_log WHERE version <= $1",
+                               version - schema.CHANGE_LOG_KEEP)
             await conn.execute("SELECT pg_notify($1, $2)", schema.CHANNEL, str(version))
     except asyncpg.UniqueViolationError as e:
         raise _unique_error(e, rows) from None

@@ -1,9 +1,10 @@
 """PgNode: one gateway node following the configuration in PostgreSQL.
 
 State machine (`state`): CONNECTED <-> DOWN. In CONNECTED the node holds one connection that
-LISTENs on schema.CHANNEL; a notification wakes the sync loop, which reads the whole
-configuration when the database's version is newer than the node's and swaps it in through
-the store (a full reload per change: the snapshot compile decides the cost). The version is
+LISTENs on schema.CHANNEL; a notification wakes the sync loop, which, when the database's
+version differs from the node's, reads the rows changed since (fastgw_change_log; everything
+when the log does not reach back that far) and swaps the resulting whole Config in through
+the store (the snapshot compile decides what that costs). The version is
 also polled every POLL_INTERVAL, so a lost notification or a reconnect never leaves the node
 stale. Any connection error -> DOWN: the node keeps serving its last configuration, Admin
 API writes answer 503, and the loop reconnects every RECONNECT_INTERVAL, then resyncs.
@@ -237,7 +238,11 @@ class PgNode:
         """With write_lock held: read the whole configuration and swap it in."""
         assert self._conn is not None and self.store is not None
         try:
-            config, version = await db.load_all(self._conn)
+            got = await db.load_changes(self._conn, self.store.config, self.store.version)
+            how = "changes"
+            if got is None:
+                got, how = await db.load_all(self._conn), "everything"
+            config, version = got
         except db.BadRow as e:
             self._refuse(e.version, f"unreadable row: {e}")
             return
@@ -248,7 +253,8 @@ class PgNode:
         except Exception as e:  # noqa: BLE001 - ConfigError, or a compiler bug: keep serving
             self._refuse(version, f"does not compile: {e}")
             return
-        log.info("configuration version %d applied from the database", version)
+        log.info("configuration version %d applied from the database (read %s)", version,
+                 how)
         self.saved(config, version)
 
     async def resync_after_write(self) -> None:

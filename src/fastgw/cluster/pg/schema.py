@@ -9,7 +9,10 @@ cascades (`ON DELETE CASCADE` where model.CASCADE says so, RESTRICT elsewhere), 
 writing at once can never both win.
 
 `fastgw_version` is a single-row counter bumped in the same transaction as every change;
-`NOTIFY fastgw_changes, '<version>'` is sent with it (delivered at COMMIT).
+`NOTIFY fastgw_changes, '<version>'` is sent with it (delivered at COMMIT), and
+`fastgw_change_log` records (version, table, id) of every changed row (a trigger, so
+cascaded deletes and edits made with psql are logged too): a node reads only what changed
+since its version.
 
 Rules:
 - Constraint names are generated here (`<table>_<cols>_key`, `<table>_<col>_fkey`) and mapped
@@ -86,9 +89,45 @@ def base_ddl() -> list[str]:
     return out
 
 
+#: versions kept in fastgw_change_log; a node further behind reads the whole configuration
+#: (Kong keeps its cluster_events rows for a bounded time too: kong/cluster_events/init.lua)
+CHANGE_LOG_KEEP = 10_000
+
+#: the change log trigger: every row change of an entity table is logged with the version of
+#: its transaction. The first change of a transaction that did not claim a version (psql,
+#: any writer but fastgw) bumps fastgw_version and NOTIFYs itself, so edits made around
+#: fastgw reach the nodes too. fastgw's writer claims the version up front (db._write).
+LOG_FUNCTION = f"""
+CREATE FUNCTION fastgw_log_change() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE v text := current_setting('fastgw.version', true);
+BEGIN
+  IF v IS NULL OR v = '' THEN
+    UPDATE fastgw_version SET version = version + 1 RETURNING version::text INTO v;
+    PERFORM set_config('fastgw.version', v, true);
+    PERFORM pg_notify('{CHANNEL}', v);
+  END IF;
+  INSERT INTO fastgw_change_log (version, etype, id)
+    VALUES (v::bigint, TG_TABLE_NAME, CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END);
+  RETURN NULL;
+END $$"""
+
+
+def change_log_ddl() -> list[str]:
+    """Migration 001: fastgw_change_log and its triggers (incremental reads)."""
+    out = ["CREATE TABLE fastgw_change_log (version bigint NOT NULL, etype text NOT NULL, "
+           "id uuid NOT NULL)",
+           "CREATE INDEX fastgw_change_log_version ON fastgw_change_log (version)",
+           LOG_FUNCTION]
+    # row triggers fire for ON DELETE CASCADE deletes too: cascades are logged
+    out += [f"CREATE TRIGGER {t}_log AFTER INSERT OR UPDATE OR DELETE ON {_ident(t)} "
+            "FOR EACH ROW EXECUTE FUNCTION fastgw_log_change()" for t in ENTITY_TYPES]
+    return out
+
+
 #: (name, statements): append only, never edit a released one
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("000_base", base_ddl()),
+    ("001_change_log", change_log_ddl()),
 ]
 
 META_DDL = ("CREATE TABLE IF NOT EXISTS fastgw_schema_meta (subsystem text NOT NULL, "
@@ -138,6 +177,11 @@ def update_sql(etype: str) -> str:
 
 def delete_sql(etype: str) -> str:
     return f"DELETE FROM {_ident(etype)} WHERE id = $1"
+
+
+def select_ids_sql(etype: str) -> str:
+    return (f"SELECT id::text, entity::text FROM {_ident(etype)} WHERE id = ANY($1::uuid[]) "
+            "ORDER BY seq")
 
 
 def select_sql(etype: str) -> str:
