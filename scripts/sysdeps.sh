@@ -10,6 +10,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v wrk >/dev/null || need+=(wrk)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v curl >/dev/null || need+=(curl)
+# database mode's tests start a private cluster with these (/usr/lib/postgresql/<ver>/bin)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # the dashboard tests' headless browser (Playwright drives this binary; it downloads none)
 command -v chromium >/dev/null || need+=(chromium)
 fi
@@ -27,6 +29,6 @@ apt-get update -qq
 apt-get install -y -qq "${need[@]}" >/dev/null
 # The packages start system services; the tests start their own instances on other ports.
 [ "${1:-}" = --build-only ] && exit 0
-for svc in nginx redis-server haproxy; do
+for svc in nginx redis-server haproxy postgresql; do
   (service "$svc" stop || true) >/dev/null 2>&1
 done

@@ -8,6 +8,8 @@
   fastgw health   is the node in the prefix running and answering
   fastgw check    validate a kong.conf (and the declarative file it names) or a declarative file
   fastgw version  print the version
+  fastgw migrations bootstrap|up|status   the PostgreSQL schema (database mode)
+  fastgw config db_import FILE | db_export [FILE]   a declarative file into / out of it
 
 Node settings (see fastgw.conf): defaults < --conf kong.conf < KONG_<KEY> < FASTGW_<KEY> <
 flags. Rules: every user mistake is one line on stderr and a non-zero exit, never a traceback;
@@ -37,7 +39,8 @@ node settings, lowest to highest precedence:
 keys read (as KONG_<KEY> or FASTGW_<KEY>, e.g. KONG_PROXY_LISTEN=127.0.0.1:9000):
   proxy_listen admin_listen status_listen admin_gui_listen (the dashboard)  host:port|off
   declarative_config declarative_config_string   (without either: the built-in demo)
-  database (off; postgres: not supported yet) pg_* (kept for the PostgreSQL mode)
+  database (off, postgres or postgres://user@host:port/db) pg_host pg_port pg_user
+  pg_password pg_database pg_timeout database_cache (the last config, for restarts)
   log_level (debug info notice warn error crit)  nginx_worker_processes (N or auto)
   trusted_ips real_ip_header real_ip_recursive   (who may set the client address)
   headers (server_tokens latency_tokens x-kong-request-id ... off) headers_upstream
@@ -60,6 +63,7 @@ FLAG_KEYS = {
     "real_ip_header": "real_ip_header", "real_ip_recursive": "real_ip_recursive",
     "headers": "headers", "trace_key": "trace_key", "dashboard_listen": "admin_gui_listen",
     "ssl_cert": "ssl_cert", "ssl_cert_key": "ssl_cert_key",
+    "database": "database", "database_cache": "database_cache",
 }
 
 
@@ -96,10 +100,19 @@ def _add_node_flags(p: argparse.ArgumentParser) -> None:
                    "is trusted [real_ip_header] (default X-Real-IP)")
     p.add_argument("--real-ip-recursive", help="on|off [real_ip_recursive]")
     p.add_argument("--headers", help="Kong's headers setting, comma-separated [headers]")
+    _add_database_flags(p)
     p.add_argument("--trace-key", help="the X-Fastgw-Trace value that asks for a trace "
                    "besides the admin token [trace_key]")
     add_limit_arguments(p)
     dns.add_arguments(p)
+
+
+def _add_database_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database", help="off (DB-less, the default), postgres (the pg_* "
+                   "settings) or postgres://user[:password]@host:port/db [database]")
+    p.add_argument("--database-cache", help="file holding the last configuration read from "
+                   "the database, used when it is down at startup [database_cache] "
+                   "(default <prefix>/database_cache.json)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="seconds to wait for a graceful exit, then kill (10)")
     chk = sub.add_parser("check", help="validate a kong.conf or a declarative file")
     chk.add_argument("file")
+    from fastgw.cluster.pg.cli import add_parsers
+
+    add_parsers(sub, _add_database_flags)
     ver = sub.add_parser("version", help="print the version")
     ver.add_argument("-a", "--all", action="store_true", help="also the dependencies")
     return parser
@@ -185,6 +201,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if other is not None and other != os.getpid():
             return fail(f"fastgw is already running in {s.prefix} (pid {other})")
     _setup_logging(s.log_level_name, plan.error_log)
+    if plan.database is not None:
+        from fastgw.cluster.pg.runtime import prepare
+
+        prepare(plan)
     import uvloop
 
     if plan.workers > 1:
@@ -271,6 +291,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"warning: {w}", file=sys.stderr)
         config = plan.config
         what = f"{path}: ok (kong.conf); declarative config: {plan.config_source}"
+        if plan.database is not None:   # the configuration is in the database: not read here
+            print(f"{path}: ok (kong.conf); configuration in {plan.database.describe()}")
+            return 0
     else:
         from fastgw.conf.settings import Settings
 
@@ -346,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.cmd == "start":
             return cmd_start(args, argv)
+        if args.cmd in ("migrations", "config"):
+            from fastgw.cluster.pg.cli import run_command
+
+            return run_command(args, _settings(args))
         return cmd_signal(args)
     except (SettingsError, DaemonError) as e:
         return fail(str(e))

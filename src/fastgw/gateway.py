@@ -329,13 +329,15 @@ class Gateway:
     async def start_admin(self, admin_listen: str | tuple[str, int], *,
                           token: str | None = None, persist_path: str | None = None,
                           config_source: str | None = None,
-                          apply: Callable[[Config], None] | None = None) -> None:
+                          apply: Callable[[Config], None] | None = None,
+                          store: Any = None) -> None:
+        """`store`: a ready ConfigStore (database mode's PgConfigStore), else a new one."""
         from fastgw.admin.app import AdminAPI
         from fastgw.admin.server import start_admin_server
         from fastgw.config.store import ConfigStore
 
-        self.store = ConfigStore(self.config, apply or self.update, persist_path,
-                                 source_path=config_source)
+        self.store = store or ConfigStore(self.config, apply or self.update, persist_path,
+                                          source_path=config_source)
         host, port, ctx = self._listener_ssl(admin_listen)
         self.admin = await start_admin_server(AdminAPI(self.store, self), host, port,
                                               token=token, ssl=ctx)

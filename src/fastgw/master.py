@@ -21,8 +21,9 @@ from typing import Any
 
 from fastgw.conf.plan import RunPlan
 from fastgw.serve import (QUIT_DRAIN_TIMEOUT, announce, bind_error, check_access_log,
-                          make_gateway, prefork, probe_bind, reloader, reopen_logs,
-                          start_dashboard, stop_gateway, unpublish, wait_for_stop_signal)
+                          detach_database, make_gateway, prefork, probe_bind, reloader,
+                          reopen_logs, start_dashboard, stop_gateway, unpublish,
+                          wait_for_stop_signal)
 
 log = logging.getLogger("fastgw")
 
@@ -213,13 +214,17 @@ class Master:
 
         plan = self.plan
         admin_addr = None
+        if plan.database is not None:
+            from fastgw.cluster.pg.runtime import attach
+
+            attach(plan, gw, apply)
         try:
             if plan.admin_listen:
                 try:
                     await gw.start_admin(plan.admin_listen, token=plan.settings.admin_token,
                                          persist_path=plan.settings.admin_persist,
                                          config_source=None if self.demo else plan.config_path,
-                                         apply=apply)
+                                         apply=apply, store=gw.store)
                 except OSError as e:
                     raise bind_error("admin_listen", plan.admin_listen, e) from None
                 admin_addr = (plan.admin_listen[0], gw.admin.port)
@@ -273,6 +278,7 @@ class Master:
             else plan.config_path)
         reaper.cancel()
         self.stopping = True
+        await detach_database(plan)
         # the workers drain as the master was asked to (SIGQUIT: no deadline of their own)
         sig = signal.SIGQUIT if drain == QUIT_DRAIN_TIMEOUT else signal.SIGTERM
         self._signal_workers(sig)

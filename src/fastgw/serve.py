@@ -226,12 +226,17 @@ async def serve_single(plan: RunPlan) -> None:
         await stop_gateway(gw, 0)
         raise bind_error("proxy_listen", plan.listen, e) from None
     admin_addr = None
+    if plan.database is not None:
+        from fastgw.cluster.pg.runtime import attach
+
+        attach(plan, gw, gw.update)
     try:
         if plan.admin_listen:
             try:
                 await gw.start_admin(plan.admin_listen, token=plan.settings.admin_token,
                                      persist_path=plan.settings.admin_persist,
-                                     config_source=None if plan.demo else plan.config_path)
+                                     config_source=None if plan.demo else plan.config_path,
+                                     store=gw.store)
             except OSError as e:
                 raise bind_error("admin_listen", plan.admin_listen, e) from None
             admin_addr = (plan.admin_listen[0], gw.admin.port)
@@ -245,6 +250,7 @@ async def serve_single(plan: RunPlan) -> None:
             dashboard = await start_dashboard(plan, gw, local_traffic(gw))
     except SettingsError:
         await stop_gateway(gw, 0)
+        await detach_database(plan)
         raise
     announce(plan, gw.address, admin_addr)
     loop.add_signal_handler(signal.SIGUSR1, reopen_logs(gw.access_log_writer))
@@ -254,10 +260,18 @@ async def serve_single(plan: RunPlan) -> None:
     log.info("shutting down: draining in-flight requests")
     if dashboard is not None:
         dashboard.close()
+    await detach_database(plan)
     await stop_gateway(gw, drain)
     for s in demo_servers:
         s.close()
     unpublish(plan)
+
+
+async def detach_database(plan: RunPlan) -> None:
+    if plan.database is not None:
+        from fastgw.cluster.pg.runtime import detach
+
+        await detach(plan)
 
 
 def reopen_logs(*writers: Any) -> Callable[[], None]:

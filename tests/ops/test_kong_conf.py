@@ -76,7 +76,8 @@ def test_unknown_and_inert_keys_are_warned_by_name(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("env,needle", [
-    ({"KONG_DATABASE": "postgres"}, "database = postgres (env KONG_DATABASE) is not supported"),
+    ({"KONG_DATABASE": "postgres", "KONG_PG_SSL": "on"},
+     "pg_ssl (env KONG_PG_SSL) is not supported yet"),
     ({"KONG_ADMIN_SSL_CERT": "/tmp/c.pem", "KONG_ADMIN_SSL_CERT_KEY": "/tmp/k.pem"},
      "admin_ssl_cert (env KONG_ADMIN_SSL_CERT) is not supported yet"),
     ({"KONG_PROXY_LISTEN": "127.0.0.1:0 deferred"}, "listen flag 'deferred'"),

@@ -165,7 +165,12 @@ class AdminAPI:
         req = _Req("GET" if head else method, path, query, headers, body)
         extra: list[tuple[str, str]] = []
         try:
-            status, payload, extra = self._dispatch(req)
+            around = getattr(self.store, "around_request", None)
+            if around is None:
+                status, payload, extra = self._dispatch(req)
+            else:   # database mode (fastgw.cluster.pg.store): writes go to PostgreSQL
+                status, payload, extra = await around(req.method, req.path,
+                                                      lambda: self._dispatch(req))
         except HTTPError as e:
             status, payload = e.status, e.body
         except (ConfigError, EntityNotFound) as e:

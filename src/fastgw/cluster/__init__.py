@@ -1,1 +1,2 @@
-"""Cross-node state in a real Redis server: shared rate-limit counters (redis_limits)."""
+"""Cross-node state: shared rate-limit counters in Redis (redis_limits); the configuration
+in PostgreSQL, Kong's database mode (pg)."""

@@ -41,13 +41,15 @@ APPLIED: dict[str, tuple[str, object]] = {
     "admin_persist": ("str", None),
     "proxy_access_log_format": ("str", "combined"),
     "trace_key": ("str", None),
+    # database = postgres (fastgw.cluster.pg); `database` also takes a postgres:// URL
+    "pg_host": ("str", "127.0.0.1"), "pg_port": ("int", 5432), "pg_database": ("str", "kong"),
+    "pg_timeout": ("int", 5000), "pg_user": ("str", "kong"), "pg_password": ("str", None),
+    "database_cache": ("str", None),   # fastgw's: the last configuration seen, for restarts
 }
 
 #: parsed and kept for features this build does not have yet (see module doc)
 PENDING: dict[str, tuple[str, object]] = {
-    "pg_host": ("str", "127.0.0.1"), "pg_port": ("int", 5432), "pg_database": ("str", "kong"),
-    "pg_schema": ("str", None), "pg_timeout": ("int", 5000), "pg_user": ("str", "kong"),
-    "pg_password": ("str", None), "pg_ssl": ("bool", False), "pg_ssl_verify": ("bool", False),
+    "pg_schema": ("str", None), "pg_ssl": ("bool", False), "pg_ssl_verify": ("bool", False),
     "pg_max_concurrent_queries": ("int", 0), "pg_semaphore_timeout": ("int", 60000),
     "pg_pool_size": ("int", None), "pg_backlog": ("int", None),
     "pg_keepalive_timeout": ("int", None),

@@ -54,6 +54,8 @@ class RunPlan:
     @property
     def tls(self) -> bool:
         return any(sp.ssl for sp in self.listen_specs)
+    database: Any = None             # fastgw.cluster.pg.db.Dsn in database mode, else None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def workers(self) -> int:
@@ -62,6 +64,8 @@ class RunPlan:
     @property
     def config_source(self) -> str:
         """For the startup log and GET /config's source."""
+        if self.database is not None:
+            return f"the database {self.database.describe()}"
         if self.demo:
             return "the built-in DEMO configuration (no declarative_config given)"
         if self.config_path:
@@ -130,10 +134,21 @@ def make_plan(s: Settings, *, access_log_default: str, error_log_default: str | 
                             "non-loopback admin listener without an admin token "
                             "(--admin-token or FASTGW_ADMIN_TOKEN)")
     path, text = s.declarative_config, s.declarative_config_string
+    database = None
+    if s.database != "off":
+        from fastgw.cluster.pg.runtime import plan_database
+
+        database = plan_database(s)
+        if path or text:
+            raise SettingsError("declarative_config is for database = off; with a database "
+                                "import the file once: fastgw config db_import FILE")
+        if s.admin_persist:
+            raise SettingsError(f"admin_persist ({s.source('admin_persist')}) is for database "
+                                "= off: with a database every change is stored there")
     if path and text:
         raise SettingsError("declarative_config and declarative_config_string are both set; "
                             "choose one")
-    demo = not path and not text
+    demo = not path and not text and database is None
     prefix = s.prefix
     access = s.proxy_access_log or access_log_default
     error = s.proxy_error_log or error_log_default
@@ -146,10 +161,13 @@ def make_plan(s: Settings, *, access_log_default: str, error_log_default: str | 
                    access_log_format=s.proxy_access_log_format, error_log=error,
                    dashboard_listen=gui, listen_specs=specs,
                    ssl_cert=s.ssl_cert[0] if s.ssl_cert else None,
-                   ssl_cert_key=s.ssl_cert_key[0] if s.ssl_cert_key else None)
+                   ssl_cert_key=s.ssl_cert_key[0] if s.ssl_cert_key else None,
+                   database=database)
     if plan.demo:
         plan.config_path = demo_config_path()
-    if load:
+    if database is not None:
+        plan.config_path = None   # the configuration is read from the database (cli.cmd_run)
+    elif load:
         plan.config = load_declarative(plan)
     return plan
 

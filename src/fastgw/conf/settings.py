@@ -82,16 +82,14 @@ class Settings:
     def check_supported(self) -> None:
         """Fail on settings that belong to features this build does not have."""
         db = self.values["database"]
-        if db not in ("off", "postgres"):
+        if db not in ("off", "postgres") and not str(db).startswith(("postgres://",
+                                                                       "postgresql://")):
             raise SettingsError(f"database = {db!r} ({self.source('database')}): "
-                                "expected 'off' or 'postgres'")
-        if db == "postgres":
-            raise SettingsError(f"database = postgres ({self.source('database')}) is not "
-                                "supported yet: use database = off with declarative_config")
+                                "expected 'off', 'postgres' or postgres://user@host:port/db")
         for key, (_, default) in PENDING.items():
             if key in self.sources and self.values[key] != _convert(key, default, "default"):
-                if key.startswith("pg_"):
-                    continue   # read by the PostgreSQL mode; Kong ignores them with database off
+                if key.startswith("pg_") and db == "off":
+                    continue   # Kong ignores the pg_* keys with database off
                 feature = next((v for k, v in PENDING_FEATURE.items() if key.startswith(k)),
                                key)
                 raise SettingsError(f"{key} ({self.source(key)}) is not supported yet "
