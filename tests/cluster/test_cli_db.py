@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from conftest import PgNodeProcess, call, fastgw_cli, wait_status
+from cluster.conftest import PgNodeProcess, call, fastgw_cli, wait_status
 
 KONG_YML = """\
 _format_version: "3.0"

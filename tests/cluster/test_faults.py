@@ -5,7 +5,7 @@ import threading
 import time
 from typing import Any
 
-from conftest import PgNodeProcess, bootstrap, call, fastgw_cli, wait_status
+from cluster.conftest import PgNodeProcess, bootstrap, call, fastgw_cli, wait_status
 
 CONVERGENCE = 1.0
 #: a node notices a dead database on its next statement or poll (POLL_INTERVAL 1 s) and

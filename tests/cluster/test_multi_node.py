@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from conftest import call, wait_status
+from cluster.conftest import call, wait_status
 
 #: the brief's convergence target: a write on any node proxies on every node within 1 s
 CONVERGENCE = 1.0

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from conftest import call, wait_status
+from cluster.conftest import call, wait_status
 from fastgw.cluster.pg import db, schema
 from fastgw.cluster.pg.node import POLL_INTERVAL
 from fastgw.config.model import Route

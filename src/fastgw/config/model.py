@@ -288,10 +288,13 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
 
 # ---------------------------------------------------------------------------------------
 # entity metadata
+# in dependency order: an entity type comes after every type it references (services and
+# upstreams name certificates; the database schema is created in this order)
 ENTITY_TYPES: tuple[str, ...] = (
+    "certificates", "snis", "ca_certificates",
     "services", "routes", "upstreams", "targets", "consumers", "plugins",
     "keyauth_credentials", "basicauth_credentials", "jwt_secrets", "acls",
-    "certificates", "snis", "ca_certificates", "hmacauth_credentials", "oauth2_credentials")
+    "hmacauth_credentials", "oauth2_credentials")
 
 ENTITY_CLASSES: dict[str, type[Entity]] = {
     "services": Service, "routes": Route, "upstreams": Upstream, "targets": Target,
