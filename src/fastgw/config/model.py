@@ -887,29 +887,17 @@ def _show(etype: str, field: str, value: Any, config: Config) -> Any:
 
 # ---------------------------------------------------------------------------------------
 # encodings
-_JSON_ENCODER = msgspec.json.Encoder(order="sorted")
 CONFIG_JSON_DECODER = msgspec.json.Decoder(Config)
 _MSGPACK_ENCODER = msgspec.msgpack.Encoder()
 CONFIG_MSGPACK_DECODER = msgspec.msgpack.Decoder(Config)
 
 
-def _canonical(v: Any) -> Any:
-    # 0 and 0.0 are the same setting (a float field's int default vs a loaded value);
-    # without this the hash would change on a round trip
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, dict):
-        return {k: _canonical(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_canonical(x) for x in v]
-    return v
-
-
 def config_hash(config: Config) -> str:
-    """md5 hex of a canonical (sorted-key JSON) encoding, as Kong's configuration_hash."""
-    import hashlib
-    return hashlib.md5(_JSON_ENCODER.encode(_canonical(msgspec.to_builtins(config)))
-                       ).hexdigest()
+    """md5 hex over per-entity digests (fastgw.config.digest), as Kong's configuration_hash:
+    the same content gives the same hash; a one-entity change costs one entity's digest."""
+    from fastgw.config.digest import config_hash as _hash
+
+    return _hash(config, ENTITY_TYPES)
 
 
 def encode_config(config: Config) -> bytes:

@@ -26,6 +26,7 @@ import msgspec
 from fastgw.config import declarative, model
 from fastgw.config.errors import (ConfigError, EntityNotFound, ErrorList, ForeignKeyViolation,
                                   UniqueViolation)
+from fastgw.config.index import EntityIndex
 from fastgw.config.model import (CASCADE, ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, Entity,
                                  config_hash, is_uuid)
 
@@ -44,7 +45,10 @@ class ConfigStore:
                  persist_path: str | None = None, *, source_path: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
-        self._hash = config_hash(config)
+        # computed when first read (GET /status): a write does not pay for hashing
+        self._hash: str | None = None
+        # per entity type: lookups by id / endpoint key / unique key (fastgw.config.index)
+        self._indexes: dict[str, EntityIndex] = {}
         self._apply = apply
         self.persist_path = persist_path
         self.source_path = source_path
@@ -59,7 +63,17 @@ class ConfigStore:
 
     @property
     def hash(self) -> str:
-        return self._hash
+        h = self._hash
+        if h is None:
+            h = self._hash = config_hash(self._config)
+        return h
+
+    def _index(self, etype: str) -> EntityIndex:
+        items = getattr(self._config, etype)
+        idx = self._indexes.get(etype)
+        if idx is None or idx.items is not items:
+            idx = self._indexes[etype] = EntityIndex(etype, items)
+        return idx
 
     @property
     def persistence(self) -> str:
@@ -71,7 +85,7 @@ class ConfigStore:
             "persistence": self.persistence,
             "persist_path": self.persist_path,
             "source_path": self.source_path,
-            "config_hash": self._hash,
+            "config_hash": self.hash,
             "version": self.version,
             "entities": {t: len(getattr(self._config, t)) for t in ENTITY_TYPES},
         }
@@ -88,7 +102,7 @@ class ConfigStore:
     def _commit(self, new: Config) -> None:
         self._apply(new)  # raises -> nothing changes
         self._config = new
-        self._hash = config_hash(new)
+        self._hash = None
         self.version += 1
         if self.persist_path:
             self._persist(new)
@@ -122,26 +136,26 @@ class ConfigStore:
         return [e for e in items if all(getattr(e, f) == v for f, v in scope.items())]
 
     def get_by_id(self, etype: str, id_: str) -> Any | None:
-        for e in getattr(self._config, etype):
-            if e.id == id_:
-                return e
-        return None
+        return self._index(etype).by_id.get(id_)
 
     def find(self, etype: str, key: str, scope: dict[str, str] | None = None) -> Any | None:
         """By id or endpoint key (name, username, key, target...), within `scope`."""
-        items = self.list(etype, scope)
+        idx = self._index(etype)
+
+        def in_scope(e: Any) -> bool:
+            return not scope or all(getattr(e, f) == v for f, v in scope.items())
+
         if is_uuid(key):
-            k = key.lower()
-            for e in items:
-                if e.id == k:
-                    return e
+            e = idx.by_id.get(key.lower())
+            if e is not None and in_scope(e):
+                return e
         field = ENDPOINT_KEY.get(etype)
         if field is None:
             return None
         if etype == "targets":
             key = model.normalize_target(key) or key
-        for e in items:
-            if getattr(e, field) == key:
+        for e in idx.by_key.get(key, ()):
+            if in_scope(e):
                 return e
         return None
 
@@ -178,7 +192,7 @@ class ConfigStore:
             ent = self._build(etype, data, forced, existing=None)
             self._check_unique(etype, ent, exclude=None)
             items = [*getattr(self._config, etype), ent]
-            self._commit_entities(etype, items)
+            self._commit_entities(etype, items, None, ent)
             return ent
 
     def upsert(self, etype: str, key: str, data: dict[str, Any],
@@ -204,7 +218,7 @@ class ConfigStore:
                 items[items.index(existing)] = ent
             else:
                 items.append(ent)
-            self._commit_entities(etype, items)
+            self._commit_entities(etype, items, existing, ent)
             return ent, existing is None
 
     def update(self, etype: str, key: str, data: dict[str, Any],
@@ -232,7 +246,7 @@ class ConfigStore:
             self._check_unique(etype, ent, exclude=existing.id)
             items = list(getattr(self._config, etype))
             items[items.index(existing)] = ent
-            self._commit_entities(etype, items)
+            self._commit_entities(etype, items, existing, ent)
             return ent
 
     def delete(self, etype: str, key: str, scope: dict[str, str] | None = None) -> bool:
@@ -290,25 +304,37 @@ class ConfigStore:
         return ent
 
     def _check_unique(self, etype: str, ent: Any, exclude: str | None) -> None:
-        for other in getattr(self._config, etype):
-            if other.id == exclude:
-                continue
-            if other.id == ent.id:
-                raise UniqueViolation(etype, {"id": ent.id})
-            for fields, vals in model.unique_values(etype, ent):
-                if tuple(getattr(other, f) for f in fields) == vals:
-                    shown = {f: v for f, v in zip(fields, vals) if v is not None}
-                    if len(fields) > 1 and "name" in fields:  # plugin scope: show the name
-                        shown = {f: ({"id": v} if f in FOREIGN[etype] else v)
-                                 for f, v in shown.items()}
-                    raise UniqueViolation(etype, shown)
+        idx = self._index(etype)
+        if ent.id != exclude and ent.id in idx.by_id:
+            raise UniqueViolation(etype, {"id": ent.id})
+        for fields, vals in idx.unique_keys(ent):
+            other = idx.by_unique.get((fields, vals))
+            if other is not None and other != exclude:
+                shown = {f: v for f, v in zip(fields, vals) if v is not None}
+                if len(fields) > 1 and "name" in fields:  # plugin scope: show the name
+                    shown = {f: ({"id": v} if f in FOREIGN[etype] else v)
+                             for f, v in shown.items()}
+                raise UniqueViolation(etype, shown)
 
-    def _commit_entities(self, etype: str, items: list[Any]) -> None:
-        new = msgspec.structs.replace(self._config, **{etype: items})
-        errors = model.check_integrity(new)
+    def _commit_entities(self, etype: str, items: list[Any], removed: Any | None,
+                         added: Any) -> None:
+        """Commit a list that differs from the current one by `removed` -> `added` (the
+        uniqueness of `added` is already checked): only its references need checking, and the
+        indexes move along instead of being rebuilt."""
+        errors: ErrorList = []
+        for field, parent in FOREIGN[etype].items():
+            ref = getattr(added, field)
+            if ref is not None and ref not in self._index(parent).by_id:
+                errors.append((f"{etype}[{len(items) - 1}].{field}",
+                               f"invalid reference '{field}: {ref}' (no such entry in "
+                               f"'{parent}')"))
         if errors:
             raise ConfigError(errors)
-        self._commit(new)
+        old = self._indexes.get(etype)
+        was_current = old is not None and old.items is getattr(self._config, etype)
+        self._commit(msgspec.structs.replace(self._config, **{etype: items}))
+        if was_current:
+            old.moved(items, removed, added)
 
 
 def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
