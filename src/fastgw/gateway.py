@@ -264,7 +264,8 @@ class Gateway:
         snap = self.compiler.compile(new)
         self.compiler.activate(snap)
         self.config = new
-        log.info("configuration %s applied (version %d)", snap.config_hash[:12], snap.version)
+        # the hash is computed when first read (GET /status), not per change
+        log.info("configuration version %d applied", snap.version)
         return snap
 
     @property

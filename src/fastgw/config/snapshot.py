@@ -1,13 +1,30 @@
-"""Compile a Config into an immutable Snapshot, off the request path.
+"""Compile a Config into an immutable Snapshot, off the request path, incrementally.
 
 Rules:
 - A Snapshot is built whole or not at all: any error raises ConfigError and the running
   snapshot stays in place.
 - Nothing here runs per request. The proxy swaps ``ProxyCore.snapshot`` by one reference
   assignment; requests in flight keep the RouteRT they matched.
+- Incremental by reuse (``_Memo``, kept on each Snapshot): a compile walks the new Config and
+  reuses what the previous snapshot built for an entity that is the same object or equal
+  (msgspec Struct ``==``, in C) with the same dependencies: an upstream's balancer and health
+  checker (upstream + its targets + TLS unchanged), a ServiceRT (service + its balancer), a
+  RouteRT with its compiled plugin chain (route + ServiceRT + Chain), the RouteSpec (also at
+  the same list position), the Router (the same RouteSpecs in the same order) and the
+  ChainIndex (plugins + what its plugins read). A one-entity Admin API write therefore costs
+  O(N) identity checks plus the rebuilt parts, not a full compile; a POST /config of an equal
+  file reuses nearly everything.
+- Consumers and key-auth credentials: when only they changed and every plugin instance is one
+  that reads none of them but key-auth (``_CREDENTIAL_BLIND``; key-auth without
+  ``anonymous``), the ChainIndex is reused and the new key -> (consumer, credential) map is
+  installed into the key-auth instances in ``activate``, in the same synchronous step as the
+  snapshot swap (nothing awaits between them, and routing + key-auth run in one step per
+  request, so a request sees the old keys with the old routes or the new with the new). Any
+  other consumer/credential change rebuilds the chains.
 - State that must outlive a reload is carried over by key: connection pools (per host:port,
   owned by ProxyCore), balancer health and counters (per upstream name + target name), active
   health checkers (per upstream name, when its healthchecks are unchanged).
+- ``config_hash`` is computed when first read (fastgw.config.digest caches per entity).
 """
 from __future__ import annotations
 
@@ -26,12 +43,36 @@ log = logging.getLogger("fastgw.config")
 #: name of an in-process target: "<scheme>:<name>" where the scheme is one of these
 INPROCESS_SCHEMES = ("asgi", "python")
 
+#: built-in plugins whose instances read no consumer or credential from PluginEnv (key-auth
+#: reads its credentials, handled apart); a consumer/credential change keeps their instances
+_CREDENTIAL_BLIND = frozenset((
+    "rate-limiting", "cors", "correlation-id", "request-size-limiting", "request-transformer",
+    "response-transformer", "ip-restriction", "bot-detection", "file-log", "http-log",
+    "opentelemetry", "canary"))
+#: credential lists other than key-auth's: a change there rebuilds the chains
+_OTHER_CREDENTIALS = ("basicauth_credentials", "jwt_secrets", "acls")
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or a == b
+
+
+@dataclass
+class _Memo:
+    """What one compile built, by entity id / upstream name, for the next compile to reuse."""
+    upstreams: dict[str, tuple] = field(default_factory=dict)   # name -> (up, targets, tls, bal, checker)
+    direct: dict[str, tuple] = field(default_factory=dict)      # service id -> (svc, bal)
+    services: dict[str, tuple] = field(default_factory=dict)    # id -> (svc, bal, health, hash_spec, hh, rt)
+    routes: dict[str, tuple] = field(default_factory=dict)      # id -> (route, svc_rt, chain, rt, spec, order)
+    specs: list = field(default_factory=list)
+    router: Any = None
+    chain_inputs: tuple = ()
+
 
 @dataclass
 class Snapshot:
     version: int
     config: Config
-    config_hash: str
     router: Router
     services: dict[str, ServiceRT]
     routes: dict[str, RouteRT]
@@ -39,6 +80,19 @@ class Snapshot:
     upstreams: dict[str, Any]          # upstream name -> Upstream entity
     health: dict[str, Any] = field(default_factory=dict)  # upstream name -> HealthChecker
     chains: Any = None
+    memo: _Memo | None = None
+    #: key-auth instances -> their new key map, installed by Compiler.activate
+    key_updates: list = field(default_factory=list)
+    _hash: str | None = None
+
+    @property
+    def config_hash(self) -> str:
+        h = self._hash
+        if h is None:
+            from fastgw.config.model import config_hash
+
+            h = self._hash = config_hash(self.config)
+        return h
 
     def balancer_for(self, name: str) -> Any:
         return self.balancers.get(name)
@@ -90,10 +144,10 @@ class Compiler:
                                     verify)
         return t
 
-    def _balancers(self, config: Config, errors: list) -> tuple[dict, dict, dict]:
+    def _balancers(self, config: Config, errors: list, prev: _Memo | None, memo: _Memo
+                   ) -> tuple[dict, dict, dict]:
         from fastgw.balancing import make_balancer
 
-        prev = self.current
         # an upstream's targets speak TLS when the services balanced over it are https
         # (Kong: the service's protocol is the scheme used to every target)
         tls: dict[str, tuple[bool, bool]] = {}
@@ -106,22 +160,32 @@ class Compiler:
         balancers: dict[str, Any] = {}
         health: dict[str, Any] = {}
         upstreams: dict[str, Any] = {}
+        old_ups = prev.upstreams if prev is not None else {}
         for ui, up in enumerate(config.upstreams):
-            targets = []
-            for i, t in by_upstream.get(up.id, []):
-                host, port = self._parse_target(t.target)
-                targets.append(self._target(host, port, t.weight, t.id, errors,
-                                            f"targets[{i}].target",
-                                            tls.get(up.name, (False, False))))
-            try:
-                bal = make_balancer(up.algorithm, targets, up.slots,
-                                    threshold=float(_hc_threshold(up.healthchecks)))
-            except (ValueError, TypeError) as e:
-                errors.append((f"upstreams[{ui}]", str(e)))
-                continue
+            mine = by_upstream.get(up.id, [])
+            ents = [t for _, t in mine]
+            up_tls = tls.get(up.name, (False, False))
+            hit = old_ups.get(up.name)
+            if hit is not None and _same(hit[0], up) and hit[2] == up_tls and \
+                    _same(hit[1], ents):
+                bal, checker = hit[3], hit[4]
+            else:
+                targets = []
+                for i, t in mine:
+                    host, port = self._parse_target(t.target)
+                    targets.append(self._target(host, port, t.weight, t.id, errors,
+                                                f"targets[{i}].target", up_tls))
+                try:
+                    bal = make_balancer(up.algorithm, targets, up.slots,
+                                        threshold=float(_hc_threshold(up.healthchecks)))
+                except (ValueError, TypeError) as e:
+                    errors.append((f"upstreams[{ui}]", str(e)))
+                    continue
+                checker = self._health(up, bal, self.current)
+            memo.upstreams[up.name] = (up, ents, up_tls, bal, checker)
             balancers[up.name] = bal
             upstreams[up.name] = up
-            health[up.name] = self._health(up, bal, prev)
+            health[up.name] = checker
         return balancers, health, upstreams
 
     @staticmethod
@@ -143,12 +207,60 @@ class Compiler:
 
     # -- the whole snapshot ----------------------------------------------------------------
     def compile(self, config: Config) -> Snapshot:
-        from fastgw.balancing import make_balancer
-        from fastgw.config.declarative import config_hash
-
         errors: list[tuple[str, str]] = []
-        balancers, health, upstreams = self._balancers(config, errors)
+        cur = self.current
+        prev = cur.memo if cur is not None else None
+        memo = _Memo()
+        balancers, health, upstreams = self._balancers(config, errors, prev, memo)
+        services = self._services(config, errors, prev, memo, balancers, health, upstreams)
+        chains, key_updates = self._chains(config, errors, cur, memo)
+        routes: dict[str, RouteRT] = {}
+        specs = []
+        old_routes = prev.routes if prev is not None else {}
+        for ri, r in enumerate(config.routes):
+            svc = services.get(r.service) if r.service else None
+            if svc is None:
+                # a route without a service cannot proxy anything; Kong keeps such routes
+                # matchable, fastgw leaves them out of the router (and says so)
+                log.warning("route %s has no service: not routed", r.name or r.id)
+                continue
+            if not svc.entity.enabled:
+                continue
+            chain = chains.for_route(r.id, r.service) if chains is not None else None
+            hit = old_routes.get(r.id)
+            if hit is not None and hit[1] is svc and hit[2] is chain and _same(hit[0], r):
+                rt = hit[3]
+                spec = hit[4] if hit[5] == ri else self._spec(rt, r, svc, ri)
+            else:
+                rt = self._route_rt(r, svc, chain)
+                spec = self._spec(rt, r, svc, ri)
+            memo.routes[r.id] = (r, svc, chain, rt, spec, ri)
+            routes[r.id] = rt
+            specs.append(spec)
+        router = None
+        if prev is not None and prev.router is not None and len(prev.specs) == len(specs) \
+                and all(a is b for a, b in zip(prev.specs, specs)):
+            router = prev.router
+        else:
+            try:
+                router = Router(specs)
+            except ValueError as e:
+                errors.append(("routes", str(e)))
+        if errors:
+            raise ConfigError(errors)
+        memo.specs = specs
+        memo.router = router
+        self.version += 1
+        return Snapshot(self.version, config, router, services, routes, balancers, upstreams,
+                        health, chains, memo, key_updates)
+
+    def _services(self, config: Config, errors: list, prev: _Memo | None, memo: _Memo,
+                  balancers: dict, health: dict, upstreams: dict) -> dict[str, ServiceRT]:
+        from fastgw.balancing import make_balancer
+
         services: dict[str, ServiceRT] = {}
+        old_direct = prev.direct if prev is not None else {}
+        old_svcs = prev.services if prev is not None else {}
         for si, s in enumerate(config.services):
             hash_spec = None
             health_rt = None
@@ -163,59 +275,93 @@ class Compiler:
                 health_rt = checker if checker is not None and checker.passive_enabled \
                     else None
             else:
-                t = self._target(s.host, s.port, 100, None, errors, f"services[{si}].host",
-                                 (s.protocol == "https", bool(s.tls_verify)))
-                bal = make_balancer("round-robin", [t], 10000)
+                hit = old_direct.get(s.id)
+                if hit is not None and _same(hit[0], s):
+                    bal = hit[1]
+                else:
+                    t = self._target(s.host, s.port, 100, None, errors, f"services[{si}].host",
+                                     (s.protocol == "https", bool(s.tls_verify)))
+                    bal = make_balancer("round-robin", [t], 10000)
+                memo.direct[s.id] = (s, bal)
                 host_header = None
-            services[s.id] = ServiceRT(
-                s.id, s.name or s.id, bal, health=health_rt, hash_spec=hash_spec,
-                host_header=host_header, connect_timeout=s.connect_timeout / 1000.0, read_timeout=s.read_timeout / 1000.0,
-                write_timeout=s.write_timeout / 1000.0, retries=s.retries, entity=s)
+            hit = old_svcs.get(s.id)
+            if hit is not None and hit[1] is bal and hit[2] is health_rt and \
+                    hit[3] is hash_spec and hit[4] == host_header and _same(hit[0], s):
+                rt = hit[5]
+            else:
+                rt = ServiceRT(
+                    s.id, s.name or s.id, bal, health=health_rt, hash_spec=hash_spec,
+                    host_header=host_header, connect_timeout=s.connect_timeout / 1000.0,
+                    read_timeout=s.read_timeout / 1000.0,
+                    write_timeout=s.write_timeout / 1000.0, retries=s.retries, entity=s)
+            memo.services[s.id] = (s, bal, health_rt, hash_spec, host_header, rt)
+            services[s.id] = rt
+        return services
 
-        chains = self._chains(config, errors)
-        routes: dict[str, RouteRT] = {}
-        specs = []
-        for ri, r in enumerate(config.routes):
-            svc = services.get(r.service) if r.service else None
-            if svc is None:
-                # a route without a service cannot proxy anything; Kong keeps such routes
-                # matchable, fastgw leaves them out of the router (and says so)
-                log.warning("route %s has no service: not routed", r.name or r.id)
-                continue
-            if not svc.entity.enabled:
-                continue
-            chain = chains.for_route(r.id, r.service) if chains is not None else None
-            # the compiled chain when every plugin of the route has one (fastgw._core.native);
-            # the Python chain is then skipped (chain None) on the request path
-            native = compile_chain(chain, r, svc.entity, hash_spec=svc.hash_spec,
-                                   clock=self.health_clock) if chain is not None else None
-            # fastgw listens for plain http only: an https-only route answers Kong's 426 or
-            # its https_redirect_status_code
-            https_only = "http" not in r.protocols and "https" in r.protocols
-            rt = RouteRT(r.id, r.name or r.id, svc, chain=None if native is not None else chain,
-                         entity=r, native=native,
-                         https_redirect=r.https_redirect_status_code if https_only else 0)
-            routes[r.id] = rt
-            specs.append(RouteSpec(
-                rt, hosts=list(r.hosts or []), paths=list(r.paths or []),
-                methods=list(r.methods or []), headers=dict(r.headers or {}),
-                regex_priority=r.regex_priority, strip_path=r.strip_path,
-                preserve_host=r.preserve_host, path_handling=r.path_handling,
-                service_path=svc.entity.path, order=ri))
-        try:
-            router = Router(specs)
-        except ValueError as e:
-            errors.append(("routes", str(e)))
-        if errors:
-            raise ConfigError(errors)
-        self.version += 1
-        snap = Snapshot(self.version, config, config_hash(config), router, services, routes,
-                        balancers, upstreams, health, chains)
-        return snap
+    def _route_rt(self, r: Any, svc: ServiceRT, chain: Any) -> RouteRT:
+        # the compiled chain when every plugin of the route has one (fastgw._core.native);
+        # the Python chain is then skipped (chain None) on the request path
+        native = compile_chain(chain, r, svc.entity, hash_spec=svc.hash_spec,
+                               clock=self.health_clock) if chain is not None else None
+        # fastgw listens for plain http only: an https-only route answers Kong's 426 or
+        # its https_redirect_status_code
+        https_only = "http" not in r.protocols and "https" in r.protocols
+        return RouteRT(r.id, r.name or r.id, svc, chain=None if native is not None else chain,
+                       entity=r, native=native,
+                       https_redirect=r.https_redirect_status_code if https_only else 0)
 
-    def _chains(self, config: Config, errors: list) -> Any:
+    @staticmethod
+    def _spec(rt: RouteRT, r: Any, svc: ServiceRT, order: int) -> RouteSpec:
+        return RouteSpec(
+            rt, hosts=list(r.hosts or []), paths=list(r.paths or []),
+            methods=list(r.methods or []), headers=dict(r.headers or {}),
+            regex_priority=r.regex_priority, strip_path=r.strip_path,
+            preserve_host=r.preserve_host, path_handling=r.path_handling,
+            service_path=svc.entity.path, order=order)
+
+    # -- plugin chains ---------------------------------------------------------------------
+    def _chains(self, config: Config, errors: list, cur: Snapshot | None, memo: _Memo
+                ) -> tuple[Any, list]:
+        """The ChainIndex: the previous one when nothing it reads changed, the previous one
+        plus new key-auth key maps when only consumers / key-auth credentials changed
+        (module rules), else a new one."""
         if not config.plugins:
-            return None
+            return None, []
+        prev = cur.memo if cur is not None else None
+        inputs = (config.plugins, config.consumers, config.keyauth_credentials,
+                  *(getattr(config, t) for t in _OTHER_CREDENTIALS),
+                  config.services, config.routes, config.upstreams)
+        memo.chain_inputs = inputs
+        old = cur.chains if cur is not None else None
+        if old is not None and prev is not None and prev.chain_inputs:
+            p = prev.chain_inputs
+            names = {i.name for i in old.instances}
+            same = [_same(a, b) for a, b in zip(p, inputs)]
+            plugins_same, consumers_same, keys_same = same[0], same[1], same[2]
+            others_same = all(same[3:3 + len(_OTHER_CREDENTIALS)])
+            svc_same, routes_same, ups_same = same[-3], same[-2], same[-1]
+            reads_entities = ("prometheus" in names and not (svc_same and routes_same)) or \
+                ("canary" in names and not ups_same)
+            if plugins_same and others_same and not reads_entities:
+                if consumers_same and keys_same:
+                    return old, []
+                if self._credential_blind(old):
+                    keys = _key_map(config)
+                    return old, [(i.plugin, keys) for i in old.instances
+                                 if i.name == "key-auth"]
+        return self._build_chains(config, errors), []
+
+    @staticmethod
+    def _credential_blind(chains: Any) -> bool:
+        for inst in chains.instances:
+            if inst.name == "key-auth":
+                if inst.plugin.config.anonymous:
+                    return False
+            elif inst.name not in _CREDENTIAL_BLIND:
+                return False
+        return True
+
+    def _build_chains(self, config: Config, errors: list) -> Any:
         from fastgw.plugins.base import PluginEnv
         from fastgw.plugins.chain import PluginInstanceError, build_chains
 
@@ -238,8 +384,12 @@ class Compiler:
         return None
 
     def activate(self, snap: Snapshot) -> None:
-        """Swap it in (one reference assignment) and hand health checkers over."""
+        """Swap it in (one reference assignment) and hand health checkers over; new key-auth
+        key maps are installed in the same synchronous step (module rules)."""
         old = self.current
+        for plugin, keys in snap.key_updates:
+            _install_keys(plugin, keys)
+        snap.key_updates = []
         self.current = snap
         self.core.set_snapshot(snap)
         if old is not None:
@@ -248,9 +398,50 @@ class Compiler:
                     checker.stop()
             if old.chains is not None and old.chains is not snap.chains:
                 old.chains.close()
+            old.memo = None   # the new snapshot's memo holds what is still in use
         if self.active_health:
             for checker in snap.health.values():
                 checker.start()
+
+
+def _key_map(config: Config) -> dict[str, tuple[Any, Any]]:
+    """key-auth's index: key -> (consumer, credential), as KeyAuth builds it (later wins)."""
+    consumers = {c.id: c for c in config.consumers}
+    out: dict[str, tuple[Any, Any]] = {}
+    for cred in config.keyauth_credentials:
+        consumer = consumers.get(cred.consumer)
+        if cred.key and consumer is not None:
+            out[str(cred.key)] = (consumer, cred)
+    return out
+
+
+def _install_keys(plugin: Any, keys: dict[str, tuple[Any, Any]]) -> None:
+    """Make a key-auth instance (and its compiled index, when built) answer with `keys`:
+    the Python map is swapped whole; the compiled index changes only the keys that differ."""
+    from fastgw._core.native import KeyRecord
+
+    old = plugin._keys
+    plugin._keys = keys
+    idx = getattr(plugin, "_native_index", None)
+    if idx is None:
+        return
+    for k in [k for k in old if k not in keys]:
+        idx.by_str.pop(k, None)
+        try:
+            idx.by_bytes.pop(k.encode("latin-1"), None)
+        except UnicodeEncodeError:
+            pass
+    for k, pair in keys.items():
+        was = old.get(k)
+        if was is not None and was[0] is pair[0] and was[1] is pair[1]:
+            continue
+        rec = KeyRecord(len(idx.records), pair[0], pair[1])
+        idx.records.append(rec)
+        idx.by_str[k] = rec
+        try:
+            idx.by_bytes[k.encode("latin-1")] = rec
+        except UnicodeEncodeError:
+            pass
 
 
 def _hc_threshold(hc: Any) -> float:
