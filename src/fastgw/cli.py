@@ -61,7 +61,7 @@ async def _serve_single(args: argparse.Namespace, config_path: str, demo: bool) 
         from fastgw.demo import start_demo_upstreams
 
         demo_servers = await start_demo_upstreams()
-    gw = Gateway(_load(config_path), limits=_limits(args))
+    gw = Gateway(_load(config_path), limits=_limits(args), freeze_gc=True)
     await gw.start(args.listen, args.admin_listen, admin_token=args.admin_token,
                    persist_path=args.persist, config_source=None if demo else config_path)
     if args.status_listen:
@@ -179,7 +179,7 @@ def _worker_main(args: argparse.Namespace, config_json: bytes, rfd: int, wfd: in
     async def main() -> None:
         loop = asyncio.get_running_loop()
         gw = Gateway(decode_config(config_json), limits=_limits(args),
-                     node_id=f"worker-{index}")
+                     node_id=f"worker-{index}", freeze_gc=True)
         await gw.start(args.listen, None, reuse_port=True)
         stop = asyncio.Event()
         reader = _FrameReader()
@@ -286,7 +286,7 @@ class Master:
 
             demo_servers = await start_demo_upstreams()
         # The master's own Gateway validates every change by compiling it (no listener).
-        self.gw = gw = Gateway(config, active_health=False)
+        self.gw = gw = Gateway(config, active_health=False, freeze_gc=True)
         gw._extra_status = self.worker_status
         await gw.start(("127.0.0.1", 0))
         gw.server.close()

@@ -24,10 +24,19 @@ class EntityIndex:
         self._key_field = ENDPOINT_KEY.get(etype)
         self._unique = UNIQUE[etype]
         self.by_id: dict[str, Any] = {}
-        self.by_key: dict[Any, list[Any]] = {}
+        # endpoint key -> the entity, or a list when several share it (targets of different
+        # upstreams): one object per entity, not one list each
+        self.by_key: dict[Any, Any] = {}
         self.by_unique: dict[tuple[tuple[str, ...], tuple[Any, ...]], str] = {}
         for e in items:
             self._add(e)
+
+    def with_key(self, key: Any) -> list[Any]:
+        """The entities whose endpoint key is `key`, in insertion order."""
+        was = self.by_key.get(key)
+        if was is None:
+            return []
+        return was if isinstance(was, list) else [was]
 
     def unique_keys(self, ent: Any) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
         out = []
@@ -43,7 +52,13 @@ class EntityIndex:
         if self._key_field is not None:
             k = getattr(e, self._key_field)
             if k is not None:
-                self.by_key.setdefault(k, []).append(e)
+                was = self.by_key.get(k)
+                if was is None:
+                    self.by_key[k] = e
+                elif isinstance(was, list):
+                    was.append(e)
+                else:
+                    self.by_key[k] = [was, e]
         for uk in self.unique_keys(e):
             self.by_unique[uk] = e.id
 
@@ -52,11 +67,15 @@ class EntityIndex:
             del self.by_id[e.id]
         if self._key_field is not None:
             k = getattr(e, self._key_field)
-            same = self.by_key.get(k)
-            if same is not None:
-                same[:] = [x for x in same if x is not e]
-                if not same:
-                    del self.by_key[k]
+            was = self.by_key.get(k)
+            if was is e:
+                del self.by_key[k]
+            elif isinstance(was, list):
+                rest = [x for x in was if x is not e]
+                if len(rest) == 1:
+                    self.by_key[k] = rest[0]
+                else:
+                    self.by_key[k] = rest
         for uk in self.unique_keys(e):
             if self.by_unique.get(uk) == e.id:
                 del self.by_unique[uk]

@@ -60,8 +60,9 @@ _PLAIN_PATH_RE = re.compile(r"^[A-Za-z0-9._~/%\-]*$")
 _PCRE_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
 
 
-class Entity(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
-    """Base of every Kong entity."""
+class Entity(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, gc=False):
+    """Base of every Kong entity. ``gc=False``: an entity never references itself or a
+    container that references it, so the cycle collector need not track 100,000s of them."""
 
 
 class CidrPort(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):

@@ -83,6 +83,9 @@ class Snapshot:
     memo: _Memo | None = None
     #: key-auth instances -> their new key map, installed by Compiler.activate
     key_updates: list = field(default_factory=list)
+    #: runtime objects this compile built anew (the rest was reused): large after a start
+    #: or a replace with new content, a handful after an Admin API write
+    built: int = 0
     _hash: str | None = None
 
     @property
@@ -169,6 +172,7 @@ class Compiler:
             if hit is not None and _same(hit[0], up) and hit[2] == up_tls and \
                     _same(hit[1], ents):
                 bal, checker = hit[3], hit[4]
+                memo.upstreams[up.name] = hit
             else:
                 targets = []
                 for i, t in mine:
@@ -182,7 +186,7 @@ class Compiler:
                     errors.append((f"upstreams[{ui}]", str(e)))
                     continue
                 checker = self._health(up, bal, self.current)
-            memo.upstreams[up.name] = (up, ents, up_tls, bal, checker)
+                memo.upstreams[up.name] = (up, ents, up_tls, bal, checker)
             balancers[up.name] = bal
             upstreams[up.name] = up
             health[up.name] = checker
@@ -227,14 +231,21 @@ class Compiler:
             if not svc.entity.enabled:
                 continue
             chain = chains.for_route(r.id, r.service) if chains is not None else None
+            # reused memo entries are kept as they are: a write allocates only for what changed
+            # (fewer objects promoted to the oldest GC generation, fewer full collections)
             hit = old_routes.get(r.id)
             if hit is not None and hit[1] is svc and hit[2] is chain and _same(hit[0], r):
                 rt = hit[3]
-                spec = hit[4] if hit[5] == ri else self._spec(rt, r, svc, ri)
+                if hit[5] == ri:
+                    spec = hit[4]
+                    memo.routes[r.id] = hit
+                else:
+                    spec = self._spec(rt, r, svc, ri)
+                    memo.routes[r.id] = (r, svc, chain, rt, spec, ri)
             else:
                 rt = self._route_rt(r, svc, chain)
                 spec = self._spec(rt, r, svc, ri)
-            memo.routes[r.id] = (r, svc, chain, rt, spec, ri)
+                memo.routes[r.id] = (r, svc, chain, rt, spec, ri)
             routes[r.id] = rt
             specs.append(spec)
         router = None
@@ -251,8 +262,13 @@ class Compiler:
         memo.specs = specs
         memo.router = router
         self.version += 1
+        reused = 0
+        if prev is not None:
+            reused = sum(1 for k, v in memo.routes.items() if prev.routes.get(k) is v) + \
+                sum(1 for k, v in memo.services.items() if prev.services.get(k) is v)
         return Snapshot(self.version, config, router, services, routes, balancers, upstreams,
-                        health, chains, memo, key_updates)
+                        health, chains, memo, key_updates,
+                        built=len(memo.routes) + len(memo.services) - reused)
 
     def _services(self, config: Config, errors: list, prev: _Memo | None, memo: _Memo,
                   balancers: dict, health: dict, upstreams: dict) -> dict[str, ServiceRT]:
@@ -278,23 +294,25 @@ class Compiler:
                 hit = old_direct.get(s.id)
                 if hit is not None and _same(hit[0], s):
                     bal = hit[1]
+                    memo.direct[s.id] = hit
                 else:
                     t = self._target(s.host, s.port, 100, None, errors, f"services[{si}].host",
                                      (s.protocol == "https", bool(s.tls_verify)))
                     bal = make_balancer("round-robin", [t], 10000)
-                memo.direct[s.id] = (s, bal)
+                    memo.direct[s.id] = (s, bal)
                 host_header = None
             hit = old_svcs.get(s.id)
             if hit is not None and hit[1] is bal and hit[2] is health_rt and \
                     hit[3] is hash_spec and hit[4] == host_header and _same(hit[0], s):
                 rt = hit[5]
+                memo.services[s.id] = hit
             else:
                 rt = ServiceRT(
                     s.id, s.name or s.id, bal, health=health_rt, hash_spec=hash_spec,
                     host_header=host_header, connect_timeout=s.connect_timeout / 1000.0,
                     read_timeout=s.read_timeout / 1000.0,
                     write_timeout=s.write_timeout / 1000.0, retries=s.retries, entity=s)
-            memo.services[s.id] = (s, bal, health_rt, hash_spec, host_header, rt)
+                memo.services[s.id] = (s, bal, health_rt, hash_spec, host_header, rt)
             services[s.id] = rt
         return services
 
@@ -346,7 +364,8 @@ class Compiler:
                 if consumers_same and keys_same:
                     return old, []
                 if self._credential_blind(old):
-                    keys = _key_map(config)
+                    ka = [i.plugin for i in old.instances if i.name == "key-auth"]
+                    keys = _key_map(config, ka[0]._keys if ka else {})
                     return old, [(i.plugin, keys) for i in old.instances
                                  if i.name == "key-auth"]
         return self._build_chains(config, errors), []
@@ -404,14 +423,18 @@ class Compiler:
                 checker.start()
 
 
-def _key_map(config: Config) -> dict[str, tuple[Any, Any]]:
-    """key-auth's index: key -> (consumer, credential), as KeyAuth builds it (later wins)."""
+def _key_map(config: Config, old: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
+    """key-auth's index: key -> (consumer, credential), as KeyAuth builds it (later wins);
+    pairs of `old` that still hold are reused."""
     consumers = {c.id: c for c in config.consumers}
     out: dict[str, tuple[Any, Any]] = {}
     for cred in config.keyauth_credentials:
         consumer = consumers.get(cred.consumer)
         if cred.key and consumer is not None:
-            out[str(cred.key)] = (consumer, cred)
+            k = str(cred.key)
+            was = old.get(k)
+            out[k] = was if was is not None and was[0] is consumer and was[1] is cred \
+                else (consumer, cred)
     return out
 
 

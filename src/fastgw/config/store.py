@@ -154,7 +154,7 @@ class ConfigStore:
             return None
         if etype == "targets":
             key = model.normalize_target(key) or key
-        for e in idx.by_key.get(key, ()):
+        for e in idx.with_key(key):
             if in_scope(e):
                 return e
         return None
