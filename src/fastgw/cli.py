@@ -52,7 +52,8 @@ def _prefork() -> None:
 # ------------------------------------------------------------------------------------------
 # single process
 
-async def _serve_single(args: argparse.Namespace, config_path: str, demo: bool) -> None:
+async def _serve_single(args: argparse.Namespace, config_path: str, demo: bool,
+                        config: Any) -> None:
     from fastgw.gateway import Gateway
 
     loop = asyncio.get_running_loop()
@@ -61,7 +62,7 @@ async def _serve_single(args: argparse.Namespace, config_path: str, demo: bool) 
         from fastgw.demo import start_demo_upstreams
 
         demo_servers = await start_demo_upstreams()
-    gw = Gateway(_load(config_path), limits=_limits(args), freeze_gc=True)
+    gw = Gateway(config, limits=_limits(args), freeze_gc=True)
     await gw.start(args.listen, args.admin_listen, admin_token=args.admin_token,
                    persist_path=args.persist, config_source=None if demo else config_path)
     if args.status_listen:
@@ -264,10 +265,9 @@ class Master:
         self.workers[index] = {"pid": pid, "wfd": to_w_w, "rfd": from_w_r, "status": {},
                                "reader": _FrameReader()}
 
-    def run(self) -> None:
+    def run(self, config: Any) -> None:
         import uvloop
 
-        config = _load(self.config_path)
         self.config_json = self._config_bytes(config)
         _prefork()
         for i in range(self.args.workers):
@@ -406,7 +406,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     demo = args.config is None
     config_path = args.config or _default_config_path()
     try:
-        _load(config_path)
+        config = _load(config_path)   # once: validated here, then served
     except ConfigError as e:
         print(f"fastgw: invalid configuration {config_path}:\n{e}", file=sys.stderr)
         return 1
@@ -420,12 +420,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
     if args.workers > 1:
-        Master(args, config_path, demo).run()
+        Master(args, config_path, demo).run(config)
         return 0
     import uvloop
 
     _prefork()
-    uvloop.run(_serve_single(args, config_path, demo))
+    uvloop.run(_serve_single(args, config_path, demo, config))
     return 0
 
 

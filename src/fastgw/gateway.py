@@ -264,7 +264,11 @@ class Gateway:
     # -- configuration ---------------------------------------------------------------------
     def update(self, config: Any) -> Snapshot | None:
         """Compile and swap in a new configuration atomically (raises ConfigError)."""
-        new = load_config(config)
+        from fastgw.config.reuse import reuse_unchanged
+
+        # equal entities keep the running objects: the compile below then reuses them by
+        # identity (a worker decodes every config it is sent; a file reload re-reads all)
+        new = reuse_unchanged(load_config(config), self.config)
         if self.compiler is None:
             # not started yet: start() compiles it (and raises ConfigError there)
             self.config = new

@@ -15,8 +15,10 @@ Rules:
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import inspect
 import logging
 import socket
 import time
@@ -34,6 +36,7 @@ from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeyViolati
                                   UniqueViolation, errors_to_fields,
                                   schema_violation_message)
 from fastgw.config.model import ENTITY_CLASSES, FOREIGN, entity_to_json
+from fastgw.config.reuse import reuse_unchanged
 from fastgw.config.store import ConfigStore
 
 log = logging.getLogger("fastgw.admin")
@@ -201,6 +204,13 @@ def _error_response(exc: Exception) -> tuple[int, Any]:
     raise exc
 
 
+async def _finish(aw: Any) -> tuple[int, Any, list[tuple[str, str]]]:
+    res = await aw
+    if len(res) == 2:
+        return res[0], res[1], []
+    return res
+
+
 def _declarative_error(exc: ConfigError) -> dict[str, Any]:
     fields = errors_to_fields(exc.errors)
     return {"code": 14, "name": "invalid declarative configuration",
@@ -294,7 +304,10 @@ class AdminAPI:
         req = _Req("GET" if head else method, path, query, headers, body)
         extra: list[tuple[str, str]] = []
         try:
-            status, payload, extra = self._dispatch(req)
+            out = self._dispatch(req)
+            if inspect.isawaitable(out):   # POST /config: parsed and checked off the loop
+                out = await out
+            status, payload, extra = out
         except HTTPError as e:
             status, payload = e.status, e.body
         except (ConfigError, EntityNotFound) as e:
@@ -333,6 +346,8 @@ class AdminAPI:
         if h is None:
             raise HTTPError(405, {"message": "Method not allowed"})
         res = h(req)
+        if inspect.isawaitable(res):
+            return _finish(res)
         if len(res) == 2:
             return res[0], res[1], []
         return res
@@ -539,7 +554,23 @@ class AdminAPI:
             return 200, declarative.dump(self.store.config)
         return 200, {"config": declarative.dump_yaml(self.store.config)}
 
-    def _post_config(self, r: _Req) -> Any:
+    async def _post_config(self, r: _Req) -> Any:
+        """Parse, validate, hash and dump on a worker thread; only the compile and the swap
+        run on the event loop (they reuse what did not change: fastgw.config.reuse), so
+        proxying goes on while a large file is read."""
+        loop = asyncio.get_running_loop()
+        res = await loop.run_in_executor(None, self._prepare_config, r)
+        if len(res) == 2:
+            return res
+        new, new_hash = res[2], res[3]
+        try:
+            self.store.replace(new, checked=True, config_hash=new_hash)
+        except ConfigError as e:
+            return 400, _declarative_error(e)
+        return 201, await loop.run_in_executor(None, declarative.dump, new)
+
+    def _prepare_config(self, r: _Req) -> Any:
+        """(status, body) to answer at once, or ("apply", None, config, hash). Any thread."""
         ctype = r.content_type
         doc: Any
         try:
@@ -564,13 +595,14 @@ class AdminAPI:
             if errs:
                 return 400, _declarative_error(ConfigError(errs))
             return 200, {"dry_run": True, "diff": config_diff(self.store.config, new)}
-        if _truthy(r.q("check_hash")) and model.config_hash(new) == self.store.hash:
+        errs = model.check_integrity(new)
+        if errs:
+            return 400, _declarative_error(ConfigError(errs))
+        new = reuse_unchanged(new, self.store.config)
+        new_hash = model.config_hash(new)
+        if _truthy(r.q("check_hash")) and new_hash == self.store.hash:
             return 304, None
-        try:
-            self.store.replace(new)
-        except ConfigError as e:
-            return 400, _declarative_error(e)
-        return 201, declarative.dump(new)
+        return "apply", None, new, new_hash
 
     def _schema(self, name: str) -> Any:
         etype = SCHEMA_NAMES.get(name)

@@ -91,13 +91,18 @@ class ConfigStore:
         }
 
     # ----------------------------------------------------------------- whole config
-    def replace(self, new: Config) -> None:
-        """Swap in a whole new config (POST /config, file reload, SIGHUP)."""
-        errors = model.check_integrity(new)
-        if errors:
-            raise ConfigError(errors)
+    def replace(self, new: Config, *, checked: bool = False,
+                config_hash: str | None = None) -> None:
+        """Swap in a whole new config (POST /config, file reload, SIGHUP). `checked`: the
+        caller ran model.check_integrity already (off the event loop); `config_hash`: its
+        hash, when the caller computed it there too."""
+        if not checked:
+            errors = model.check_integrity(new)
+            if errors:
+                raise ConfigError(errors)
         with self._lock:
             self._commit(new)
+            self._hash = config_hash
 
     def _commit(self, new: Config) -> None:
         self._apply(new)  # raises -> nothing changes
