@@ -67,6 +67,7 @@ class _Memo:
     specs: list = field(default_factory=list)
     router: Any = None
     chain_inputs: tuple = ()
+    handlers: dict = field(default_factory=dict)               # in-process handlers used
 
 
 @dataclass
@@ -215,11 +216,56 @@ class Compiler:
         cur = self.current
         prev = cur.memo if cur is not None else None
         memo = _Memo()
-        balancers, health, upstreams = self._balancers(config, errors, prev, memo)
-        services = self._services(config, errors, prev, memo, balancers, health, upstreams)
+        built = 0
+        old_cfg = cur.config if cur is not None and prev is not None else None
+        # fast paths: a write changes one list; the parts built from untouched lists are
+        # taken over whole (no per-entity walk), as long as the in-process handlers are too
+        same_handlers = prev is not None and prev.handlers == self.handlers
+        if old_cfg is not None and same_handlers and config.services is old_cfg.services \
+                and config.upstreams is old_cfg.upstreams \
+                and config.targets is old_cfg.targets:
+            assert cur is not None and prev is not None
+            memo.upstreams, memo.direct, memo.services = \
+                prev.upstreams, prev.direct, prev.services
+            balancers, health, upstreams = cur.balancers, cur.health, cur.upstreams
+            services = cur.services
+        else:
+            balancers, health, upstreams = self._balancers(config, errors, prev, memo)
+            services = self._services(config, errors, prev, memo, balancers, health, upstreams)
+            built += sum(1 for k, v in memo.services.items()
+                         if prev is None or prev.services.get(k) is not v)
+        memo.handlers = dict(self.handlers)
         chains, key_updates = self._chains(config, errors, cur, memo)
+        if old_cfg is not None and services is cur.services and chains is cur.chains \
+                and config.routes is old_cfg.routes:
+            assert cur is not None and prev is not None
+            routes, memo.routes, memo.specs, router = \
+                cur.routes, prev.routes, prev.specs, prev.router
+        else:
+            routes, specs, n = self._routes(config, services, chains, prev, memo)
+            built += n
+            router = None
+            if prev is not None and prev.router is not None and len(prev.specs) == len(specs) \
+                    and all(a is b for a, b in zip(prev.specs, specs)):
+                router = prev.router
+            else:
+                try:
+                    router = Router(specs)
+                except ValueError as e:
+                    errors.append(("routes", str(e)))
+            memo.specs = specs
+        if errors:
+            raise ConfigError(errors)
+        memo.router = router
+        self.version += 1
+        return Snapshot(self.version, config, router, services, routes, balancers, upstreams,
+                        health, chains, memo, key_updates, built=built)
+
+    def _routes(self, config: Config, services: dict[str, ServiceRT], chains: Any,
+                prev: _Memo | None, memo: _Memo) -> tuple[dict[str, RouteRT], list, int]:
         routes: dict[str, RouteRT] = {}
         specs = []
+        built = 0
         old_routes = prev.routes if prev is not None else {}
         for ri, r in enumerate(config.routes):
             svc = services.get(r.service) if r.service else None
@@ -246,29 +292,10 @@ class Compiler:
                 rt = self._route_rt(r, svc, chain)
                 spec = self._spec(rt, r, svc, ri)
                 memo.routes[r.id] = (r, svc, chain, rt, spec, ri)
+                built += 1
             routes[r.id] = rt
             specs.append(spec)
-        router = None
-        if prev is not None and prev.router is not None and len(prev.specs) == len(specs) \
-                and all(a is b for a, b in zip(prev.specs, specs)):
-            router = prev.router
-        else:
-            try:
-                router = Router(specs)
-            except ValueError as e:
-                errors.append(("routes", str(e)))
-        if errors:
-            raise ConfigError(errors)
-        memo.specs = specs
-        memo.router = router
-        self.version += 1
-        reused = 0
-        if prev is not None:
-            reused = sum(1 for k, v in memo.routes.items() if prev.routes.get(k) is v) + \
-                sum(1 for k, v in memo.services.items() if prev.services.get(k) is v)
-        return Snapshot(self.version, config, router, services, routes, balancers, upstreams,
-                        health, chains, memo, key_updates,
-                        built=len(memo.routes) + len(memo.services) - reused)
+        return routes, specs, built
 
     def _services(self, config: Config, errors: list, prev: _Memo | None, memo: _Memo,
                   balancers: dict, health: dict, upstreams: dict) -> dict[str, ServiceRT]:
