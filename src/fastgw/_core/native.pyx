@@ -48,7 +48,18 @@ cdef enum:
     RL_KEYS_CAP = 65536
 
 cdef bytes JSON_CT = b"application/json; charset=utf-8"
-cdef bytes SERVER_ERROR_BODY = orjson.dumps({"message": "An unexpected error occurred"})
+cdef bytes _kept_json(obj):
+    # orjson.dumps returns bytes over a 4 KiB allocation whatever its length; a body kept for
+    # the life of a snapshot (one per route) is copied to its own size
+    cdef bytes b = orjson.dumps(obj)
+    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+
+
+cdef bytes SERVER_ERROR_BODY = _kept_json({"message": "An unexpected error occurred"})
+# key-auth's fixed answers, shared by every route
+cdef bytes KA_BODY_NONE = _kept_json({"message": "No API key found in request"})
+cdef bytes KA_BODY_DUP = _kept_json({"message": "Duplicate API key found"})
+cdef bytes KA_BODY_INVALID = _kept_json({"message": "Invalid authentication credentials"})
 
 
 # -------------------------------------------------------------------------------------------
@@ -669,9 +680,9 @@ cdef NativeChain _build(chain, route, service, clock):
             n.ka_names = [(name, qname, qenc) for name, _, qname, qenc in p._names]
             n.ka_index = key_index(p)
             n.ka_challenge = p._challenge.encode("latin-1")
-            n.ka_body_none = orjson.dumps({"message": "No API key found in request"})
-            n.ka_body_dup = orjson.dumps({"message": "Duplicate API key found"})
-            n.ka_body_invalid = orjson.dumps({"message": "Invalid authentication credentials"})
+            n.ka_body_none = KA_BODY_NONE
+            n.ka_body_dup = KA_BODY_DUP
+            n.ka_body_invalid = KA_BODY_INVALID
         elif t is RateLimiting:
             n.rl = True
             n.rl_plugin = p
@@ -683,7 +694,7 @@ cdef NativeChain _build(chain, route, service, clock):
             n.rl_one = p._one is not None
             n.rl_hide = c.hide_client_headers
             n.rl_error_code = c.error_code
-            n.rl_error_body = orjson.dumps({"message": c.error_message})
+            n.rl_error_body = _kept_json({"message": c.error_message})
             # the counter keys' seeds, by the plugin's own functions (same keys, same table)
             seeds = p._seeds_for(p._scope_prefix(SimpleNamespace(route=route, service=service)))
             n.nw = len(p._windows)
