@@ -37,8 +37,10 @@ def _default_config_path() -> str:
 
 def _load(path: str) -> Any:
     from fastgw.config.declarative import load_file
+    from fastgw.config.gcpause import gc_paused
 
-    return load_file(path)
+    with gc_paused():
+        return load_file(path)
 
 
 def _prefork() -> None:
@@ -112,19 +114,44 @@ async def watch_file(path: str, on_change: Any, interval: float = WATCH_INTERVAL
 def _reloader(path: str, gw: Any, apply: Any, demo: bool) -> Any:
     """The SIGHUP / file-change handler: load the file and apply it through the Admin API's
     store when there is one (so GET /config shows it), else `apply`. A bad file is logged and
-    changes nothing. The embedded demo config has no file: nothing to reload."""
+    changes nothing. The embedded demo config has no file: nothing to reload.
+    The file is read and validated on a worker thread (proxying goes on); the compile and the
+    swap run on the loop. Reloads run one at a time, in the order they were asked for."""
+    from fastgw.config.errors import ConfigError
+    from fastgw.config.gcpause import gc_paused
+    from fastgw.config.model import check_integrity
+    from fastgw.config.reuse import reuse_unchanged
+
+    lock = asyncio.Lock()
+
+    def prepare(running: Any) -> Any:   # on a worker thread
+        new = _load(path)
+        if running is None:
+            return new
+        with gc_paused():
+            errors = check_integrity(new)
+            if errors:
+                raise ConfigError(errors, source=path)
+            return reuse_unchanged(new, running)
+
+    async def reload_async() -> None:
+        async with lock:
+            loop = asyncio.get_running_loop()
+            try:
+                store = gw.store
+                new = await loop.run_in_executor(
+                    None, prepare, store.config if store is not None else None)
+                if store is not None:
+                    store.replace(new, checked=True)
+                else:
+                    apply(new)
+                log.info("reloaded %s", path)
+            except Exception as e:  # noqa: BLE001 - report every failure, keep running config
+                log.error("reload of %s failed, running configuration kept:\n%s", path, e)
+
     def reload_file() -> None:
-        if demo:
-            return
-        try:
-            new = _load(path)
-            if gw.store is not None:
-                gw.store.replace(new)
-            else:
-                apply(new)
-            log.info("reloaded %s", path)
-        except Exception as e:  # noqa: BLE001 - report every failure, keep running config
-            log.error("reload of %s failed, running configuration kept:\n%s", path, e)
+        if not demo:
+            asyncio.get_running_loop().create_task(reload_async())
 
     return reload_file
 
@@ -174,6 +201,7 @@ def _worker_main(args: argparse.Namespace, config_json: bytes, rfd: int, wfd: in
     import orjson
     import uvloop
 
+    from fastgw.config.gcpause import gc_paused
     from fastgw.config.model import decode_config
     from fastgw.gateway import Gateway
 
@@ -199,7 +227,9 @@ def _worker_main(args: argparse.Namespace, config_json: bytes, rfd: int, wfd: in
                 return
             for frame in reader.feed(data):
                 try:
-                    gw.update(decode_config(frame))
+                    with gc_paused():
+                        new = decode_config(frame)
+                    gw.update(new)
                 except Exception as e:  # noqa: BLE001 - master validated it; report, keep going
                     log.error("worker %d: config update failed: %s", index, e)
                 report()

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 from fastgw import __version__
 from fastgw._core.proxy import ProxyCore
 from fastgw.config.errors import ConfigError
+from fastgw.config.gcpause import gc_paused
 from fastgw.config.model import Config
 from fastgw.config.snapshot import Compiler, Snapshot
 from fastgw.plugins.context import Context as _Context
@@ -146,7 +147,9 @@ class Gateway:
         self.compiler = Compiler(core, handlers=self.handlers, trusted_ips=self.trusted_ips,
                                  settings={"node_id": self.node_id},
                                  health_clock=self.clock, active_health=self.active_health)
-        self._activate(self.compiler.compile(self.config))
+        with gc_paused():
+            snap = self.compiler.compile(self.config)
+        self._activate(snap)
         if sock is not None:
             self.server = await loop.create_server(core.protocol, sock=sock, backlog=1024)
         else:
@@ -268,12 +271,13 @@ class Gateway:
 
         # equal entities keep the running objects: the compile below then reuses them by
         # identity (a worker decodes every config it is sent; a file reload re-reads all)
-        new = reuse_unchanged(load_config(config), self.config)
-        if self.compiler is None:
-            # not started yet: start() compiles it (and raises ConfigError there)
-            self.config = new
-            return None
-        snap = self.compiler.compile(new)
+        with gc_paused():
+            new = reuse_unchanged(load_config(config), self.config)
+            if self.compiler is None:
+                # not started yet: start() compiles it (and raises ConfigError there)
+                self.config = new
+                return None
+            snap = self.compiler.compile(new)
         self._activate(snap)
         self.config = new
         # the hash is computed when first read (GET /status), not per change

@@ -36,6 +36,7 @@ from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeyViolati
                                   UniqueViolation, errors_to_fields,
                                   schema_violation_message)
 from fastgw.config.model import ENTITY_CLASSES, FOREIGN, entity_to_json
+from fastgw.config.gcpause import gc_paused
 from fastgw.config.reuse import reuse_unchanged
 from fastgw.config.store import ConfigStore
 
@@ -202,6 +203,11 @@ def _error_response(exc: Exception) -> tuple[int, Any]:
                      "message": schema_violation_message(exc.errors),
                      "fields": errors_to_fields(exc.errors)}
     raise exc
+
+
+def _paused(fn: Callable[..., Any], *args: Any) -> Any:
+    with gc_paused():
+        return fn(*args)
 
 
 async def _finish(aw: Any) -> tuple[int, Any, list[tuple[str, str]]]:
@@ -559,7 +565,7 @@ class AdminAPI:
         run on the event loop (they reuse what did not change: fastgw.config.reuse), so
         proxying goes on while a large file is read."""
         loop = asyncio.get_running_loop()
-        res = await loop.run_in_executor(None, self._prepare_config, r)
+        res = await loop.run_in_executor(None, _paused, self._prepare_config, r)
         if len(res) == 2:
             return res
         new, new_hash = res[2], res[3]
@@ -567,7 +573,7 @@ class AdminAPI:
             self.store.replace(new, checked=True, config_hash=new_hash)
         except ConfigError as e:
             return 400, _declarative_error(e)
-        return 201, await loop.run_in_executor(None, declarative.dump, new)
+        return 201, await loop.run_in_executor(None, _paused, declarative.dump, new)
 
     def _prepare_config(self, r: _Req) -> Any:
         """(status, body) to answer at once, or ("apply", None, config, hash). Any thread."""
