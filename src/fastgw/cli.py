@@ -201,6 +201,7 @@ def _worker_main(args: argparse.Namespace, config_json: bytes, rfd: int, wfd: in
     import orjson
     import uvloop
 
+    from fastgw.config.delta import apply_delta
     from fastgw.config.gcpause import gc_paused
     from fastgw.config.model import decode_config
     from fastgw.gateway import Gateway
@@ -228,10 +229,14 @@ def _worker_main(args: argparse.Namespace, config_json: bytes, rfd: int, wfd: in
             for frame in reader.feed(data):
                 try:
                     with gc_paused():
-                        new = decode_config(frame)
+                        # a delta against the config this worker runs (fastgw.config.delta)
+                        new = apply_delta(gw.config, frame)
                     gw.update(new)
-                except Exception as e:  # noqa: BLE001 - master validated it; report, keep going
-                    log.error("worker %d: config update failed: %s", index, e)
+                except Exception as e:  # noqa: BLE001 - master validated it
+                    # a delta that does not apply means this worker diverged: exit, and the
+                    # master restarts it with the full current configuration
+                    log.error("worker %d: config update failed, restarting: %s", index, e)
+                    os._exit(3)
                 report()
 
         os.set_blocking(rfd, False)
@@ -262,7 +267,8 @@ class Master:
         self.config_path = config_path
         self.demo = demo
         self.workers: dict[int, dict[str, Any]] = {}   # index -> {pid, wfd, rfd, status}
-        self.config_json = b""
+        self.config_json = b""   # the full encoded config, made when a worker needs it
+        self.config: Any = None   # what every worker runs (after the frames sent so far)
         self.stopping = False
 
     def _config_bytes(self, config: Any) -> bytes:
@@ -271,6 +277,8 @@ class Master:
         return encode_config(config)
 
     def spawn(self, index: int) -> None:
+        if not self.config_json:
+            self.config_json = self._config_bytes(self.config)
         to_w_r, to_w_w = os.pipe()
         from_w_r, from_w_w = os.pipe()
         pid = os.fork()
@@ -298,6 +306,7 @@ class Master:
     def run(self, config: Any) -> None:
         import uvloop
 
+        self.config = config
         self.config_json = self._config_bytes(config)
         _prefork()
         for i in range(self.args.workers):
@@ -322,10 +331,16 @@ class Master:
         gw.server.close()
 
         def apply(new: Any) -> None:
+            from fastgw.config.delta import encode_delta
+
             gw.update(new)                       # raises ConfigError: nothing is sent
-            self.config_json = self._config_bytes(new)
+            # workers get what changed (one entity for an Admin API write); a worker
+            # (re)started later gets the whole current config, encoded then
+            delta = encode_delta(self.config, new)
+            self.config = new
+            self.config_json = b""
             for w in self.workers.values():
-                _send(w["wfd"], self.config_json)
+                _send(w["wfd"], delta)
 
         if self.args.admin_listen:
             await gw.start_admin(self.args.admin_listen, token=self.args.admin_token,

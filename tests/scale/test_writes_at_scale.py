@@ -68,7 +68,7 @@ def _live(port: int, path: str, key: str, want: tuple) -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_routes_and_consumers_after_many_writes(fastgw, echo_upstream, workers: int) -> None:
-    gw = fastgw(_doc(N, echo_upstream.port), workers=workers)
+    gw = fastgw(_doc(N, echo_upstream.port), workers=workers, wait_admin=True)
     admin = _Admin(gw.admin_port)
     _live(gw.port, "/s7/a", "k1234", (200, "/svc7/a", "c1234"))
     for i in range(WRITES):
@@ -116,7 +116,7 @@ def test_routes_and_consumers_after_many_writes(fastgw, echo_upstream, workers: 
 
 
 def test_bad_field_in_100k_entities_names_its_path(fastgw, echo_upstream) -> None:
-    gw = fastgw(_doc(10, echo_upstream.port))
+    gw = fastgw(_doc(10, echo_upstream.port), wait_admin=True)
     admin = _Admin(gw.admin_port)
     _, before = admin.call("GET", "/status")
     doc = {"_format_version": "3.0",
