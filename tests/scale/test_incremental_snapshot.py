@@ -97,7 +97,8 @@ def _random_write(store: ConfigStore, rnd: random.Random, i: int) -> None:
     if kind == "svc+":
         store.create("services", {"name": f"n{i}", "url": UP})
     elif kind == "svc~" and (s := pick(cfg.services)):
-        store.update("services", s.id, {"path": f"/p{i}", "retries": rnd.randint(0, 9)})
+        store.update("services", s.id, {"path": f"/p{i}", "retries": rnd.randint(0, 9),
+                                        "enabled": rnd.random() > 0.3})
     elif kind == "svc-" and (s := pick(cfg.services)):
         for r in [r for r in cfg.routes if r.service == s.id]:
             store.delete("routes", r.id)
@@ -218,3 +219,42 @@ def test_reuse_keeps_running_objects() -> None:
     changed = [i for i, (x, y) in enumerate(zip(c.routes, a.routes)) if x is not y]
     assert changed == [4] and c.routes[4].paths == ["/changed"]
     assert msgspec.structs.replace(c, routes=a.routes) == a
+
+
+def test_dependencies_of_reused_parts() -> None:
+    asyncio.run(_dependencies())
+
+
+async def _dependencies() -> None:
+    """Changes whose effect is on another entity's runtime object: a service disabled and
+    enabled again (its routes leave and rejoin the router), a new service then its route, a
+    service moved onto an upstream, a consumer renamed (its key's record)."""
+    gw = Gateway(_doc(10), active_health=False)
+    await gw.start(("127.0.0.1", 0))
+    try:
+        store = ConfigStore(gw.config, gw.update)
+        reqs = [(b"GET", b"x.test", b"/s1/a"), (b"GET", b"h3.test", b"/s3"),
+                (b"GET", b"x.test", b"/new/a")]
+
+        def check() -> dict:
+            want = _observe(_fresh(store.config), reqs)
+            got = _observe(gw.snapshot, reqs)
+            assert got == want
+            return got
+
+        store.update("services", "s1", {"enabled": False})
+        assert check()["matched"][0] is None
+        store.update("services", "s1", {"enabled": True})
+        assert check()["matched"][0] is not None
+        store.create("services", {"name": "new", "url": UP})
+        check()
+        store.create("routes", {"name": "new", "paths": ["/new"], "service": {"name": "new"}})
+        assert check()["matched"][2] is not None
+        store.update("services", "s1", {"host": "up0"})
+        assert gw.snapshot.services[store.find("services", "s1").id].balancer is \
+            gw.snapshot.balancers["up0"]
+        check()
+        store.update("consumers", "c4", {"username": "four"})
+        assert check()["keys"]["k4"][1] == "four"
+    finally:
+        await gw.stop()

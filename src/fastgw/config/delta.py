@@ -29,22 +29,30 @@ _DECODER = msgspec.msgpack.Decoder(list[Splice])
 _ITEMS = {t: msgspec.msgpack.Decoder(list[ENTITY_CLASSES[t]]) for t in ENTITY_TYPES}
 
 
+def splice(a: list[Any], b: list[Any]) -> tuple[int, int, list[Any]] | None:
+    """(start, end, items) with b == a[:start] + items + a[end:] by identity, the common head
+    and tail as long as they go; None when every element is the same object."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] is b[i]:
+        i += 1
+    if i == len(a) == len(b):
+        return None
+    j = 0
+    while j < n - i and a[len(a) - 1 - j] is b[len(b) - 1 - j]:
+        j += 1
+    return i, len(a) - j, b[i:len(b) - j]
+
+
 def splices(old: Config, new: Config) -> list[tuple[str, int, int, list[Any]]]:
     out = []
     for etype in ENTITY_TYPES:
         a, b = getattr(old, etype), getattr(new, etype)
         if a is b:
             continue
-        n = min(len(a), len(b))
-        i = 0
-        while i < n and a[i] is b[i]:
-            i += 1
-        j = 0
-        while j < n - i and a[len(a) - 1 - j] is b[len(b) - 1 - j]:
-            j += 1
-        if i == len(a) == len(b):
-            continue
-        out.append((etype, i, len(a) - j, b[i:len(b) - j]))
+        sp = splice(a, b)
+        if sp is not None:
+            out.append((etype, *sp))
     return out
 
 

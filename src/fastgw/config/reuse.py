@@ -17,24 +17,35 @@ from fastgw.config.model import ENTITY_TYPES, Config
 
 
 def reuse_unchanged(new: Config, old: Config) -> Config:
+    from fastgw.config.delta import splice
+
     changes: dict[str, Any] = {}
     for etype in ENTITY_TYPES:
         items = getattr(new, etype)
         prev = getattr(old, etype)
         if items is prev or not items or not prev:
             continue
-        by_id = {e.id: e for e in prev}
+        # the common head and tail are the same objects already: look only at the middle
+        sp = splice(prev, items)
+        if sp is None:
+            changes[etype] = prev
+            continue
+        start, end, middle = sp
+        by_id = {e.id: e for e in prev[start:end]}
         out = []
-        kept = 0
-        for e in items:
+        swapped = 0
+        for e in middle:
             o = by_id.get(e.id)
-            if o is not None and (o is e or o == e):
+            if o is not None and o is not e and o == e:
                 out.append(o)
-                kept += 1
+                swapped += 1
             else:
                 out.append(e)
-        if kept == len(items) == len(prev) and all(a is b for a, b in zip(out, prev)):
+        if swapped == len(middle) == end - start and all(
+                a is b for a, b in zip(out, prev[start:end])):
             changes[etype] = prev
-        elif kept:
-            changes[etype] = out
+        elif swapped:
+            changes[etype] = [*items[:start], *out, *items[start + len(middle):]]
+        # else: nothing to carry over; `items` stays the list it is (the store's own list,
+        # which the next change compares by identity)
     return msgspec.structs.replace(new, **changes) if changes else new

@@ -35,6 +35,7 @@ from typing import Any, Callable
 from fastgw._core.native import compile_chain
 from fastgw._core.proxy import ProxyCore, RouteRT, ServiceRT
 from fastgw._core.router import Router, RouteSpec
+from fastgw.config.delta import splice
 from fastgw.config.errors import ConfigError
 from fastgw.config.model import Config
 
@@ -68,6 +69,7 @@ class _Memo:
     router: Any = None
     chain_inputs: tuple = ()
     handlers: dict = field(default_factory=dict)               # in-process handlers used
+    by_service: dict = field(default_factory=dict)             # service id -> routed routes
 
 
 @dataclass
@@ -221,26 +223,62 @@ class Compiler:
         # fast paths: a write changes one list; the parts built from untouched lists are
         # taken over whole (no per-entity walk), as long as the in-process handlers are too
         same_handlers = prev is not None and prev.handlers == self.handlers
-        if old_cfg is not None and same_handlers and config.services is old_cfg.services \
-                and config.upstreams is old_cfg.upstreams \
+        changed_services: set[str] | None = set()
+        svc_splice = None
+        if old_cfg is not None and same_handlers and config.upstreams is old_cfg.upstreams \
                 and config.targets is old_cfg.targets:
+            assert cur is not None
+            svc_splice = splice(old_cfg.services, config.services) \
+                if config.services is not old_cfg.services else None
+            if svc_splice is not None and any(
+                    s.host in cur.upstreams for s in
+                    (*old_cfg.services[svc_splice[0]:svc_splice[1]], *svc_splice[2])):
+                # a service balanced over an upstream sets its targets' TLS: rebuild those
+                svc_splice = None
+                old_cfg_services_ok = False
+            else:
+                old_cfg_services_ok = True
+        else:
+            old_cfg_services_ok = False
+        if old_cfg_services_ok and svc_splice is None:
             assert cur is not None and prev is not None
             memo.upstreams, memo.direct, memo.services = \
                 prev.upstreams, prev.direct, prev.services
             balancers, health, upstreams = cur.balancers, cur.health, cur.upstreams
             services = cur.services
+        elif old_cfg_services_ok:
+            # one splice of the service list: copy the maps, apply the splice
+            assert cur is not None and prev is not None and old_cfg is not None
+            start, end, items = svc_splice
+            memo.upstreams = prev.upstreams
+            balancers, health, upstreams = cur.balancers, cur.health, cur.upstreams
+            memo.services, memo.direct = dict(prev.services), dict(prev.direct)
+            services = dict(cur.services)
+            removed = old_cfg.services[start:end]
+            changed_services = {x.id for x in removed} | {x.id for x in items}
+            for x in removed:
+                memo.services.pop(x.id, None)
+                memo.direct.pop(x.id, None)
+                services.pop(x.id, None)
+            self._service_entries(zip(range(start, start + len(items)), items), errors, prev,
+                                  memo, services, balancers, health, upstreams)
+            built += len(items)
         else:
+            changed_services = None   # unknown: every route is looked at
             balancers, health, upstreams = self._balancers(config, errors, prev, memo)
             services = self._services(config, errors, prev, memo, balancers, health, upstreams)
             built += sum(1 for k, v in memo.services.items()
                          if prev is None or prev.services.get(k) is not v)
         memo.handlers = dict(self.handlers)
         chains, key_updates = self._chains(config, errors, cur, memo)
-        if old_cfg is not None and services is cur.services and chains is cur.chains \
-                and config.routes is old_cfg.routes:
+        if old_cfg is not None and changed_services is not None and chains is cur.chains \
+                and config.routes is old_cfg.routes \
+                and not any(sid in prev.by_service for sid in changed_services):
+            # no route points at a changed service (a new one has none yet)
             assert cur is not None and prev is not None
             routes, memo.routes, memo.specs, router = \
                 cur.routes, prev.routes, prev.specs, prev.router
+            memo.by_service = prev.by_service
         else:
             routes, specs, n = self._routes(config, services, chains, prev, memo)
             built += n
@@ -266,8 +304,11 @@ class Compiler:
         routes: dict[str, RouteRT] = {}
         specs = []
         built = 0
+        by_service: dict[str, int] = {}
         old_routes = prev.routes if prev is not None else {}
         for ri, r in enumerate(config.routes):
+            if r.service:   # every route that names the service, routed or not
+                by_service[r.service] = by_service.get(r.service, 0) + 1
             svc = services.get(r.service) if r.service else None
             if svc is None:
                 # a route without a service cannot proxy anything; Kong keeps such routes
@@ -295,16 +336,24 @@ class Compiler:
                 built += 1
             routes[r.id] = rt
             specs.append(spec)
+        memo.by_service = by_service
         return routes, specs, built
 
     def _services(self, config: Config, errors: list, prev: _Memo | None, memo: _Memo,
                   balancers: dict, health: dict, upstreams: dict) -> dict[str, ServiceRT]:
+        services: dict[str, ServiceRT] = {}
+        self._service_entries(enumerate(config.services), errors, prev, memo, services,
+                              balancers, health, upstreams)
+        return services
+
+    def _service_entries(self, pairs: Any, errors: list, prev: _Memo | None, memo: _Memo,
+                         services: dict, balancers: dict, health: dict, upstreams: dict
+                         ) -> None:
         from fastgw.balancing import make_balancer
 
-        services: dict[str, ServiceRT] = {}
         old_direct = prev.direct if prev is not None else {}
         old_svcs = prev.services if prev is not None else {}
-        for si, s in enumerate(config.services):
+        for si, s in pairs:
             hash_spec = None
             health_rt = None
             up = upstreams.get(s.host)
@@ -341,7 +390,6 @@ class Compiler:
                     write_timeout=s.write_timeout / 1000.0, retries=s.retries, entity=s)
                 memo.services[s.id] = (s, bal, health_rt, hash_spec, host_header, rt)
             services[s.id] = rt
-        return services
 
     def _route_rt(self, r: Any, svc: ServiceRT, chain: Any) -> RouteRT:
         # the compiled chain when every plugin of the route has one (fastgw._core.native);
