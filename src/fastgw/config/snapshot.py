@@ -69,7 +69,9 @@ class _Memo:
     router: Any = None
     chain_inputs: tuple = ()
     handlers: dict = field(default_factory=dict)               # in-process handlers used
-    by_service: dict = field(default_factory=dict)             # service id -> routed routes
+    by_service: dict = field(default_factory=dict)             # service id -> routes naming it
+    consumers_by_id: dict | None = None                        # for key-auth key deltas
+    creds_by_consumer: dict | None = None                      # consumer id -> key-auth creds
 
 
 @dataclass
@@ -437,12 +439,16 @@ class Compiler:
                 ("canary" in names and not ups_same)
             if plugins_same and others_same and not reads_entities:
                 if consumers_same and keys_same:
+                    memo.consumers_by_id = prev.consumers_by_id
+                    memo.creds_by_consumer = prev.creds_by_consumer
                     return old, []
                 if self._credential_blind(old):
                     ka = [i.plugin for i in old.instances if i.name == "key-auth"]
-                    keys = _key_map(config, ka[0]._keys if ka else {})
-                    return old, [(i.plugin, keys) for i in old.instances
-                                 if i.name == "key-auth"]
+                    if not ka:
+                        return old, []
+                    assert cur is not None
+                    keys, changes = _key_delta(cur.config, config, prev, memo, ka[0]._keys)
+                    return old, [(p, keys, changes) for p in ka]
         return self._build_chains(config, errors), []
 
     @staticmethod
@@ -481,8 +487,8 @@ class Compiler:
         """Swap it in (one reference assignment) and hand health checkers over; new key-auth
         key maps are installed in the same synchronous step (module rules)."""
         old = self.current
-        for plugin, keys in snap.key_updates:
-            _install_keys(plugin, keys)
+        for plugin, keys, changes in snap.key_updates:
+            _install_keys(plugin, keys, changes)
         snap.key_updates = []
         self.current = snap
         self.core.set_snapshot(snap)
@@ -498,40 +504,88 @@ class Compiler:
                 checker.start()
 
 
-def _key_map(config: Config, old: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
-    """key-auth's index: key -> (consumer, credential), as KeyAuth builds it (later wins);
-    pairs of `old` that still hold are reused."""
-    consumers = {c.id: c for c in config.consumers}
-    out: dict[str, tuple[Any, Any]] = {}
-    for cred in config.keyauth_credentials:
-        consumer = consumers.get(cred.consumer)
-        if cred.key and consumer is not None:
-            k = str(cred.key)
-            was = old.get(k)
-            out[k] = was if was is not None and was[0] is consumer and was[1] is cred \
-                else (consumer, cred)
-    return out
+def _key_delta(old_cfg: Config, config: Config, prev: _Memo, memo: _Memo,
+               old_keys: dict[str, tuple[Any, Any]]) -> tuple[dict, dict]:
+    """key-auth's key -> (consumer, credential) map for `config`, from the one of `old_cfg`
+    and the splices of the consumer and credential lists: (new map, changed keys -> pair or
+    None). Work is proportional to the change plus two dict copies."""
+    cons = prev.consumers_by_id
+    by_c = prev.creds_by_consumer
+    if cons is None or by_c is None:
+        cons = {c.id: c for c in old_cfg.consumers}
+        by_c = {}
+        for cred in old_cfg.keyauth_credentials:
+            by_c[cred.consumer] = by_c.get(cred.consumer, ()) + (cred,)
+    sp_c = splice(old_cfg.consumers, config.consumers)
+    sp_k = splice(old_cfg.keyauth_credentials, config.keyauth_credentials)
+    keys = dict(old_keys)
+    changes: dict[str, tuple[Any, Any] | None] = {}
+
+    def drop(k: str) -> None:
+        if k in keys:
+            del keys[k]
+            changes[k] = None
+
+    if sp_k is not None:
+        by_c = dict(by_c)
+        for cred in old_cfg.keyauth_credentials[sp_k[0]:sp_k[1]]:
+            rest = tuple(x for x in by_c.get(cred.consumer, ()) if x is not cred)
+            if rest:
+                by_c[cred.consumer] = rest
+            else:
+                by_c.pop(cred.consumer, None)
+            if cred.key:
+                was = keys.get(str(cred.key))
+                if was is not None and was[1] is cred:
+                    drop(str(cred.key))
+    if sp_c is not None:
+        cons = dict(cons)
+        gone = [c for c in old_cfg.consumers[sp_c[0]:sp_c[1]]]
+        for c in gone:
+            if cons.get(c.id) is c:
+                del cons[c.id]
+        for c in sp_c[2]:
+            cons[c.id] = c
+        for c in gone:   # a consumer that left takes its keys along
+            if c.id not in cons:
+                for cred in by_c.get(c.id, ()):
+                    if cred.key:
+                        drop(str(cred.key))
+    if sp_k is not None:
+        for cred in sp_k[2]:
+            by_c[cred.consumer] = by_c.get(cred.consumer, ()) + (cred,)
+            consumer = cons.get(cred.consumer)
+            if cred.key and consumer is not None:
+                keys[str(cred.key)] = changes[str(cred.key)] = (consumer, cred)
+    if sp_c is not None:
+        for c in sp_c[2]:   # new or changed consumers: their keys point at them
+            for cred in by_c.get(c.id, ()):
+                if cred.key:
+                    k = str(cred.key)
+                    was = keys.get(k)
+                    if was is None or (was[1] is cred and was[0] is not c):
+                        keys[k] = changes[k] = (c, cred)
+    memo.consumers_by_id, memo.creds_by_consumer = cons, by_c
+    return keys, changes
 
 
-def _install_keys(plugin: Any, keys: dict[str, tuple[Any, Any]]) -> None:
+def _install_keys(plugin: Any, keys: dict[str, tuple[Any, Any]],
+                  changes: dict[str, tuple[Any, Any] | None]) -> None:
     """Make a key-auth instance (and its compiled index, when built) answer with `keys`:
-    the Python map is swapped whole; the compiled index changes only the keys that differ."""
+    the Python map is swapped whole; the compiled index changes only the keys in `changes`."""
     from fastgw._core.native import KeyRecord
 
-    old = plugin._keys
     plugin._keys = keys
     idx = getattr(plugin, "_native_index", None)
     if idx is None:
         return
-    for k in [k for k in old if k not in keys]:
-        idx.by_str.pop(k, None)
-        try:
-            idx.by_bytes.pop(k.encode("latin-1"), None)
-        except UnicodeEncodeError:
-            pass
-    for k, pair in keys.items():
-        was = old.get(k)
-        if was is not None and was[0] is pair[0] and was[1] is pair[1]:
+    for k, pair in changes.items():
+        if pair is None:
+            idx.by_str.pop(k, None)
+            try:
+                idx.by_bytes.pop(k.encode("latin-1"), None)
+            except UnicodeEncodeError:
+                pass
             continue
         rec = KeyRecord(len(idx.records), pair[0], pair[1])
         idx.records.append(rec)
