@@ -205,6 +205,10 @@ def _error_response(exc: Exception) -> tuple[int, Any]:
     raise exc
 
 
+def _dump_json(config: Any) -> bytes:
+    return orjson.dumps(declarative.dump(config))
+
+
 def _paused(fn: Callable[..., Any], *args: Any) -> Any:
     with gc_paused():
         return fn(*args)
@@ -573,7 +577,8 @@ class AdminAPI:
             self.store.replace(new, checked=True, config_hash=new_hash)
         except ConfigError as e:
             return 400, _declarative_error(e)
-        return 201, await loop.run_in_executor(None, _paused, declarative.dump, new)
+        # the body (every entity) is encoded there too: no large object tree on the loop
+        return 201, (await loop.run_in_executor(None, _paused, _dump_json, new), JSON_CT)
 
     def _prepare_config(self, r: _Req) -> Any:
         """(status, body) to answer at once, or ("apply", None, config, hash). Any thread."""

@@ -70,6 +70,7 @@ class _Memo:
     chain_inputs: tuple = ()
     handlers: dict = field(default_factory=dict)               # in-process handlers used
     by_service: dict = field(default_factory=dict)             # service id -> routes naming it
+    spec_index: dict = field(default_factory=dict)             # route id -> position in specs
     consumers_by_id: dict | None = None                        # for key-auth key deltas
     creds_by_consumer: dict | None = None                      # consumer id -> key-auth creds
 
@@ -273,14 +274,25 @@ class Compiler:
                          if prev is None or prev.services.get(k) is not v)
         memo.handlers = dict(self.handlers)
         chains, key_updates = self._chains(config, errors, cur, memo)
-        if old_cfg is not None and changed_services is not None and chains is cur.chains \
-                and config.routes is old_cfg.routes \
-                and not any(sid in prev.by_service for sid in changed_services):
+        local = old_cfg is not None and changed_services is not None and \
+            chains is cur.chains and \
+            not any(sid in prev.by_service for sid in changed_services)
+        spliced = None
+        if local and config.routes is old_cfg.routes:
             # no route points at a changed service (a new one has none yet)
             assert cur is not None and prev is not None
             routes, memo.routes, memo.specs, router = \
                 cur.routes, prev.routes, prev.specs, prev.router
-            memo.by_service = prev.by_service
+            memo.by_service, memo.spec_index = prev.by_service, prev.spec_index
+        elif local and (spliced := self._route_splice(config, services, chains, cur, prev,
+                                                      memo)) is not None:
+            routes, specs, n = spliced
+            built += n
+            try:
+                router = Router(specs)
+            except ValueError as e:
+                errors.append(("routes", str(e)))
+            memo.specs = specs
         else:
             routes, specs, n = self._routes(config, services, chains, prev, memo)
             built += n
@@ -301,12 +313,61 @@ class Compiler:
         return Snapshot(self.version, config, router, services, routes, balancers, upstreams,
                         health, chains, memo, key_updates, built=built)
 
+    def _route_splice(self, config: Config, services: dict[str, ServiceRT], chains: Any,
+                      cur: Snapshot, prev: _Memo, memo: _Memo) -> Any:
+        """Routes after one splice of the route list that appends routes or replaces routes in
+        place (an Admin API create, PUT or PATCH), without walking the others; None when the
+        splice is of another shape (the caller walks every route)."""
+        start, end, items = splice(cur.config.routes, config.routes) or (0, 0, [])
+        if not items and start == end:
+            return None
+        old_items = cur.config.routes[start:end]
+        appended = start == end == len(cur.config.routes)
+        in_place = len(old_items) == len(items) and \
+            all(a.id == b.id for a, b in zip(old_items, items))
+        if not (appended or in_place):
+            return None
+        ready = []
+        for k, r in enumerate(items):
+            svc = services.get(r.service) if r.service else None
+            if svc is None or not svc.entity.enabled:
+                return None     # an unrouted route shifts spec positions: walk them all
+            if in_place and old_items[k].id not in prev.spec_index:
+                return None
+            ready.append((start + k, r, svc))
+        routes = dict(cur.routes)
+        memo.routes = dict(prev.routes)
+        memo.by_service = by_service = dict(prev.by_service)
+        specs = list(prev.specs)
+        spec_index = dict(prev.spec_index) if appended else prev.spec_index
+        for k, r in enumerate(old_items):
+            n = by_service.get(r.service, 0) - 1
+            if n > 0:
+                by_service[r.service] = n
+            else:
+                by_service.pop(r.service, None)
+        for ri, r, svc in ready:
+            by_service[r.service] = by_service.get(r.service, 0) + 1
+            chain = chains.for_route(r.id, r.service) if chains is not None else None
+            rt = self._route_rt(r, svc, chain)
+            spec = self._spec(rt, r, svc, ri)
+            memo.routes[r.id] = (r, svc, chain, rt, spec, ri)
+            routes[r.id] = rt
+            if appended:
+                spec_index[r.id] = len(specs)
+                specs.append(spec)
+            else:
+                specs[spec_index[r.id]] = spec
+        memo.spec_index = spec_index
+        return routes, specs, len(ready)
+
     def _routes(self, config: Config, services: dict[str, ServiceRT], chains: Any,
                 prev: _Memo | None, memo: _Memo) -> tuple[dict[str, RouteRT], list, int]:
         routes: dict[str, RouteRT] = {}
         specs = []
         built = 0
         by_service: dict[str, int] = {}
+        spec_index: dict[str, int] = {}
         old_routes = prev.routes if prev is not None else {}
         for ri, r in enumerate(config.routes):
             if r.service:   # every route that names the service, routed or not
@@ -337,8 +398,10 @@ class Compiler:
                 memo.routes[r.id] = (r, svc, chain, rt, spec, ri)
                 built += 1
             routes[r.id] = rt
+            spec_index[r.id] = len(specs)
             specs.append(spec)
         memo.by_service = by_service
+        memo.spec_index = spec_index
         return routes, specs, built
 
     def _services(self, config: Config, errors: list, prev: _Memo | None, memo: _Memo,
