@@ -135,10 +135,26 @@ def parse_text(text: str | bytes, source: str = "<string>") -> Any:
         except orjson.JSONDecodeError:
             pass  # flow-style YAML is also allowed; let the YAML parser judge
     try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return _yaml_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([("", f"failed parsing declarative configuration: {exc}")],
                           source=source) from None
+
+
+def _yaml_load(text: str) -> Any:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+        # the loader refers to itself (its states are bound methods) and keeps every node it
+        # built: 100,000s of objects of cyclic garbage for the collector (a long pause on the
+        # proxy's loop). Emptied here, one node at a time, they are plain garbage instead.
+        for name in ("constructed_objects", "recursive_objects", "anchors"):
+            d = getattr(loader, name, None)
+            if isinstance(d, dict):
+                while d:
+                    d.popitem()
 
 
 def load_text(text: str | bytes, source: str = "<string>") -> Config:
@@ -204,6 +220,9 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
     for etype in ENTITY_TYPES:
         if etype in d:
             walk(etype, d[etype], etype, {})
+    # walk refers to itself through its closure cell, and so keeps `records` (every raw
+    # record) alive as cyclic garbage until a collection; clearing the cell frees them at once
+    del walk
 
     # 2. ids and references, parents first; 3. build each entity
     index: dict[str, dict[str, _Rec]] = {t: {} for t in ENTITY_TYPES}
