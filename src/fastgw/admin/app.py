@@ -593,7 +593,7 @@ class AdminAPI:
     def _prepare_config(self, r: _Req) -> Any:
         """(status, body) to answer at once, or ("apply", None, config, hash). Any thread."""
         ctype = r.content_type
-        doc: Any
+        doc: Any = None
         try:
             if ctype == "application/x-www-form-urlencoded":
                 text = r.data().get("config")
@@ -612,7 +612,7 @@ class AdminAPI:
         except ConfigError as e:
             return 400, _declarative_error(e)
         finally:
-            _release(locals().get("doc"))
+            _release(doc)
         if _truthy(r.q("dry_run")):
             errs = model.check_integrity(new)
             if errs:

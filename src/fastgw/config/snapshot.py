@@ -223,61 +223,15 @@ class Compiler:
         memo = _Memo()
         built = 0
         old_cfg = cur.config if cur is not None and prev is not None else None
-        # fast paths: a write changes one list; the parts built from untouched lists are
-        # taken over whole (no per-entity walk), as long as the in-process handlers are too
-        same_handlers = prev is not None and prev.handlers == self.handlers
-        changed_services: set[str] | None = set()
-        svc_splice = None
-        if old_cfg is not None and same_handlers and config.upstreams is old_cfg.upstreams \
-                and config.targets is old_cfg.targets:
-            assert cur is not None
-            svc_splice = splice(old_cfg.services, config.services) \
-                if config.services is not old_cfg.services else None
-            if svc_splice is not None and any(
-                    s.host in cur.upstreams for s in
-                    (*old_cfg.services[svc_splice[0]:svc_splice[1]], *svc_splice[2])):
-                # a service balanced over an upstream sets its targets' TLS: rebuild those
-                svc_splice = None
-                old_cfg_services_ok = False
-            else:
-                old_cfg_services_ok = True
-        else:
-            old_cfg_services_ok = False
-        if old_cfg_services_ok and svc_splice is None:
-            assert cur is not None and prev is not None
-            memo.upstreams, memo.direct, memo.services = \
-                prev.upstreams, prev.direct, prev.services
-            balancers, health, upstreams = cur.balancers, cur.health, cur.upstreams
-            services = cur.services
-        elif old_cfg_services_ok:
-            # one splice of the service list: copy the maps, apply the splice
-            assert cur is not None and prev is not None and old_cfg is not None
-            start, end, items = svc_splice
-            memo.upstreams = prev.upstreams
-            balancers, health, upstreams = cur.balancers, cur.health, cur.upstreams
-            memo.services, memo.direct = dict(prev.services), dict(prev.direct)
-            services = dict(cur.services)
-            removed = old_cfg.services[start:end]
-            changed_services = {x.id for x in removed} | {x.id for x in items}
-            for x in removed:
-                memo.services.pop(x.id, None)
-                memo.direct.pop(x.id, None)
-                services.pop(x.id, None)
-            self._service_entries(zip(range(start, start + len(items)), items), errors, prev,
-                                  memo, services, balancers, health, upstreams)
-            built += len(items)
-        else:
-            changed_services = None   # unknown: every route is looked at
-            balancers, health, upstreams = self._balancers(config, errors, prev, memo)
-            services = self._services(config, errors, prev, memo, balancers, health, upstreams)
-            built += sum(1 for k, v in memo.services.items()
-                         if prev is None or prev.services.get(k) is not v)
+        balancers, health, upstreams, services, changed_services, n = \
+            self._service_step(config, errors, cur, prev, memo)
+        built += n
         memo.handlers = dict(self.handlers)
         chains, key_updates = self._chains(config, errors, cur, memo)
         local = old_cfg is not None and changed_services is not None and \
             chains is cur.chains and \
             not any(sid in prev.by_service for sid in changed_services)
-        spliced = None
+        router: Any = None
         if local and config.routes is old_cfg.routes:
             # no route points at a changed service (a new one has none yet)
             assert cur is not None and prev is not None
@@ -296,7 +250,6 @@ class Compiler:
         else:
             routes, specs, n = self._routes(config, services, chains, prev, memo)
             built += n
-            router = None
             if prev is not None and prev.router is not None and len(prev.specs) == len(specs) \
                     and all(a is b for a, b in zip(prev.specs, specs)):
                 router = prev.router
@@ -360,6 +313,47 @@ class Compiler:
                 specs[spec_index[r.id]] = spec
         memo.spec_index = spec_index
         return routes, specs, len(ready)
+
+    def _service_step(self, config: Config, errors: list, cur: Snapshot | None,
+                      prev: _Memo | None, memo: _Memo) -> tuple:
+        """Balancers, health, upstreams, services, the ids of the services that changed (None:
+        unknown, every route must be looked at) and the number of ServiceRTs built.
+
+        Fast paths (a write changes one list): with upstreams, targets and in-process handlers
+        unchanged, an unchanged service list takes everything over; one splice of it
+        (`delta.splice`) rebuilds only the spliced services, unless one of them is balanced
+        over an upstream (its protocol sets the TLS of that upstream's targets)."""
+        old_cfg = cur.config if cur is not None and prev is not None else None
+        if old_cfg is not None and prev is not None and prev.handlers == self.handlers \
+                and config.upstreams is old_cfg.upstreams and config.targets is old_cfg.targets:
+            assert cur is not None
+            if config.services is old_cfg.services:
+                memo.upstreams, memo.direct, memo.services = \
+                    prev.upstreams, prev.direct, prev.services
+                return cur.balancers, cur.health, cur.upstreams, cur.services, set(), 0
+            sp = splice(old_cfg.services, config.services)
+            if sp is not None:
+                start, end, items = sp
+                removed = old_cfg.services[start:end]
+                if not any(x.host in cur.upstreams for x in (*removed, *items)):
+                    memo.upstreams = prev.upstreams
+                    memo.services, memo.direct = dict(prev.services), dict(prev.direct)
+                    services = dict(cur.services)
+                    for x in removed:
+                        memo.services.pop(x.id, None)
+                        memo.direct.pop(x.id, None)
+                        services.pop(x.id, None)
+                    self._service_entries(zip(range(start, start + len(items)), items),
+                                          errors, prev, memo, services, cur.balancers,
+                                          cur.health, cur.upstreams)
+                    changed = {x.id for x in removed} | {x.id for x in items}
+                    return (cur.balancers, cur.health, cur.upstreams, services, changed,
+                            len(items))
+        balancers, health, upstreams = self._balancers(config, errors, prev, memo)
+        services = self._services(config, errors, prev, memo, balancers, health, upstreams)
+        n = sum(1 for k, v in memo.services.items()
+                if prev is None or prev.services.get(k) is not v)
+        return balancers, health, upstreams, services, None, n
 
     def _routes(self, config: Config, services: dict[str, ServiceRT], chains: Any,
                 prev: _Memo | None, memo: _Memo) -> tuple[dict[str, RouteRT], list, int]:
