@@ -30,8 +30,9 @@ log = logging.getLogger("fastgw")
 
 #: the sweeper period: deadlines (timeouts) are checked this often (seconds)
 TICK = 0.05
-#: a compile that built at least this many runtime objects is followed by gc.freeze() when
-#: the Gateway owns the process's GC (``freeze_gc``): CPython's full collections then scan only
+#: a compile that built at least this many runtime objects is a "large compile": with
+#: ``freeze_gc`` (the Gateway owns the process's GC) it is followed by gc.freeze(), so
+#: CPython's full collections scan only
 #: what was allocated since, instead of every object of a 100k-entity snapshot (which takes
 #: 0.2-2 s and stalls the loop); the same idea as gc.freeze() before fork in the CPython docs
 FREEZE_MIN_BUILT = 1000
@@ -107,6 +108,7 @@ class Gateway:
         self.clock = clock
         # the process's GC belongs to this Gateway (the CLI): freeze after large compiles
         self.freeze_gc = freeze_gc
+        self._gc_state = "thawed"       # thawed -> frozen -> thawing -> frozen (_large_compile)
         self.plugins = PluginRegistry()
         self.core: ProxyCore | None = None
         self.compiler: Compiler | None = None
@@ -247,6 +249,10 @@ class Gateway:
                 conn.transport.abort() if conn.transport is not None else None
         if self._tick is not None:
             self._tick.cancel()
+        import gc
+
+        if self._after_collection in gc.callbacks:
+            gc.callbacks.remove(self._after_collection)
         if self.compiler is not None and self.compiler.current is not None:
             for checker in self.compiler.current.health.values():
                 checker.stop()
@@ -288,9 +294,40 @@ class Gateway:
         assert self.compiler is not None
         self.compiler.activate(snap)
         if self.freeze_gc and snap.built >= FREEZE_MIN_BUILT:
+            self._large_compile()
+
+    def _large_compile(self) -> None:
+        """thawed: freeze what the compile kept. frozen: the new snapshot retires frozen
+        objects, some in reference cycles (a balancer and its targets) that only the collector
+        frees: unfreeze, and freeze again once the next full collection has freed them
+        (thawing). Without the thaw every full replace would leak the retired cycles."""
+        import gc
+
+        if self._gc_state == "thawed":
+            gc.freeze()
+            self._gc_state = "frozen"
+        elif self._gc_state == "frozen":
+            gc.unfreeze()
+            self._gc_state = "thawing"
+            gc.callbacks.append(self._after_collection)
+
+    def _after_collection(self, phase: str, info: dict[str, Any]) -> None:
+        # runs inside the collector, on whichever thread triggered it: freeze from the loop
+        if phase == "stop" and info.get("generation") == 2 and self._gc_state == "thawing":
             import gc
 
+            if self._after_collection in gc.callbacks:
+                gc.callbacks.remove(self._after_collection)
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._refreeze)
+
+    def _refreeze(self) -> None:
+        import gc
+
+        if self._gc_state == "thawing":
             gc.freeze()
+            self._gc_state = "frozen"
 
     @property
     def snapshot(self) -> Snapshot | None:

@@ -50,6 +50,9 @@ _CREDENTIAL_BLIND = frozenset((
     "rate-limiting", "cors", "correlation-id", "request-size-limiting", "request-transformer",
     "response-transformer", "ip-restriction", "bot-detection", "file-log", "http-log",
     "opentelemetry", "canary"))
+#: records of replaced keys a compiled key-auth index may keep beyond twice its live keys
+#: before the chains are rebuilt (bounds the memory a stream of credential changes holds)
+_KEY_RECORD_SLACK = 4096
 #: credential lists other than key-auth's: a change there rebuilds the chains
 _OTHER_CREDENTIALS = ("basicauth_credentials", "jwt_secrets", "acls")
 
@@ -505,7 +508,13 @@ class Compiler:
                         return old, []
                     assert cur is not None
                     keys, changes = _key_delta(cur.config, config, prev, memo, ka[0]._keys)
-                    return old, [(p, keys, changes) for p in ka]
+                    idx = getattr(ka[0], "_native_index", None)
+                    if idx is None or \
+                            len(idx.records) + len(changes) <= 2 * len(keys) + _KEY_RECORD_SLACK:
+                        return old, [(p, keys, changes) for p in ka]
+                    # the compiled index keeps the records of replaced keys (requests in
+                    # flight hold their positions): past this many, build new chains
+                    memo.consumers_by_id = memo.creds_by_consumer = None
         return self._build_chains(config, errors), []
 
     @staticmethod
