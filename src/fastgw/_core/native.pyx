@@ -656,6 +656,49 @@ def unsupported(chain, hash_spec=None):
     return None
 
 
+# What every route's chain of one plugin instance shares (read-only after the build): built
+# once per instance, so 100,000 routes under one global plugin hold one copy, not 100,000.
+cdef dict _NAMES = {}
+
+
+cdef list _shared_names(list names):
+    return _NAMES.setdefault(tuple(names), names)
+
+
+cdef tuple _ka_parts(p):
+    parts = p.__dict__.get("_native_parts")
+    if parts is None:
+        parts = p._native_parts = (
+            [lname for _, lname, _, _ in p._names],
+            [(name, qname, qenc) for name, _, qname, qenc in p._names],
+            p._challenge.encode("latin-1"))
+    return parts
+
+
+cdef tuple _rl_parts(p, bint one):
+    parts = p.__dict__.get("_native_parts")
+    if parts is not None:
+        return parts
+    w_cap = []
+    w_limit = []
+    names = []
+    for w in p._windows:
+        limit = w.limit_str.encode()
+        w_limit.append(limit)
+        lh = w.limit_header.encode("latin-1")
+        rh = w.remaining_header.encode("latin-1")
+        w_cap.append((lh + b": " + limit + b"\r\n", rh + b": ", lh, rh))
+        names += [lh.lower(), rh.lower()]
+    names += [b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"]
+    if one:
+        names += [k.lower() for k, _ in p._windows[0].allowed_headers("0", "0")]
+    names = list(dict.fromkeys(names))
+    parts = p._native_parts = (
+        _kept_json({"message": p.config.error_message}), list(p._windows),
+        _one_parts(p._windows[0]) if one else None, w_cap, w_limit, names, b"".join(names))
+    return parts
+
+
 cdef NativeChain _build(chain, route, service, clock):
     from fastgw.plugins.key_auth import KeyAuth
     from fastgw.plugins.prometheus import Prometheus, _consumer_label, _route_label, _service_label
@@ -666,7 +709,7 @@ cdef NativeChain _build(chain, route, service, clock):
     cdef int i
     pm = None
     n.clock = clock
-    n.names = [p.name for p in chain.plugins]
+    n.names = _shared_names([p.name for p in chain.plugins])
     n.has_header_filter = bool(chain.has_header_filter)
     for p in chain.plugins:
         t = type(p)
@@ -676,10 +719,8 @@ cdef NativeChain _build(chain, route, service, clock):
             n.ka_header = c.key_in_header
             n.ka_query = c.key_in_query
             n.ka_preflight = c.run_on_preflight
-            n.ka_lnames = [lname for _, lname, _, _ in p._names]
-            n.ka_names = [(name, qname, qenc) for name, _, qname, qenc in p._names]
+            n.ka_lnames, n.ka_names, n.ka_challenge = _ka_parts(p)
             n.ka_index = key_index(p)
-            n.ka_challenge = p._challenge.encode("latin-1")
             n.ka_body_none = KA_BODY_NONE
             n.ka_body_dup = KA_BODY_DUP
             n.ka_body_invalid = KA_BODY_INVALID
@@ -694,15 +735,11 @@ cdef NativeChain _build(chain, route, service, clock):
             n.rl_one = p._one is not None
             n.rl_hide = c.hide_client_headers
             n.rl_error_code = c.error_code
-            n.rl_error_body = _kept_json({"message": c.error_message})
             # the counter keys' seeds, by the plugin's own functions (same keys, same table)
             seeds = p._seeds_for(p._scope_prefix(SimpleNamespace(route=route, service=service)))
             n.nw = len(p._windows)
-            n.w_py = list(p._windows)
-            n.one_parts = _one_parts(p._windows[0]) if n.rl_one else None
-            n.w_cap = []
-            n.w_limit = []
-            names = []
+            n.rl_error_body, n.w_py, n.one_parts, n.w_cap, n.w_limit, names, n.strip_blob = \
+                _rl_parts(p, n.rl_one)
             for i, w in enumerate(p._windows):
                 n.w[i].seconds = w.seconds
                 n.w[i].count_limit = w.count_limit
@@ -710,19 +747,8 @@ cdef NativeChain _build(chain, route, service, clock):
                 n.w[i].cal_start = 0
                 n.w[i].cal_end = 0
                 n.w[i].seed = seeds[i]
-                limit = w.limit_str.encode()
-                n.w_limit.append(limit)
-                lh = w.limit_header.encode("latin-1")
-                rh = w.remaining_header.encode("latin-1")
-                n.w_cap.append((lh + b": " + limit + b"\r\n", rh + b": ", lh, rh))
-                names += [lh.lower(), rh.lower()]
-            names += [b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"]
-            if n.rl_one:
-                names += [k.lower() for k, _ in p._windows[0].allowed_headers("0", "0")]
-            names = list(dict.fromkeys(names))
             if len(names) > NATIVE_MAX_STRIP:
                 raise ValueError("rate-limiting sets too many response headers")
-            n.strip_blob = b"".join(names)
             n.n_strip = len(names)
             off = 0
             n.strip_lens = 0
