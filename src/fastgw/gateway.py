@@ -23,6 +23,7 @@ from fastgw import __version__
 from fastgw._core.hostport import split_host_port
 from fastgw._core.proxy import Limits, ProxyCore
 from fastgw.config.errors import ConfigError
+from fastgw.config.gcpause import gc_paused
 from fastgw.config.model import Config
 from fastgw.config.snapshot import Compiler, Snapshot
 from fastgw.listeners import ListenSpec, format_spec
@@ -34,6 +35,12 @@ log = logging.getLogger("fastgw")
 
 #: the sweeper period: deadlines (timeouts) are checked this often (seconds)
 TICK = 0.05
+#: a compile that built at least this many runtime objects is a "large compile": with
+#: ``freeze_gc`` (the Gateway owns the process's GC) it is followed by gc.freeze(), so
+#: CPython's full collections scan only
+#: what was allocated since, instead of every object of a 100k-entity snapshot (which takes
+#: 0.2-2 s and stalls the loop); the same idea as gc.freeze() before fork in the CPython docs
+FREEZE_MIN_BUILT = 1000
 #: how long a graceful stop waits for in-flight requests (nginx worker_shutdown_timeout: none;
 #: Kong: 10 s for `kong quit`)
 DEFAULT_DRAIN_TIMEOUT = 10.0
@@ -107,7 +114,8 @@ class Gateway:
                  dns: DnsSettings | None = None,
                  headers: Iterable[str] | None = None, access_log: Any = None,
                  trace_keys: Iterable[str] = (),
-                 headers_upstream: Iterable[str] | None = None) -> None:
+                 headers_upstream: Iterable[str] | None = None,
+                 freeze_gc: bool = False) -> None:
         self.config: Config = load_config(config)
         # Kong's dns_* settings; default: fastgw.dns.configure()'d (CLI) or KONG_DNS_* env
         self.dns_settings: DnsSettings = dns if dns is not None else default_settings()
@@ -136,6 +144,9 @@ class Gateway:
         # X-Fastgw-Trace values that ask for a request trace (fastgw.debug.trace); none: off
         self.trace_keys = [k for k in trace_keys if k]
         self.tracer: Any = None
+        # the process's GC belongs to this Gateway (the CLI): freeze after large compiles
+        self.freeze_gc = freeze_gc
+        self._gc_state = "thawed"       # thawed -> frozen -> thawing -> frozen (_large_compile)
         self.plugins = PluginRegistry()
         self.core: ProxyCore | None = None
         self.compiler: Compiler | None = None
@@ -228,12 +239,13 @@ class Gateway:
                                  health_clock=self.clock, active_health=self.active_health,
                                  discovery=self.discovery)
         try:
-            snap = self.compiler.compile(self.config)
+            with gc_paused():
+                snap = self.compiler.compile(self.config)
             if any(s.ssl for s in specs):
                 self._tls_manager()
             if self.tls is not None:
                 self.tls.update(self.config.certificates, self.config.snis)
-            self.compiler.activate(snap)
+            self._activate(snap)
         except BaseException:
             await self.discovery.stop()  # a bad config: nothing keeps running
             raise
@@ -413,6 +425,10 @@ class Gateway:
                 conn.transport.abort() if conn.transport is not None else None
         if self._tick is not None:
             self._tick.cancel()
+        import gc
+
+        if self._after_collection in gc.callbacks:
+            gc.callbacks.remove(self._after_collection)
         if self.compiler is not None and self.compiler.current is not None:
             for checker in self.compiler.current.health.values():
                 checker.stop()
@@ -439,12 +455,17 @@ class Gateway:
     # -- configuration ---------------------------------------------------------------------
     def update(self, config: Any) -> Snapshot | None:
         """Compile and swap in a new configuration atomically (raises ConfigError)."""
-        new = load_config(config)
-        if self.compiler is None:
-            # not started yet: start() compiles it (and raises ConfigError there)
-            self.config = new
-            return None
-        snap = self.compiler.compile(new)
+        from fastgw.config.reuse import reuse_unchanged
+
+        # equal entities keep the running objects: the compile below then reuses them by
+        # identity (a worker decodes every config it is sent; a file reload re-reads all)
+        with gc_paused():
+            new = reuse_unchanged(load_config(config), self.config)
+            if self.compiler is None:
+                # not started yet: start() compiles it (and raises ConfigError there)
+                self.config = new
+                return None
+            snap = self.compiler.compile(new)
         certs = None
         if self.tls is not None:
             try:
@@ -452,12 +473,52 @@ class Gateway:
             except (ssl.SSLError, ValueError) as exc:
                 raise ConfigError([("certificates", f"cannot load certificate: {exc}")]
                                   ) from None
-        self.compiler.activate(snap)
+        self._activate(snap)
         if certs is not None:
             self.tls.activate(certs, (new.certificates, new.snis))
         self.config = new
-        log.info("configuration %s applied (version %d)", snap.config_hash[:12], snap.version)
+        # the hash is computed when first read (GET /status), not per change
+        log.info("configuration version %d applied", snap.version)
         return snap
+
+    def _activate(self, snap: Snapshot) -> None:
+        assert self.compiler is not None
+        self.compiler.activate(snap)
+        if self.freeze_gc and snap.built >= FREEZE_MIN_BUILT:
+            self._large_compile()
+
+    def _large_compile(self) -> None:
+        """thawed: freeze what the compile kept. frozen: the new snapshot retires frozen
+        objects, some in reference cycles (a balancer and its targets) that only the collector
+        frees: unfreeze, and freeze again once the next full collection has freed them
+        (thawing). Without the thaw every full replace would leak the retired cycles."""
+        import gc
+
+        if self._gc_state == "thawed":
+            gc.freeze()
+            self._gc_state = "frozen"
+        elif self._gc_state == "frozen":
+            gc.unfreeze()
+            self._gc_state = "thawing"
+            gc.callbacks.append(self._after_collection)
+
+    def _after_collection(self, phase: str, info: dict[str, Any]) -> None:
+        # runs inside the collector, on whichever thread triggered it: freeze from the loop
+        if phase == "stop" and info.get("generation") == 2 and self._gc_state == "thawing":
+            import gc
+
+            if self._after_collection in gc.callbacks:
+                gc.callbacks.remove(self._after_collection)
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._refreeze)
+
+    def _refreeze(self) -> None:
+        import gc
+
+        if self._gc_state == "thawing":
+            gc.freeze()
+            self._gc_state = "frozen"
 
     @property
     def snapshot(self) -> Snapshot | None:

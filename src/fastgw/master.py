@@ -61,6 +61,8 @@ def _worker_main(plan: RunPlan, config_json: bytes, rfd: int, wfd: int, index: i
     import orjson
     import uvloop
 
+    from fastgw.config.delta import apply_delta
+    from fastgw.config.gcpause import gc_paused
     from fastgw.config.model import decode_config
     from fastgw.gateway import DEFAULT_DRAIN_TIMEOUT
 
@@ -92,9 +94,15 @@ def _worker_main(plan: RunPlan, config_json: bytes, rfd: int, wfd: int, index: i
                 return
             for frame in reader.feed(data):
                 try:
-                    gw.update(decode_config(frame))
-                except Exception as e:  # noqa: BLE001 - master validated it; report, keep going
-                    log.error("worker %d: config update failed: %s", index, e)
+                    with gc_paused():
+                        # a delta against the config this worker runs (fastgw.config.delta)
+                        new = apply_delta(gw.config, frame)
+                    gw.update(new)
+                except Exception as e:  # noqa: BLE001 - master validated it
+                    # a delta that does not apply means this worker diverged: exit, and the
+                    # master restarts it with the full current configuration
+                    log.error("worker %d: config update failed, restarting: %s", index, e)
+                    os._exit(3)
                 report()
 
         os.set_blocking(rfd, False)
@@ -132,7 +140,8 @@ class Master:
         self.plan = plan
         self.demo = plan.demo
         self.workers: dict[int, dict[str, Any]] = {}   # index -> {pid, wfd, rfd, status}
-        self.config_json = b""
+        self.config_json = b""   # the full encoded config, made when a worker needs it
+        self.config: Any = None   # what every worker runs (after the frames sent so far)
         self.stopping = False
         self.dashboard: Any = None
         from fastgw.debug.trace import Tracer
@@ -145,6 +154,8 @@ class Master:
         return encode_config(config)
 
     def spawn(self, index: int) -> None:
+        if not self.config_json:
+            self.config_json = self._config_bytes(self.config)
         to_w_r, to_w_w = os.pipe()
         from_w_r, from_w_w = os.pipe()
         pid = os.fork()
@@ -172,8 +183,7 @@ class Master:
     def run(self) -> None:
         import uvloop
 
-        config = self.plan.config
-        self.config_json = self._config_bytes(config)
+        config = self.config = self.plan.config
         # refuse a port another process holds (SO_REUSEPORT would share it silently); port 0
         # becomes the kernel's choice, which every worker then binds
         plan = self.plan
@@ -207,10 +217,16 @@ class Master:
         gw.server.close()
 
         def apply(new: Any) -> None:
+            from fastgw.config.delta import encode_delta
+
             gw.update(new)                       # raises ConfigError: nothing is sent
-            self.config_json = self._config_bytes(new)
+            # workers get what changed (one entity for an Admin API write); a worker
+            # (re)started later gets the whole current config, encoded then
+            delta = encode_delta(self.config, new)
+            self.config = new
+            self.config_json = b""
             for w in self.workers.values():
-                _send(w["wfd"], self.config_json)
+                _send(w["wfd"], delta)
 
         plan = self.plan
         admin_addr = None

@@ -169,7 +169,7 @@ def make_gateway(plan: RunPlan, config: Any, *, proxy: bool = True, **kw: Any) -
                  trace_keys=[k for k in (s.admin_token, s.trace_key) if k] if proxy else (),
                  access_log=writer.buffer if writer is not None else None,
                  limits=plan.limits, ssl_cert=plan.ssl_cert, ssl_cert_key=plan.ssl_cert_key,
-                 **kw)
+                 freeze_gc=True, **kw)
     gw.access_log_writer = writer
     return gw
 

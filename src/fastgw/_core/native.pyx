@@ -35,6 +35,7 @@ from fastgw._core.limiter cimport LIMITER_LINES_CAP, Buf, WindowLimiter
 
 import logging
 import os
+import weakref
 from types import SimpleNamespace
 
 import orjson
@@ -44,11 +45,18 @@ from fastgw._core import messages as _messages
 log = logging.getLogger("fastgw.native")
 
 cdef bytes JSON_CT = b"application/json; charset=utf-8"
-cdef bytes SERVER_ERROR_BODY = orjson.dumps({"message": _messages.INTERNAL})
+cdef bytes _kept_json(obj):
+    # orjson.dumps returns bytes over a 4 KiB allocation whatever its length; a body kept for
+    # the life of a snapshot (one per route) is copied to its own size
+    cdef bytes b = orjson.dumps(obj)
+    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+
+
+cdef bytes SERVER_ERROR_BODY = _kept_json({"message": _messages.INTERNAL})
 # key-auth's fixed answers, shared by every route (plugins/key_auth.py's wording)
-cdef bytes KA_BODY_NONE = orjson.dumps({"message": "No API key found in request"})
-cdef bytes KA_BODY_DUP = orjson.dumps({"message": "Duplicate API key found"})
-cdef bytes KA_BODY_INVALID = orjson.dumps({"message": "Unauthorized"})
+cdef bytes KA_BODY_NONE = _kept_json({"message": "No API key found in request"})
+cdef bytes KA_BODY_DUP = _kept_json({"message": "Duplicate API key found"})
+cdef bytes KA_BODY_INVALID = _kept_json({"message": "Unauthorized"})
 
 
 # -------------------------------------------------------------------------------------------
@@ -319,6 +327,24 @@ def unsupported(chain, hash_spec=None):
     return None
 
 
+# What every route's chain of one plugin instance shares (read-only after the build): made
+# once per instance, so 100,000 routes under one global plugin hold one copy, not 100,000.
+# The authentication kernels do not depend on the route; they live as long as their plugin.
+cdef dict _NAMES = {}
+_AUTH_KERNELS = weakref.WeakKeyDictionary()
+
+
+cdef list _shared_names(list names):
+    return _NAMES.setdefault(tuple(names), names)
+
+
+cdef object _auth_kernel(p, factory):
+    k = _AUTH_KERNELS.get(p)
+    if k is None:
+        k = _AUTH_KERNELS[p] = factory(p)
+    return k
+
+
 cdef NativeChain _build(chain, route, service, clock):
     from fastgw.plugins.jwt import Jwt
     from fastgw.plugins.key_auth import KeyAuth
@@ -328,14 +354,14 @@ cdef NativeChain _build(chain, route, service, clock):
     cdef NativeChain n = NativeChain()
     pm = None
     n.clock = clock
-    n.names = [p.name for p in chain.plugins]
+    n.names = _shared_names([p.name for p in chain.plugins])
     for p in chain.plugins:
         t = type(p)
         if t is KeyAuth:
-            n.ka = KeyAuthKernel(p)
+            n.ka = <KeyAuthKernel>_auth_kernel(p, KeyAuthKernel)
             n.records = n.ka.records
         elif t is Jwt:
-            n.jwt = JwtKernel(p)
+            n.jwt = <JwtKernel>_auth_kernel(p, JwtKernel)
             n.records = n.jwt.records
         elif t is RateLimiting:
             n.rl = RateLimitKernel(p, route, service)

@@ -15,6 +15,8 @@ Rules:
 """
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import socket
 import time
@@ -35,6 +37,8 @@ from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeysUnreso
                                   UniqueViolation, errors_to_fields,
                                   schema_violation_message)
 from fastgw.config.model import ENTITY_CLASSES, FOREIGN, entity_to_json
+from fastgw.config.gcpause import gc_paused
+from fastgw.config.reuse import reuse_unchanged
 from fastgw.config.store import ConfigStore
 from fastgw._core.messages import INTERNAL
 from fastgw.admin.bodies import MAX_URI_ARGS, TOO_MANY, check_content_type, parse_body
@@ -146,6 +150,35 @@ def _error_response(exc: Exception) -> tuple[int, Any]:
     raise exc
 
 
+def _release(doc: Any) -> None:
+    """Drop a parsed document entity by entity: freeing 100,000 nested dicts at once is one
+    long C call that holds the GIL (a stalled proxy loop); one entity at a time is not."""
+    if isinstance(doc, dict):
+        for v in list(doc.values()):
+            if isinstance(v, list):
+                while v:
+                    v.pop()
+
+
+def _paused(fn: Callable[..., Any], *args: Any) -> Any:
+    with gc_paused():
+        return fn(*args)
+
+
+def _config_body(new: Any) -> bytes:
+    # Kong's answer (routes/config.lua): the loaded entities by type, then by id, with
+    # references as {"id": ...}
+    return orjson.dumps({etype: {e.id: entity_to_json(etype, e) for e in getattr(new, etype)}
+                         for etype in model.ENTITY_TYPES if getattr(new, etype)})
+
+
+async def _finish(aw: Any) -> tuple[int, Any, list[tuple[str, str]]]:
+    res = await aw
+    if len(res) == 2:
+        return res[0], res[1], []
+    return res
+
+
 # -------------------------------------------------------------------------------------------
 # -------------------------------------------------------------------------------------------
 class AdminAPI:
@@ -167,10 +200,12 @@ class AdminAPI:
         try:
             around = getattr(self.store, "around_request", None)
             if around is None:
-                status, payload, extra = self._dispatch(req)
+                out = self._dispatch(req)
             else:   # database mode (fastgw.cluster.pg.store): writes go to PostgreSQL
-                status, payload, extra = await around(req.method, req.path,
-                                                      lambda: self._dispatch(req))
+                out = await around(req.method, req.path, lambda: self._dispatch(req))
+            if inspect.isawaitable(out):   # POST /config: parsed and checked off the loop
+                out = await out
+            status, payload, extra = out
         except HTTPError as e:
             status, payload = e.status, e.body
         except (ConfigError, EntityNotFound) as e:
@@ -216,6 +251,8 @@ class AdminAPI:
         if sum(len(v) for v in req.query.values()) > MAX_URI_ARGS:
             raise HTTPError(400, TOO_MANY)
         res = h(req)
+        if inspect.isawaitable(res):
+            return _finish(res)
         if len(res) == 2:
             return res[0], res[1], []
         return res
@@ -407,10 +444,26 @@ class AdminAPI:
             return 200, declarative.dump(self.store.config)
         return 200, {"config": declarative.dump_yaml(self.store.config)}
 
-    def _post_config(self, r: _Req) -> Any:
-        # Kong's hydrate_config_from_request (kong/api/routes/config.lua): a body that is the
-        # document itself (JSON/YAML), or a `config` field holding its text in a form,
-        # multipart (`curl -F config=@kong.yml`) or JSON body
+    async def _post_config(self, r: _Req) -> Any:
+        """Kong's hydrate_config_from_request (kong/api/routes/config.lua): parsed, validated,
+        hashed and encoded on a worker thread; only the compile and the swap run on the event
+        loop (they reuse what did not change: fastgw.config.reuse), so proxying goes on while
+        a large file is read."""
+        loop = asyncio.get_running_loop()
+        res = await loop.run_in_executor(None, _paused, self._prepare_config, r)
+        if len(res) == 2:
+            return res
+        new, new_hash, flatten = res[2], res[3], res[4]
+        try:
+            self.store.replace(new, checked=True, config_hash=new_hash)
+        except ConfigError as e:
+            return 400, self._config_error(e, None, flatten)
+        return 201, (await loop.run_in_executor(None, _paused, _config_body, new), JSON_CT)
+
+    def _prepare_config(self, r: _Req) -> Any:
+        """(status, body) to answer at once, or ("apply", None, config, hash, flatten): a body
+        that is the document itself (JSON/YAML), or a `config` field holding its text in a
+        form, multipart (`curl -F config=@kong.yml`) or JSON body. Any thread."""
         ctype = r.content_type
         doc: Any = None
         flatten = _truthy(r.q("flatten_errors"))
@@ -431,22 +484,18 @@ class AdminAPI:
             new = declarative.load_dict(doc)
         except ConfigError as e:
             return 400, self._config_error(e, doc, flatten)
+        errs = model.check_integrity(new)
+        if errs:
+            return 400, self._config_error(ConfigError(errs), doc, flatten)
+        _release(doc)
         if _truthy(r.q("dry_run")):
-            errs = model.check_integrity(new)
-            if errs:
-                return 400, self._config_error(ConfigError(errs), doc, flatten)
             return 200, {"dry_run": True, "diff": config_diff(self.store.config, new),
                          "shadowed_routes": shadowed_routes(new)}
-        if r.q("check_hash") == "1" and model.config_hash(new) == self.store.hash:
+        new = reuse_unchanged(new, self.store.config)
+        new_hash = model.config_hash(new)
+        if r.q("check_hash") == "1" and new_hash == self.store.hash:
             return 304, None
-        try:
-            self.store.replace(new)
-        except ConfigError as e:
-            return 400, self._config_error(e, doc, flatten)
-        # Kong's answer (routes/config.lua): the loaded entities by type, then by id, with
-        # references as {"id": ...}
-        return 201, {etype: {e.id: entity_to_json(etype, e) for e in getattr(new, etype)}
-                     for etype in model.ENTITY_TYPES if getattr(new, etype)}
+        return "apply", None, new, new_hash, flatten
 
     @staticmethod
     def _config_error(e: ConfigError, doc: Any, flatten: bool) -> dict[str, Any]:

@@ -235,6 +235,9 @@ def load_dict(d: Any, *, env: dict[str, str] | None = None) -> Config:
     for etype in ENTITY_TYPES:
         if etype in d:
             walk(etype, d[etype], etype, {})
+    # walk refers to itself through its closure cell, and so keeps `records` (every raw
+    # record) alive as cyclic garbage until a collection; clearing the cell frees them at once
+    del walk
 
     # 2. ids and references, parents first; 3. build each entity
     index: dict[str, dict[str, _Rec]] = {t: {} for t in ENTITY_TYPES}

@@ -60,8 +60,9 @@ _KONG_HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _PLAIN_PATH_RE = re.compile(r"^[A-Za-z0-9._~/%\-]*$")
 
 
-class Entity(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
-    """Base of every Kong entity."""
+class Entity(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, gc=False):
+    """Base of every Kong entity. ``gc=False``: an entity never references itself or a
+    container that references it, so the cycle collector need not track 100,000s of them."""
 
 
 class CidrPort(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -1004,29 +1005,17 @@ def _show(etype: str, field: str, value: Any, config: Config) -> Any:
 
 # ---------------------------------------------------------------------------------------
 # encodings
-_JSON_ENCODER = msgspec.json.Encoder(order="sorted")
 CONFIG_JSON_DECODER = msgspec.json.Decoder(Config)
 _MSGPACK_ENCODER = msgspec.msgpack.Encoder()
 CONFIG_MSGPACK_DECODER = msgspec.msgpack.Decoder(Config)
 
 
-def _canonical(v: Any) -> Any:
-    # 0 and 0.0 are the same setting (a float field's int default vs a loaded value);
-    # without this the hash would change on a round trip
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, dict):
-        return {k: _canonical(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_canonical(x) for x in v]
-    return v
-
-
 def config_hash(config: Config) -> str:
-    """md5 hex of a canonical (sorted-key JSON) encoding, as Kong's configuration_hash."""
-    import hashlib
-    return hashlib.md5(_JSON_ENCODER.encode(_canonical(msgspec.to_builtins(config)))
-                       ).hexdigest()
+    """md5 hex over per-entity digests (fastgw.config.digest), as Kong's configuration_hash:
+    the same content gives the same hash; a one-entity change costs one entity's digest."""
+    from fastgw.config.digest import config_hash as _hash
+
+    return _hash(config, ENTITY_TYPES)
 
 
 def encode_config(config: Config) -> bytes:

@@ -26,6 +26,7 @@ import msgspec
 from fastgw.config import declarative, model
 from fastgw.config.errors import (ConfigError, EntityNotFound, ErrorList, ForeignKeysUnresolved,
                                   ForeignKeyViolation, UniqueViolation)
+from fastgw.config.index import EntityIndex
 from fastgw.config.model import (CASCADE, ENDPOINT_KEY, ENTITY_TYPES, FOREIGN, Config, Entity,
                                  config_hash, is_uuid)
 
@@ -44,7 +45,10 @@ class ConfigStore:
                  persist_path: str | None = None, *, source_path: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
-        self._hash = config_hash(config)
+        # computed when first read (GET /status): a write does not pay for hashing
+        self._hash: str | None = None
+        # per entity type: lookups by id / endpoint key / unique key (fastgw.config.index)
+        self._indexes: dict[str, EntityIndex] = {}
         self._apply = apply
         self.persist_path = persist_path
         self.source_path = source_path
@@ -59,7 +63,17 @@ class ConfigStore:
 
     @property
     def hash(self) -> str:
-        return self._hash
+        h = self._hash
+        if h is None:
+            h = self._hash = config_hash(self._config)
+        return h
+
+    def _index(self, etype: str) -> EntityIndex:
+        items = getattr(self._config, etype)
+        idx = self._indexes.get(etype)
+        if idx is None or idx.items is not items:
+            idx = self._indexes[etype] = EntityIndex(etype, items)
+        return idx
 
     @property
     def persistence(self) -> str:
@@ -71,19 +85,24 @@ class ConfigStore:
             "persistence": self.persistence,
             "persist_path": self.persist_path,
             "source_path": self.source_path,
-            "config_hash": self._hash,
+            "config_hash": self.hash,
             "version": self.version,
             "entities": {t: len(getattr(self._config, t)) for t in ENTITY_TYPES},
         }
 
     # ----------------------------------------------------------------- whole config
-    def replace(self, new: Config) -> None:
-        """Swap in a whole new config (POST /config, file reload, SIGHUP)."""
-        errors = model.check_integrity(new)
-        if errors:
-            raise ConfigError(errors)
+    def replace(self, new: Config, *, checked: bool = False,
+                config_hash: str | None = None) -> None:
+        """Swap in a whole new config (POST /config, file reload, SIGHUP). `checked`: the
+        caller ran model.check_integrity already (off the event loop); `config_hash`: its
+        hash, when the caller computed it there too."""
+        if not checked:
+            errors = model.check_integrity(new)
+            if errors:
+                raise ConfigError(errors)
         with self._lock:
             self._commit(new)
+            self._hash = config_hash
 
     def _commit(self, new: Config) -> None:
         try:
@@ -94,7 +113,7 @@ class ConfigStore:
             log.exception("the runtime refused the configuration")
             raise ConfigError([("", f"cannot apply the configuration: {e}")]) from None
         self._config = new
-        self._hash = config_hash(new)
+        self._hash = None
         self.version += 1
         if self.persist_path:
             self._persist(new)
@@ -132,10 +151,7 @@ class ConfigStore:
         return [e for e in self.list(etype, scope) if not self.expired(e)]
 
     def get_by_id(self, etype: str, id_: str) -> Any | None:
-        for e in getattr(self._config, etype):
-            if e.id == id_:
-                return e
-        return None
+        return self._index(etype).by_id.get(id_)
 
     def expired(self, ent: Any) -> bool:
         """A credential created with a `ttl` that has passed (Kong's DAO ttl: gone)."""
@@ -155,19 +171,22 @@ class ConfigStore:
         return None if found is not None and self.expired(found) else found
 
     def _find(self, etype: str, key: str, scope: dict[str, str] | None = None) -> Any | None:
-        items = self.list(etype, scope)
+        idx = self._index(etype)
+
+        def in_scope(e: Any) -> bool:
+            return not scope or all(getattr(e, f) == v for f, v in scope.items())
+
         if is_uuid(key):
-            k = key.lower()
-            for e in items:
-                if e.id == k:
-                    return e
+            e = idx.by_id.get(key.lower())
+            if e is not None and in_scope(e):
+                return e
         field = ENDPOINT_KEY.get(etype)
         if field is None:
             return None
         if etype == "targets":
             key = model.normalize_target(key) or key
-        for e in items:
-            if getattr(e, field) == key:
+        for e in idx.with_key(key):
+            if in_scope(e):
                 return e
         return None
 
@@ -207,7 +226,7 @@ class ConfigStore:
             ent = self._build(etype, data, forced, existing=None)
             self._check_unique(etype, ent, exclude=None)
             items = [*getattr(self._config, etype), ent]
-            self._commit_entities(etype, items)
+            self._commit_entities(etype, items, None, ent)
             return ent
 
     def upsert(self, etype: str, key: str, data: dict[str, Any],
@@ -236,7 +255,7 @@ class ConfigStore:
                 items[items.index(existing)] = ent
             else:
                 items.append(ent)
-            self._commit_entities(etype, items)
+            self._commit_entities(etype, items, existing, ent)
             return ent, existing is None
 
     def update(self, etype: str, key: str, data: dict[str, Any],
@@ -269,7 +288,7 @@ class ConfigStore:
             self._check_unique(etype, ent, exclude=existing.id)
             items = list(getattr(self._config, etype))
             items[items.index(existing)] = ent
-            self._commit_entities(etype, items)
+            self._commit_entities(etype, items, existing, ent)
             return ent
 
     def delete(self, etype: str, key: str, scope: dict[str, str] | None = None) -> bool:
@@ -347,27 +366,43 @@ class ConfigStore:
         return ent
 
     def _check_unique(self, etype: str, ent: Any, exclude: str | None) -> None:
-        for other in getattr(self._config, etype):
-            if other.id == exclude or self.expired(other):
-                continue
-            if other.id == ent.id:
-                raise UniqueViolation(etype, {"id": ent.id})
-            for fields, vals in model.unique_values(etype, ent):
-                if tuple(getattr(other, f) for f in fields) == vals:
-                    shown = {f: v for f, v in zip(fields, vals) if v is not None}
-                    if len(fields) > 1 and "name" in fields:  # plugin scope: show the name
-                        shown = {f: ({"id": v} if f in FOREIGN[etype] else v)
-                                 for f, v in shown.items()}
-                    raise UniqueViolation(etype, shown)
+        idx = self._index(etype)
+        same = idx.by_id.get(ent.id)
+        if ent.id != exclude and same is not None and not self.expired(same):
+            raise UniqueViolation(etype, {"id": ent.id})
+        for fields, vals in idx.unique_keys(ent):
+            other = idx.by_unique.get((fields, vals))
+            if other is not None and other != exclude and not self._expired_id(idx, other):
+                shown = {f: v for f, v in zip(fields, vals) if v is not None}
+                if len(fields) > 1 and "name" in fields:  # plugin scope: show the name
+                    shown = {f: ({"id": v} if f in FOREIGN[etype] else v)
+                             for f, v in shown.items()}
+                raise UniqueViolation(etype, shown)
 
-    def _commit_entities(self, etype: str, items: list[Any]) -> None:
-        # expired credentials leave the config with the next change of their type
-        items = [e for e in items if not self.expired(e)]
-        new = msgspec.structs.replace(self._config, **{etype: items})
-        errors = model.check_integrity(new)
+    def _expired_id(self, idx: Any, eid: Any) -> bool:
+        # an expired credential (Kong's DAO ttl) no longer holds its unique values
+        e = idx.by_id.get(eid) if isinstance(eid, str) else None
+        return e is not None and self.expired(e)
+
+    def _commit_entities(self, etype: str, items: list[Any], removed: Any | None,
+                         added: Any) -> None:
+        """Commit a list that differs from the current one by `removed` -> `added` (the
+        uniqueness of `added` is already checked): only its references need checking, and the
+        indexes move along instead of being rebuilt."""
+        errors: ErrorList = []
+        for field, parent in FOREIGN[etype].items():
+            ref = getattr(added, field)
+            if ref is not None and ref not in self._index(parent).by_id:
+                errors.append((f"{etype}[{len(items) - 1}].{field}",
+                               f"invalid reference '{field}: {ref}' (no such entry in "
+                               f"'{parent}')"))
         if errors:
             raise ConfigError(errors)
-        self._commit(new)
+        old = self._indexes.get(etype)
+        was_current = old is not None and old.items is getattr(self._config, etype)
+        self._commit(msgspec.structs.replace(self._config, **{etype: items}))
+        if was_current:
+            old.moved(items, removed, added)
 
 
 def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -386,7 +386,7 @@ _PRECEDENCE = tuple(s for s in _PRECEDENCE_WITH_CONSUMER if not s[2])
 class ChainIndex:
     """All chains of one snapshot. ``for_route`` is a dict lookup after the first call."""
 
-    __slots__ = ("env", "instances", "_by_name", "_memo", "_consumer_ids", "_empty")
+    __slots__ = ("env", "instances", "_by_name", "_memo", "_consumer_ids", "_empty", "_shared")
 
     def __init__(self, instances: list[_Instance], env: PluginEnv) -> None:
         self.env = env
@@ -400,6 +400,9 @@ class ChainIndex:
         self._by_name = by_name
         self._consumer_ids = consumer_ids
         self._memo: dict[tuple[Any, Any], Chain | None] = {}
+        # one Chain per distinct selection of instances: 10,000 routes under the same global
+        # plugins share one Chain (a Chain holds nothing route-specific)
+        self._shared: dict[tuple[Any, ...], Chain] = {}
         self._empty = not instances
 
     def close(self) -> None:
@@ -447,6 +450,15 @@ class ChainIndex:
             picked = self._pick(route_id, service_id, cid)
             if [id(i) for i in picked] != [id(i) for i in base_picked]:
                 consumer_picked[cid] = picked
+        key = (tuple(id(i) for i in base_picked),
+               tuple((cid, tuple(id(i) for i in p)) for cid, p in sorted(consumer_picked.items())))
+        chain = self._shared.get(key)
+        if chain is None:
+            chain = self._shared[key] = self._resolve_picked(base_picked, consumer_picked)
+        return chain
+
+    def _resolve_picked(self, base_picked: list[_Instance],
+                        consumer_picked: dict[str, list[_Instance]]) -> Chain:
         everything = base_picked + [i for p in consumer_picked.values() for i in p]
         if not any(i.protocols is not None and not _WEB <= i.protocols for i in everything):
             return self._variant(base_picked, consumer_picked, None)
