@@ -18,10 +18,12 @@ from typing import Any
 import msgspec
 import pytest
 
+from fastgw._core.native import _AUTH_KERNELS as native_kernels
 from fastgw._core.proxy import ProxyCore
 from fastgw.config import declarative, model
 from fastgw.config.digest import _CACHE as DIGESTS
-from fastgw.config.errors import ConfigError, EntityNotFound, ForeignKeyViolation, UniqueViolation
+from fastgw.config.errors import (ConfigError, EntityNotFound, ForeignKeysUnresolved,
+                                  ForeignKeyViolation, UniqueViolation)
 from fastgw.config.snapshot import Compiler
 from fastgw.config.store import ConfigStore
 from fastgw.gateway import Gateway
@@ -72,12 +74,10 @@ def _observe(snap: Any, reqs: list[tuple[bytes, bytes, bytes]]) -> dict[str, Any
             if inst.name != "key-auth":
                 continue
             p = inst.plugin
-            keys = {k: (c.id, c.username, cr.id) for k, (c, cr) in p._keys.items()}
-            idx = getattr(p, "_native_index", None)
-            if idx is not None:
-                native = {k.decode("latin-1"): (r.consumer.id, r.consumer.username,
-                                                r.credential.id)
-                          for k, r in idx.by_bytes.items()}
+            keys = {k: (c.id, c.username, cr.id) for k, (c, cr) in p.keys.items()}
+            kernel = native_kernels.get(p)   # the compiled chain's key-auth, when built
+            if kernel is not None:
+                native = {k: (c.id, c.username, cr.id) for k, (c, cr) in kernel.keys.items()}
     balancers = {name: sorted((t.name, t.weight) for t in b.targets)
                  for name, b in snap.balancers.items()}
     return {"routes": routes, "matched": matched, "keys": keys, "native": native,
@@ -191,7 +191,7 @@ async def _refused_write() -> None:
         snap, cfg = gw.snapshot, store.config
         with pytest.raises(UniqueViolation):
             store.create("routes", {"name": "r3", "paths": ["/dup"], "service": {"name": "s1"}})
-        with pytest.raises(ForeignKeyViolation):
+        with pytest.raises(ForeignKeysUnresolved):   # by name: Kong's code 13
             store.create("routes", {"name": "x", "paths": ["/x"], "service": {"name": "nope"}})
         with pytest.raises(ConfigError):
             store.create("plugins", {"name": "rate-limiting", "route": {"name": "r1"},

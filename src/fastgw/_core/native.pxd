@@ -49,7 +49,7 @@ cdef class ConsumerRecord:
 
 cdef class Records:
     cdef readonly list items            # by index (NativeReq.consumer - 1)
-    cdef dict by_cred                   # id(credential) -> ConsumerRecord
+    cdef dict by_cred                   # (id(consumer), id(credential)) -> ConsumerRecord
 
     cdef ConsumerRecord get(self, consumer, credential, identifier)
 
@@ -63,7 +63,7 @@ cdef class KeyAuthKernel:
     cdef bint preflight
     cdef list lnames                    # lowercase header names (bytes), in config order
     cdef list names                     # [(name str, qname bytes, qname_enc bytes | None)]
-    cdef dict keys                      # the plugin's key str -> (consumer, credential)
+    cdef readonly dict keys             # the plugin's key str -> (consumer, credential)
     cdef readonly Records records
     cdef bytes challenge
     cdef bytes body_none

@@ -16,6 +16,7 @@ class Records:
     items: list[ConsumerRecord]
 
 class KeyAuthKernel:
+    keys: dict[str, tuple[Any, Any]]
     records: Records
     def __init__(self, plugin: Any) -> None: ...
 

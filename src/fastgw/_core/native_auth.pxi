@@ -50,14 +50,16 @@ cdef class Records:
         self.by_cred = {}
 
     cdef ConsumerRecord get(self, consumer, credential, identifier):
-        # keyed by the credential object: it lives as long as the snapshot that holds this
-        cdef object o = self.by_cred.get(id(credential))
+        # keyed by the (consumer, credential) objects, which the record holds (so neither id
+        # is reused while it exists): a consumer renamed in place gets a record of its own
+        cdef tuple key = (id(consumer), id(credential))
+        cdef object o = self.by_cred.get(key)
         cdef ConsumerRecord rec
         if o is not None:
             return <ConsumerRecord>o
         rec = ConsumerRecord(len(self.items), consumer, credential, identifier)
         self.items.append(rec)
-        self.by_cred[id(credential)] = rec
+        self.by_cred[key] = rec
         return rec
 
 

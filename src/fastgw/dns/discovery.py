@@ -54,6 +54,7 @@ class Discovery:
         self._heap: list[tuple[float, str]] = []
         self._due: dict[str, float] = {}
         self._wake: asyncio.Event | None = None
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._sem: asyncio.Semaphore | None = None
         self._lookups: set[asyncio.Task[None]] = set()
@@ -91,6 +92,7 @@ class Discovery:
         if self._task is not None:
             return
         self._wake = asyncio.Event()
+        self._stopping = False
         self._sem = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -106,16 +108,23 @@ class Discovery:
             log.warning("dns: not every name resolved within %gs; serving anyway", timeout)
 
     async def stop(self) -> None:
+        # the refresh loop is woken to end by itself: cancelling it inside asyncio.wait_for
+        # can leave the stop waiting forever on CPython 3.11's stock loop
         task, self._task = self._task, None
-        tasks = [t for t in (task, *self._lookups) if t is not None]
-        for t in tasks:
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+        lookups = list(self._lookups)
+        for t in lookups:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*lookups, return_exceptions=True)
+        if task is not None:
+            await task
 
     # -- the refresh loop ---------------------------------------------------------------------
     async def _run(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._stopping:
             now = self.resolver.clock()
             while self._heap and self._heap[0][0] <= now:
                 at, name = heapq.heappop(self._heap)
@@ -127,6 +136,8 @@ class Discovery:
                     self._lookups.add(task)
                     task.add_done_callback(self._lookups.discard)
             delay = self._heap[0][0] - now if self._heap else 3600.0
+            if self._stopping:
+                return
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), max(delay, 0.0))
