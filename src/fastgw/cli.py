@@ -185,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                      error_log_default=None)
     try:
         plan.limits = limits_from_args(args)
-        if plan.tls:
+        if plan.tls or plan.ssl_cert or plan.ssl_cert_key:
             # checks the files, or makes the self-signed default once, before any worker
             # forks, so every worker serves the same default certificate
             from fastgw.tls import load_default_pairs

@@ -45,7 +45,7 @@ def test_errors_name_their_paths(ca):
     assert errs["certificates[0]"] == "certificate does not match key"
     assert errs["certificates[1].cert"].startswith("invalid certificate")
     assert "uniqueness violation: 'snis' entity with name set to 'dup.test'" in \
-        errs["certificates[2].snis[1].name"]
+        errs["certificates[2].snis[1]"]   # on the entity, as Kong's declarative errors
     assert errs["certificates[2].snis[2].name"] == "must not be an IP"
     errs = _errors({"_format_version": "3.0", "services": [
         {"name": "s", "url": "https://127.0.0.1:1", "ca_certificates": [

@@ -68,7 +68,8 @@ def render(cfg: Config, cert: Any) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------- /certificates
 def _certificates(api: AdminAPI, segs: list[str]) -> Handlers | None:
-    from fastgw.admin.app import HTTPError, _paginate
+    from fastgw.admin.errors import HTTPError
+    from fastgw.admin.paging import paginate as _paginate
 
     store = api.store
     n = len(segs)
@@ -221,7 +222,7 @@ def _write(api: AdminAPI, existing: Any | None, data: dict[str, Any], method: st
 
 # ------------------------------------------------------------------------- /ca_certificates
 def _delete_ca(api: AdminAPI, key: str) -> Any:
-    from fastgw.admin.app import HTTPError
+    from fastgw.admin.errors import HTTPError
 
     store = api.store
     ca = store.find("ca_certificates", key)

@@ -396,6 +396,14 @@ class ConfigStore:
                 errors.append((f"{etype}[{len(items) - 1}].{field}",
                                f"invalid reference '{field}: {ref}' (no such entry in "
                                f"'{parent}')"))
+        if etype == "services" and getattr(added, "ca_certificates", None):
+            # an array of ids, not a foreign key (fastgw.config.certificates.check_ca_refs)
+            cas = self._index("ca_certificates").by_id
+            for j, ref in enumerate(added.ca_certificates):
+                if ref not in cas:
+                    errors.append((f"services[{len(items) - 1}].ca_certificates[{j}]",
+                                   f"invalid reference 'ca_certificates: {ref}' (no such "
+                                   "entry in 'ca_certificates')"))
         if errors:
             raise ConfigError(errors)
         old = self._indexes.get(etype)
