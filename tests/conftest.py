@@ -8,6 +8,9 @@ Fixtures:
     fastgw           function scope start(config, workers=1, extra_args=(), **kw) ->
                                     a started FastgwProcess; all stopped after the test, and
                                     their logs printed when the test failed
+    kong_echo        module scope   EchoUpstream shared by a module's Kong spec cases
+    kong_gateway     module scope   FastgwProcess with its Admin API, empty config; each
+                                    Kong spec case loads its own through `POST /config`
 A fixture skips its test only when the server's binary is not installed.
 """
 from __future__ import annotations
@@ -80,6 +83,25 @@ def nginx_upstream() -> Iterator[NginxUpstream]:
     _require("nginx", "nginx-light")
     with NginxUpstream(servers=3) as up:
         yield up
+
+
+@pytest.fixture(scope="module")
+def kong_echo() -> Iterator[EchoUpstream]:
+    up = EchoUpstream().start()
+    try:
+        yield up
+    finally:
+        up.stop()
+
+
+@pytest.fixture(scope="module")
+def kong_gateway() -> Iterator[FastgwProcess]:
+    gw = FastgwProcess({"_format_version": "3.0"}, wait_admin=True).start()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+        gw.cleanup()
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
 
+from fastgw._core.ascii cimport ieq_lower
 from fastgw._core.ratelimit cimport RL_FAIL_OPEN, SharedCounters
 
 import orjson
@@ -36,18 +37,6 @@ cdef void buf_put_int(Buf* b, int64_t v) noexcept:
         i -= 1
         tmp[i] = b'-'
     buf_put(b, tmp + i, 24 - i)
-
-
-cdef inline bint _ieq(const char* a, const char* lower, Py_ssize_t n) noexcept:
-    cdef Py_ssize_t i
-    cdef char c
-    for i in range(n):
-        c = a[i]
-        if b'A' <= c <= b'Z':
-            c = c + 32
-        if c != lower[i]:
-            return False
-    return True
 
 
 # ------------------------------------------------------------------------- UTC calendar
@@ -285,7 +274,7 @@ cdef class WindowLimiter:
         if n >= 64 or not (self.strip_lens & (<uint64_t>1 << n)):
             return False
         for i in range(self.n_strip):
-            if self.strip_len[i] == n and _ieq(name, PyBytes_AS_STRING(self.strip_blob)
+            if self.strip_len[i] == n and ieq_lower(name, PyBytes_AS_STRING(self.strip_blob)
                                                + self.strip_off[i], n):
                 return True
         return False

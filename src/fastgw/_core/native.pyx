@@ -28,6 +28,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcmp
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
+from fastgw._core.ascii cimport ieq_lower
 from fastgw._core.http_parser cimport Header, M_OPTIONS, RequestParser
 from fastgw._core.jwt cimport JwtKey, JwtVerdict, JwtVerifier
 from fastgw._core.metrics cimport MF_LATENCY, MF_SOURCE_KONG, SharedMetrics
@@ -62,19 +63,6 @@ cdef bytes KA_BODY_INVALID = _kept_json({"message": "Unauthorized"})
 # -------------------------------------------------------------------------------------------
 # small C helpers
 
-cdef inline bint _ieq(const char* a, const char* lower, Py_ssize_t n) noexcept:
-    # ASCII case-insensitive compare of a with an already lowercase name
-    cdef Py_ssize_t i
-    cdef char c
-    for i in range(n):
-        c = a[i]
-        if b'A' <= c <= b'Z':
-            c = c + 32
-        if c != lower[i]:
-            return False
-    return True
-
-
 cdef inline bint _contains(const char* s, Py_ssize_t n, bytes needle) noexcept:
     # bytes.__contains__ for short query strings
     cdef Py_ssize_t m = PyBytes_GET_SIZE(needle)
@@ -90,13 +78,13 @@ cdef inline bint _contains(const char* s, Py_ssize_t n, bytes needle) noexcept:
 
 cdef bint is_consumer_header(const char* name, Py_ssize_t n) noexcept:
     if n == 13:
-        return _ieq(name, b"x-consumer-id", 13)
+        return ieq_lower(name, b"x-consumer-id", 13)
     if n == 20:
-        return _ieq(name, b"x-consumer-custom-id", 20) or _ieq(name, b"x-anonymous-consumer", 20)
+        return ieq_lower(name, b"x-consumer-custom-id", 20) or ieq_lower(name, b"x-anonymous-consumer", 20)
     if n == 19:
-        return _ieq(name, b"x-consumer-username", 19)
+        return ieq_lower(name, b"x-consumer-username", 19)
     if n == 23:
-        return _ieq(name, b"x-credential-identifier", 23)
+        return ieq_lower(name, b"x-credential-identifier", 23)
     return False
 
 

@@ -111,7 +111,7 @@ cdef class KeyAuthKernel:
                 count = 0
                 for j in range(p.n_headers):
                     h = &p.headers[j]
-                    if h.name_len == ln and _ieq(head + h.name_off, lp, ln):
+                    if h.name_len == ln and ieq_lower(head + h.name_off, lp, ln):
                         if count == 0:
                             found_h = h
                         count += 1
@@ -242,7 +242,7 @@ cdef class JwtKernel:
             ln = PyBytes_GET_SIZE(lname)
             for j in range(p.n_headers):
                 h = &p.headers[j]
-                if h.name_len == ln and _ieq(head + h.name_off, PyBytes_AS_STRING(lname), ln):
+                if h.name_len == ln and ieq_lower(head + h.name_off, PyBytes_AS_STRING(lname), ln):
                     # the first line of that name, as Request.get_header_bytes
                     t = _bearer(head + h.value_off, h.value_len)
                     if t is not None:

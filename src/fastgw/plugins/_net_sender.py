@@ -164,20 +164,30 @@ def _forget_closed_loops(registry: dict[Any, Any]) -> None:
         del registry[k]
 
 
-async def flush_all(timeout: float = 5.0) -> None:
+async def flush_registry(registry: dict[Any, Any], timeout: float) -> None:
+    """Wait until every sender of the running loop in `registry` has sent what it holds."""
     loop = asyncio.get_running_loop()
-    for s in list(_senders.values()):
+    for s in list(registry.values()):
         if s.loop is loop:
             await s.idle(timeout)
 
 
-async def close_all() -> None:
+async def close_registry(registry: dict[Any, Any]) -> None:
+    """Stop and forget every sender of the running loop in `registry` (at shutdown)."""
     loop = asyncio.get_running_loop()
-    for k, s in list(_senders.items()):
+    for k, s in list(registry.items()):
         if s.loop is loop:
             s.task.cancel()
             try:
                 await s.task
             except (asyncio.CancelledError, Exception):
                 pass
-            del _senders[k]
+            del registry[k]
+
+
+async def flush_all(timeout: float = 5.0) -> None:
+    await flush_registry(_senders, timeout)
+
+
+async def close_all() -> None:
+    await close_registry(_senders)

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 import orjson
 
+from ._net_sender import close_registry, flush_registry
 from .base import Plugin, PluginEnv, field_error
 from .log_serializer import serialize
 
@@ -180,23 +181,12 @@ def sender_for(conf: HttpLogConfig) -> _Sender | None:
 
 
 async def flush_all(timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    for s in list(_senders.values()):
-        if s.loop is loop:
-            await s.idle(timeout)
+    await flush_registry(_senders, timeout)
 
 
 async def close_all() -> None:
     """Stop every sender of the running loop (after flush_all, at shutdown)."""
-    loop = asyncio.get_running_loop()
-    for key, s in list(_senders.items()):
-        if s.loop is loop:
-            s.task.cancel()
-            try:
-                await s.task
-            except (asyncio.CancelledError, Exception):
-                pass
-            del _senders[key]
+    await close_registry(_senders)
 
 
 class HttpLog(Plugin):
