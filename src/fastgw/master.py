@@ -22,7 +22,7 @@ from typing import Any
 from fastgw.conf.plan import RunPlan
 from fastgw.serve import (QUIT_DRAIN_TIMEOUT, announce, bind_error, check_access_log,
                           detach_database, make_gateway, prefork, probe_bind, reloader,
-                          reopen_logs, start_dashboard, stop_gateway, unpublish,
+                          reopen_logs, start_dashboard, start_demo, stop_gateway, unpublish,
                           wait_for_stop_signal)
 
 log = logging.getLogger("fastgw")
@@ -200,14 +200,7 @@ class Master:
         import orjson
 
         loop = asyncio.get_running_loop()
-        demo_servers = []
-        if self.demo:
-            from fastgw.demo import DEMO_PORTS, start_demo_upstreams
-
-            try:
-                demo_servers = await start_demo_upstreams()
-            except OSError as e:
-                raise bind_error("demo upstreams", ("127.0.0.1", DEMO_PORTS[0]), e) from None
+        demo_servers = await start_demo(self.demo)
         # The master's own Gateway validates every change by compiling it (no listener).
         self.gw = gw = make_gateway(self.plan, config, proxy=False, active_health=False)
         # the workers' finished traces, for GET /debug/traces/{id} on the master's Admin API

@@ -42,6 +42,18 @@ def bind_error(what: str, addr: tuple[str, int], e: OSError) -> SettingsError:
     return SettingsError(f"cannot listen on {addr[0]}:{addr[1]} ({what}): {why}")
 
 
+async def start_demo(enabled: bool) -> list[Any]:
+    """The demo upstreams the embedded default config routes to (none unless `enabled`)."""
+    if not enabled:
+        return []
+    from fastgw.demo import DEMO_PORTS, start_demo_upstreams
+
+    try:
+        return await start_demo_upstreams()
+    except OSError as e:
+        raise bind_error("demo upstreams", ("127.0.0.1", DEMO_PORTS[0]), e) from None
+
+
 def probe_bind(what: str, addr: tuple[str, int]) -> int:
     """Bind without SO_REUSEPORT and close: fails when any process holds the port, including
     one that would share it with SO_REUSEPORT (workers of another fastgw). Returns the port
@@ -210,14 +222,7 @@ def local_traffic(gw: Any) -> Callable[[], dict[str, Any]]:
 
 async def serve_single(plan: RunPlan) -> None:
     loop = asyncio.get_running_loop()
-    demo_servers = []
-    if plan.demo:
-        from fastgw.demo import DEMO_PORTS, start_demo_upstreams
-
-        try:
-            demo_servers = await start_demo_upstreams()
-        except OSError as e:
-            raise bind_error("demo upstreams", ("127.0.0.1", DEMO_PORTS[0]), e) from None
+    demo_servers = await start_demo(plan.demo)
     check_access_log(plan)
     gw = make_gateway(plan, plan.config)
     try:
