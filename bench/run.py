@@ -421,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _sigterm)
+    # A shell starts background jobs with SIGINT ignored and Python keeps that: take it back,
+    # so an interrupt still stops every server.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     load_before = os.getloadavg()[0]
     cpus = os.cpu_count() or 1
     if load_before > BUSY_LOAD * cpus:
