@@ -20,10 +20,10 @@ import time
 from typing import Any
 
 from fastgw.conf.plan import RunPlan
-from fastgw.serve import (QUIT_DRAIN_TIMEOUT, announce, bind_error, check_access_log,
+from fastgw.serve import (QUIT_DRAIN_TIMEOUT, announce, check_access_log,
                           detach_database, make_gateway, prefork, probe_bind, reloader,
-                          reopen_logs, start_dashboard, start_demo, stop_gateway, unpublish,
-                          wait_for_stop_signal)
+                          reopen_logs, start_control_listeners, start_dashboard, start_demo,
+                          stop_gateway, unpublish, wait_for_stop_signal)
 
 log = logging.getLogger("fastgw")
 
@@ -222,26 +222,12 @@ class Master:
                 _send(w["wfd"], delta)
 
         plan = self.plan
-        admin_addr = None
         if plan.database is not None:
             from fastgw.cluster.pg.runtime import attach
 
             attach(plan, gw, apply)
         try:
-            if plan.admin_listen:
-                try:
-                    await gw.start_admin(plan.admin_listen, token=plan.settings.admin_token,
-                                         persist_path=plan.settings.admin_persist,
-                                         config_source=None if self.demo else plan.config_path,
-                                         apply=apply, store=gw.store)
-                except OSError as e:
-                    raise bind_error("admin_listen", plan.admin_listen, e) from None
-                admin_addr = (plan.admin_listen[0], gw.admin.port)
-            if plan.status_listen:
-                try:
-                    await gw.start_status(plan.status_listen)
-                except OSError as e:
-                    raise bind_error("status_listen", plan.status_listen, e) from None
+            admin_addr = await start_control_listeners(plan, gw, apply)
             if plan.dashboard_listen:
                 self.dashboard = await start_dashboard(plan, gw, self.traffic)
         except Exception:

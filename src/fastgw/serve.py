@@ -42,6 +42,29 @@ def bind_error(what: str, addr: tuple[str, int], e: OSError) -> SettingsError:
     return SettingsError(f"cannot listen on {addr[0]}:{addr[1]} ({what}): {why}")
 
 
+async def start_control_listeners(plan: RunPlan, gw: Any,
+                                  apply: Callable[[Any], None] | None = None
+                                  ) -> tuple[str, int] | None:
+    """The Admin API and status listeners the plan asks for; returns the Admin API's address
+    (None without one). `apply` is how the master hands accepted configs to its workers."""
+    admin_addr = None
+    if plan.admin_listen:
+        try:
+            await gw.start_admin(plan.admin_listen, token=plan.settings.admin_token,
+                                 persist_path=plan.settings.admin_persist,
+                                 config_source=None if plan.demo else plan.config_path,
+                                 apply=apply, store=gw.store)
+        except OSError as e:
+            raise bind_error("admin_listen", plan.admin_listen, e) from None
+        admin_addr = (plan.admin_listen[0], gw.admin.port)
+    if plan.status_listen:
+        try:
+            await gw.start_status(plan.status_listen)
+        except OSError as e:
+            raise bind_error("status_listen", plan.status_listen, e) from None
+    return admin_addr
+
+
 async def start_demo(enabled: bool) -> list[Any]:
     """The demo upstreams the embedded default config routes to (none unless `enabled`)."""
     if not enabled:
@@ -230,26 +253,12 @@ async def serve_single(plan: RunPlan) -> None:
     except OSError as e:
         await stop_gateway(gw, 0)
         raise bind_error("proxy_listen", plan.listen, e) from None
-    admin_addr = None
     if plan.database is not None:
         from fastgw.cluster.pg.runtime import attach
 
         attach(plan, gw, gw.update)
     try:
-        if plan.admin_listen:
-            try:
-                await gw.start_admin(plan.admin_listen, token=plan.settings.admin_token,
-                                     persist_path=plan.settings.admin_persist,
-                                     config_source=None if plan.demo else plan.config_path,
-                                     store=gw.store)
-            except OSError as e:
-                raise bind_error("admin_listen", plan.admin_listen, e) from None
-            admin_addr = (plan.admin_listen[0], gw.admin.port)
-        if plan.status_listen:
-            try:
-                await gw.start_status(plan.status_listen)
-            except OSError as e:
-                raise bind_error("status_listen", plan.status_listen, e) from None
+        admin_addr = await start_control_listeners(plan, gw)
         dashboard = None
         if plan.dashboard_listen:
             dashboard = await start_dashboard(plan, gw, local_traffic(gw))
